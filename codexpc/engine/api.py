@@ -1,0 +1,82 @@
+"""The engine's contract with the daemon: submit prompt ids, iterate sampled ids, cancel.
+
+Every engine (the plain PyTorch engine, the fast paged engine, the scripted playback engine
+for protocol tests) implements `Engine`. The daemon never sees tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+# Why a generation ended:
+# - "stop": a token from `stop_token_ids` was sampled (and was yielded as the last token);
+# - "length": `max_new_tokens` tokens were produced;
+# - "context": prompt + output reached the model's context window;
+# - "cancelled": the caller cancelled;
+# - "error": the engine failed (the message is on the last event).
+FinishReason = Literal["stop", "length", "context", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0  # 0 means greedy
+    top_p: float = 1.0
+    seed: int | None = None  # same seed, same prompt: same tokens
+    max_new_tokens: int = 4096
+    stop_token_ids: frozenset[int] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        if self.max_new_tokens < 0:
+            raise ValueError("max_new_tokens must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    """One step of a generation. The last event has `finish_reason` set."""
+
+    token_id: int | None  # None only on a last event that carries no token
+    finish_reason: FinishReason | None = None
+    error: str | None = None  # with finish_reason "error"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    kind: str  # "torch", "paged", "scripted"
+    model: str  # the configured model name, e.g. "gpt-oss-20b"
+    checkpoint: str  # path, or a description for the scripted engine
+    device: str  # "cpu", "cuda:0", ...
+    context_length: int
+
+
+class Generation(Protocol):
+    """A running sequence. Iterate it for tokens; `cancel()` frees its memory at once."""
+
+    request_id: str
+    prompt_tokens: int
+    cached_tokens: int  # prompt tokens whose KV came from the prefix cache
+
+    def __aiter__(self) -> AsyncIterator[TokenEvent]: ...
+
+    async def cancel(self) -> None: ...
+
+
+class Engine(Protocol):
+    info: EngineInfo
+
+    def submit(self, prompt: Sequence[int], params: SamplingParams, request_id: str) -> Generation:
+        """Queue a sequence. Raises ContextLengthError if the prompt cannot fit at all."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """Numbers for /health and /metrics: running and waiting sequences, memory, cache hits."""
+        ...
+
+    async def close(self) -> None:
+        """Cancel every sequence and release the device memory."""
+        ...

@@ -1,0 +1,1 @@
+"""The Harmony layer: requests to prompt tokens, and sampled tokens to typed events."""
