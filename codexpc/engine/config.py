@@ -53,5 +53,5 @@ TINY = ModelConfig(
     num_key_value_heads=2,
     sliding_window=8,
     initial_context_length=64,
-    context_length=2048,
+    context_length=32768,  # Codex prompts are 10k+ tokens; the tiny model must take them
 )
