@@ -1,0 +1,154 @@
+"""load_config: the file, the environment and the CLI, and an error naming each bad setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codexpc import settings
+from codexpc.config import DaemonConfig, load_config
+from codexpc.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in (settings.ENV_PORT, settings.ENV_DEVICE, settings.ENV_CONFIG):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config"))
+    monkeypatch.setenv(settings.ENV_RUNTIME_DIR, str(tmp_path / "run"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_a_file(tmp_path: Path) -> None:
+    config = load_config()
+    assert config.default_model == "gpt-oss-20b"
+    assert config.listen.hosts == ("127.0.0.1", "::1")
+    assert config.listen.port == settings.DEFAULT_PORT
+    assert config.listen.socket_path == tmp_path / "run" / "codexpc.sock"
+    assert config.config_path is None
+    assert config.find_model("gpt-oss:20b") is config.model
+
+
+def test_file_models_aliases_and_sections(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+default_model = "gpt-oss-120b"
+device = "cuda:1"
+default_reasoning_effort = "high"
+[listen]
+port = 9000
+hosts = ["127.0.0.1"]
+socket = "/tmp/x/codexpc.sock"
+[limits]
+max_output_tokens = 1000
+default_max_output_tokens = 500
+shutdown_timeout_s = 2
+[models."gpt-oss-20b"]
+checkpoint = "~/m/20b"
+[models."gpt-oss-120b"]
+checkpoint = "/m/120b"
+engine = "paged"
+aliases = ["big"]
+[models.toy]
+engine = "scripted"
+""",
+    )
+    config = load_config(path)
+    assert config.config_path == path
+    assert config.model.name == "gpt-oss-120b" and config.model.engine == "paged"
+    assert config.find_model("big") is config.find_model("gpt-oss:120b") is config.model
+    assert config.find_model("gpt-oss-20b").checkpoint == Path("~/m/20b").expanduser()  # type: ignore[union-attr]
+    assert config.find_model("toy").engine == "scripted"  # type: ignore[union-attr]
+    assert config.find_model("nope") is None
+    assert (config.device, config.default_reasoning_effort) == ("cuda:1", "high")
+    assert (config.listen.port, config.listen.hosts) == (9000, ("127.0.0.1",))
+    assert config.limits.max_output_tokens == 1000
+    assert config.limits.shutdown_timeout_s == 2.0
+
+
+def test_precedence_cli_over_env_over_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, 'device = "cpu"\n[listen]\nport = 9000\n')
+    monkeypatch.setenv(settings.ENV_PORT, "9100")
+    monkeypatch.setenv(settings.ENV_DEVICE, "cuda")
+    config = load_config(path)
+    assert (config.listen.port, config.device) == (9100, "cuda")
+    config = load_config(path, {"port": 9200, "device": None})
+    assert (config.listen.port, config.device) == (9200, "cuda")
+
+
+def test_default_file_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(settings.ENV_CONFIG, str(write(tmp_path, "[listen]\nport = 1234\n")))
+    assert load_config().listen.port == 1234
+
+
+def test_cli_model_checkpoint_and_engine(tmp_path: Path) -> None:
+    config = load_config(None, {"model": "gpt-oss:20b", "checkpoint": str(tmp_path), "engine": "torch"})
+    assert config.model.checkpoint == tmp_path
+    config = load_config(None, {"model": "gpt-oss-120b", "checkpoint": "/c"})
+    assert config.model.name == "gpt-oss-120b" and config.find_model("gpt-oss:120b") is config.model
+    assert config.find_model("gpt-oss-20b") is not None  # the built-in entry stays
+    config = load_config(None, {"model": "toy", "engine": "scripted"})
+    assert config.require_servable().engine == "scripted"
+
+
+def test_require_servable_needs_a_checkpoint() -> None:
+    with pytest.raises(ConfigError, match=r'models."gpt-oss-20b".checkpoint'):
+        load_config().require_servable()
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "names"),
+    [
+        ("[listen]\nport = 70000\n", {}, "listen.port"),
+        ("[listen]\nport = true\n", {}, "listen.port"),
+        ("[listen]\nhosts = ['example.com']\n", {}, "listen.hosts"),
+        ("[listen]\nhosts = ['0.0.0.0']\n", {}, "allow_non_loopback"),
+        ("[listen]\nhosts = ['0.0.0.0']\nallow_non_loopback = true\n", {}, "token_file"),
+        ("[listen]\ntcp = false\nunix = false\n", {}, "listen.tcp"),
+        ("[listen]\nbogus = 1\n", {}, "listen.bogus"),
+        ("[limits]\nqueue_size = 0\n", {}, "limits.queue_size"),
+        ("[limits]\nmax_output_tokens = 10\n", {}, "default_max_output_tokens"),
+        ('[models."m"]\nengine = "tpu"\n', {}, 'models."m".engine'),
+        ('[models."m"]\ncheckpoint = 3\n', {}, 'models."m".checkpoint'),
+        ('[models.a]\naliases = ["x"]\n[models.b]\naliases = ["x"]\n', {}, 'models."b"'),
+        ('default_model = "ghost"\n', {}, "default_model"),
+        ('default_reasoning_effort = "max"\n', {}, "default_reasoning_effort"),
+        ("wat = 1\n", {}, "wat"),
+        ("listen = 3\n", {}, "listen"),
+        ("", {"port": -1}, "--port"),
+        ("", {"effort": "extreme"}, "--effort"),
+        ("", {"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_values_name_the_setting(tmp_path: Path, text: str, overrides: dict, names: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), overrides)
+    assert names in str(info.value)
+
+
+def test_broken_or_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match="config.toml"):
+        load_config(write(tmp_path, "port = = 3"))
+
+
+def test_non_loopback_with_token_is_allowed(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    config = load_config(None, {"hosts": ["0.0.0.0"], "allow_non_loopback": True, "token_file": str(token)})
+    assert config.listen.hosts == ("0.0.0.0",) and config.listen.token_file == token
+    assert load_config(None, {"hosts": "localhost"}).listen.hosts == ("127.0.0.1",)
+
+
+def test_config_is_frozen() -> None:
+    config = load_config()
+    with pytest.raises(AttributeError):
+        config.device = "cpu"  # type: ignore[misc]
+    assert isinstance(config, DaemonConfig)
