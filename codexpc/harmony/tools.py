@@ -1,23 +1,33 @@
 """The tool registry of one request: which recipients the model may call, and their schemas.
 
 Built from the request's tools (Responses `function` and `namespace` tools, or Chat Completions
-`function` tools). Each tool's JSON schema is compiled once, when the registry is built; a
-finished call's arguments are then parsed and validated against it.
+`function` tools). Each tool's JSON schema is checked and compiled once, when the registry is
+built; a finished call's arguments are then parsed and validated against it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from jsonschema import Draft202012Validator, SchemaError, validators
+from jsonschema.exceptions import best_match
+from jsonschema.protocols import Validator
+
+from codexpc.errors import RequestError
 from codexpc.harmony.events import ToolCallError
 
 log = logging.getLogger(__name__)
 
 FUNCTIONS = "functions"  # Harmony's namespace for plain function tools
+MAX_TOOLS = 512  # a bound on what one request can make us compile
+# OpenAI's own rule for function names; it also keeps names safe inside a Harmony header
+# (no dots, which separate namespace and name; no spaces or special-token text).
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -27,7 +37,7 @@ class ToolSpec:
     namespace: str
     name: str
     description: str = ""
-    parameters: Mapping[str, Any] | None = None  # JSON schema of the arguments object
+    parameters: Mapping[str, Any] | None = None  # JSON schema of the arguments
 
     @property
     def recipient(self) -> str:
@@ -39,7 +49,7 @@ class Namespace:
     """A Harmony tool namespace as rendered in the developer message."""
 
     name: str
-    description: str
+    description: str = ""
     tools: tuple[ToolSpec, ...] = field(default_factory=tuple)
 
 
@@ -47,21 +57,48 @@ class ToolRegistry:
     """The tools offered to the model in one request, with compiled argument validators."""
 
     def __init__(self, namespaces: Sequence[Namespace] = ()) -> None:
-        raise NotImplementedError
+        self._namespaces = tuple(namespaces)
+        self._tools: dict[str, ToolSpec] = {}
+        self._validators: dict[str, Validator] = {}
+        for ns in self._namespaces:
+            for tool in ns.tools:
+                self._tools[tool.recipient] = tool
+                if tool.parameters is not None:
+                    self._validators[tool.recipient] = _compile(tool.recipient, tool.parameters)
+
+    def __len__(self) -> int:
+        return len(self._tools)
 
     def names(self) -> list[str]:
         """Every recipient offered, e.g. ["functions.shell", "multi_agent_v1.spawn_agent"]."""
-        raise NotImplementedError
+        return list(self._tools)
 
     def namespaces(self) -> list[Namespace]:
-        raise NotImplementedError
+        return list(self._namespaces)
 
     def get(self, recipient: str) -> ToolSpec | None:
-        raise NotImplementedError
+        return self._tools.get(recipient)
 
     def validate(self, recipient: str, arguments: str) -> ToolCallError | None:
         """None when the tool was offered and `arguments` is JSON valid against its schema."""
-        raise NotImplementedError
+        if recipient not in self._tools:
+            return ToolCallError(recipient, "$", f"no tool {recipient!r} was offered", "unknown_tool")
+        try:
+            value = json.loads(arguments)
+        except ValueError as exc:
+            return ToolCallError(recipient, "$", f"arguments are not JSON: {exc}", "invalid_json")
+        except RecursionError:  # the model's text is unbounded: "[[[[..." must not escape
+            return ToolCallError(recipient, "$", "arguments are nested too deeply", "invalid_json")
+        validator = self._validators.get(recipient)
+        if validator is None:
+            return None
+        try:
+            error = best_match(validator.iter_errors(value))
+        except RecursionError:
+            return ToolCallError(recipient, "$", "arguments are nested too deeply", "schema")
+        if error is None:
+            return None
+        return ToolCallError(recipient, error.json_path, error.message, "schema")
 
 
 def split_recipient(recipient: str) -> tuple[str, str]:
@@ -70,14 +107,99 @@ def split_recipient(recipient: str) -> tuple[str, str]:
     return (namespace, name) if dot else (FUNCTIONS, namespace)
 
 
-def registry_from_responses(tools: Iterable[Any], param: str = "tools") -> tuple[ToolRegistry, list[str]]:
+def _compile(recipient: str, schema: Mapping[str, Any]) -> Validator:
+    """A validator for the schema's own `$schema` dialect, Draft 2020-12 when it names none."""
+    cls = validators.validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        raise RequestError(
+            f"the parameters of tool {recipient!r} are not a valid JSON schema: {exc.message}", param="tools"
+        ) from exc
+    return cls(schema)
+
+
+def registry_from_responses(tools: Any, param: str = "tools") -> tuple[ToolRegistry, list[str]]:
     """The registry from a Responses `tools` list, and the tool types left out (e.g. web_search)."""
-    raise NotImplementedError
+    functions: list[ToolSpec] = []
+    namespaces: list[Namespace] = []
+    skipped: list[str] = []
+    for where, tool in _items(tools, param):
+        kind = tool.get("type")
+        if kind == "function":
+            functions.append(_function(tool, FUNCTIONS, where))
+        elif kind == "namespace":
+            namespaces.append(_namespace(tool, where))
+        else:
+            skipped.append(str(kind))
+    if skipped:
+        log.info("tools left out, a local model cannot serve them: %s", ", ".join(skipped))
+    ordered = ([Namespace(FUNCTIONS, "", tuple(functions))] if functions else []) + namespaces
+    return _build(ordered, param), skipped
 
 
-def registry_from_chat(tools: Iterable[Any], param: str = "tools") -> tuple[ToolRegistry, list[str]]:
+def registry_from_chat(tools: Any, param: str = "tools") -> tuple[ToolRegistry, list[str]]:
     """The registry from a Chat Completions `tools` list, and the tool types left out."""
-    raise NotImplementedError
+    functions: list[ToolSpec] = []
+    skipped: list[str] = []
+    for where, tool in _items(tools, param):
+        if tool.get("type") != "function":
+            skipped.append(str(tool.get("type")))
+            continue
+        body = tool.get("function")
+        if not isinstance(body, Mapping):
+            raise RequestError("a function tool needs a `function` object", param=f"{where}.function")
+        functions.append(_function(body, FUNCTIONS, f"{where}.function"))
+    if skipped:
+        log.info("tools left out, a local model cannot serve them: %s", ", ".join(skipped))
+    return _build([Namespace(FUNCTIONS, "", tuple(functions))] if functions else [], param), skipped
 
 
-_ = json  # used by the implementation
+def _items(tools: Any, param: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise RequestError("`tools` must be a list", param=param)
+    if len(tools) > MAX_TOOLS:
+        raise RequestError(f"at most {MAX_TOOLS} tools are accepted", param=param)
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, Mapping):
+            raise RequestError("each tool must be an object", param=f"{param}[{i}]")
+        yield f"{param}[{i}]", tool
+
+
+def _function(tool: Mapping[str, Any], namespace: str, where: str) -> ToolSpec:
+    name = tool.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise RequestError("a tool name must be 1-64 letters, digits, '_' or '-'", param=f"{where}.name")
+    description = tool.get("description") or ""
+    if not isinstance(description, str):
+        raise RequestError("a tool description must be a string", param=f"{where}.description")
+    parameters = tool.get("parameters")
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise RequestError("tool parameters must be a JSON schema object", param=f"{where}.parameters")
+    return ToolSpec(namespace, name, description, parameters)
+
+
+def _namespace(tool: Mapping[str, Any], where: str) -> Namespace:
+    name = tool.get("name")
+    if not isinstance(name, str) or not _NAME.match(name) or name == FUNCTIONS:
+        raise RequestError("a namespace name must be 1-64 letters, digits, '_' or '-'", param=f"{where}.name")
+    members: list[ToolSpec] = []
+    for inner, member in _items(tool.get("tools"), f"{where}.tools"):
+        if member.get("type") != "function":
+            log.info("namespace %s: tool type %s left out", name, member.get("type"))
+            continue
+        members.append(_function(member, name, inner))
+    return Namespace(name, str(tool.get("description") or ""), tuple(members))
+
+
+def _build(namespaces: list[Namespace], param: str) -> ToolRegistry:
+    """The registry, refusing duplicate names (and, in ToolRegistry, invalid schemas)."""
+    seen: set[str] = set()
+    for ns in namespaces:
+        for tool in ns.tools:
+            if tool.recipient in seen:
+                raise RequestError(f"tool {tool.recipient!r} is offered twice", param=param)
+            seen.add(tool.recipient)
+    return ToolRegistry(namespaces)
