@@ -1,0 +1,1 @@
+"""GPU kernels (Triton), each beside the plain PyTorch reference it must match."""

@@ -1,0 +1,80 @@
+"""How many KV blocks, sequences and tokens per step: derived from free memory and the model.
+
+Nothing here is hand-set per GPU. The runner measures free device memory after the weights
+are loaded and calls `derive_budget`; tests call it with made-up numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from codexpc.engine.config import ModelConfig
+from codexpc.errors import EngineError
+
+# Tokens per step. The MoE sends each token to experts_per_token of num_experts experts, so
+# an expert's matmul sees tokens * k / E rows; on an H100 (about 800 TFLOP/s over 3 TB/s,
+# a ridge near 270 FLOP per byte of bf16 weight) that needs about 2k tokens per step for the
+# 20b's 4-of-32 routing to leave the bandwidth-bound regime. 8k gives margin and keeps a
+# decode step that shares the batch with a prefill chunk under about 100 ms.
+TARGET_STEP_TOKENS = 8192
+# Decode batches beyond this gain little: the step becomes compute-bound on the experts.
+MAX_DECODE_BATCH = 256
+# Memory kept back for the allocator's fragmentation, CUDA graphs and kernels' workspaces.
+HEADROOM_FRACTION = 0.08
+
+
+@dataclass(frozen=True)
+class CacheBudget:
+    block_size: int  # tokens per KV block
+    num_blocks: int  # KV blocks in the pool (each holds every layer's K and V)
+    max_num_seqs: int  # sequences in one step
+    max_num_batched_tokens: int  # tokens computed in one step
+    bytes_per_block: int
+
+    @property
+    def num_tokens(self) -> int:
+        return self.num_blocks * self.block_size
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.num_blocks * self.bytes_per_block
+
+
+def kv_bytes_per_token(config: ModelConfig, dtype_bytes: int = 2) -> int:
+    """K and V of every layer for one token (sliding layers keep all of theirs: see block_manager)."""
+    return 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * dtype_bytes
+
+
+def activation_bytes_per_token(config: ModelConfig, dtype_bytes: int = 2) -> int:
+    """A generous bound on one token's live activations during a step (bf16 unless told)."""
+    qkv = (config.num_attention_heads + 2 * config.num_key_value_heads) * config.head_dim
+    hidden = 8 * config.hidden_size  # residual, norms, attention out, MoE sums, a spare
+    experts = 3 * config.experts_per_token * 2 * config.intermediate_size  # gate+up, swiglu, copies
+    return dtype_bytes * (qkv + hidden + experts) + 4 * config.experts_per_token * 2  # router
+
+
+def logits_bytes(config: ModelConfig, num_seqs: int) -> int:
+    return 4 * num_seqs * config.vocab_size * 2  # float32 logits, and the sampler's copy
+
+
+def derive_budget(
+    config: ModelConfig, free_bytes: int, block_size: int = 16, dtype_bytes: int = 2
+) -> CacheBudget:
+    """Split `free_bytes` (measured after loading weights) between KV blocks and a step's work."""
+    usable = int(free_bytes * (1 - HEADROOM_FRACTION))
+    per_block = kv_bytes_per_token(config, dtype_bytes) * block_size
+    act = activation_bytes_per_token(config, dtype_bytes)
+    step_tokens = min(TARGET_STEP_TOKENS, config.context_length)
+    # Shrink the step until its work takes at most a quarter of what is usable.
+    while step_tokens > block_size and step_tokens * act > usable // 4:
+        step_tokens //= 2
+    max_seqs = min(MAX_DECODE_BATCH, step_tokens)
+    left = usable - step_tokens * act - logits_bytes(config, max_seqs)
+    num_blocks = left // per_block
+    if num_blocks < 2 * -(-step_tokens // block_size):
+        raise EngineError(
+            f"{free_bytes / 2**30:.2f} GiB free leaves room for {max(num_blocks, 0)} KV blocks of "
+            f"{block_size} tokens; the model needs more memory than this device has left"
+        )
+    max_seqs = min(max_seqs, num_blocks)
+    return CacheBudget(block_size, int(num_blocks), max_seqs, step_tokens, per_block)
