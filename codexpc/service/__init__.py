@@ -1,0 +1,1 @@
+"""The user service that keeps codexpc running: a systemd user unit or a launchd agent."""
