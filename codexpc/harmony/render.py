@@ -1,21 +1,33 @@
 """Requests to Harmony prompt tokens: Responses API and Chat Completions bodies.
 
-openai-harmony does the rendering itself; this module only maps request items onto its
-Conversation, and refuses what a local text model cannot take.
+openai-harmony does the rendering itself; this module only maps request items onto a
+Transcript (codexpc/harmony/conversation.py) and refuses what a local text model cannot take.
+Bodies are plain dicts parsed from JSON: anything malformed is a RequestError naming the
+JSON path of the offending value.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from openai_harmony import HarmonyEncoding
+from openai_harmony import HarmonyEncoding, HarmonyError
 
-from codexpc.harmony.tools import ToolRegistry
+from codexpc.errors import RequestError
+from codexpc.harmony import conversation as conv
+from codexpc.harmony.content import as_mapping, as_str, text_parts
+from codexpc.harmony.tools import FUNCTIONS, ToolRegistry, registry_from_chat, registry_from_responses
 
-Effort = Literal["low", "medium", "high"]
+log = logging.getLogger(__name__)
+
+Effort = conv.Effort
+# Efforts the OpenAI API knows beyond gpt-oss's three, mapped to the nearest one.
+_EFFORT_ALIASES: dict[str, Effort] = {
+    "low": "low", "medium": "medium", "high": "high", "minimal": "low", "none": "low", "xhigh": "high",
+}
 
 
 @dataclass(frozen=True)
@@ -31,18 +43,158 @@ class RenderOptions:
 @dataclass(frozen=True)
 class RenderedPrompt:
     tokens: list[int]
-    registry: ToolRegistry
+    registry: ToolRegistry  # the tools the model may call (empty with tool_choice "none")
     user_parts: int  # user content parts rendered
-    messages: int  # Harmony messages rendered (system and developer included)
-    dropped_reasoning: int  # reasoning items left out (before the last final answer)
+    messages: int  # Harmony messages rendered, system and developer included
+    dropped_reasoning: int  # reasoning items left out (those before the last final answer)
     skipped_tools: list[str] = field(default_factory=list)  # tool types a local model cannot serve
 
 
 def render_responses(body: Mapping[str, Any], encoding: HarmonyEncoding, options: RenderOptions) -> RenderedPrompt:
     """Prompt tokens for a Responses API body. Raises RequestError / UnsupportedContentError."""
-    raise NotImplementedError
+    body = as_mapping(body, "$")
+    registry, skipped = registry_from_responses(body.get("tools"))
+    transcript = conv.Transcript()
+    instructions = body.get("instructions")
+    if instructions is not None:
+        transcript.instruction(as_str(instructions, "instructions"))
+    items = body.get("input")
+    if isinstance(items, str):
+        transcript.user([items])
+    elif isinstance(items, list):
+        for i, item in enumerate(items):
+            _responses_item(transcript, as_mapping(item, f"input[{i}]"), f"input[{i}]")
+    else:
+        raise RequestError("`input` must be a string or a list of items", param="input")
+    reasoning = body.get("reasoning")
+    effort = as_mapping(reasoning, "reasoning").get("effort") if reasoning is not None else None
+    return _render(transcript, registry, skipped, body.get("tool_choice"), (effort, "reasoning.effort"),
+                   encoding, options)
 
 
 def render_chat(body: Mapping[str, Any], encoding: HarmonyEncoding, options: RenderOptions) -> RenderedPrompt:
     """Prompt tokens for a Chat Completions body. Raises RequestError / UnsupportedContentError."""
-    raise NotImplementedError
+    body = as_mapping(body, "$")
+    registry, skipped = registry_from_chat(body.get("tools"))
+    transcript = conv.Transcript()
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError("`messages` must be a non-empty list", param="messages")
+    for i, message in enumerate(messages):
+        _chat_message(transcript, as_mapping(message, f"messages[{i}]"), f"messages[{i}]")
+    return _render(transcript, registry, skipped, body.get("tool_choice"),
+                   (body.get("reasoning_effort"), "reasoning_effort"), encoding, options)
+
+
+def _responses_item(t: conv.Transcript, item: Mapping[str, Any], where: str) -> None:
+    kind = item.get("type", "message" if "role" in item else None)
+    if kind == "message":
+        role = item.get("role")
+        parts = text_parts(item.get("content"), f"{where}.content")
+        if role in ("developer", "system"):
+            t.instruction("\n".join(parts))
+        elif role == "user":
+            t.user(parts)
+        elif role == "assistant":
+            # Codex marks user-visible text written before tool calls with phase "commentary".
+            (t.preamble if item.get("phase") == "commentary" else t.answer)("".join(parts))
+        else:
+            raise RequestError(f"unknown message role {role!r}", param=f"{where}.role")
+    elif kind == "reasoning":
+        text = _reasoning_text(item, where)
+        if text:
+            t.reasoning(text)
+    elif kind == "function_call":
+        name = as_str(item.get("name"), f"{where}.name")
+        namespace = item.get("namespace")
+        namespace = as_str(namespace, f"{where}.namespace") if namespace is not None else FUNCTIONS
+        call_id = as_str(item.get("call_id"), f"{where}.call_id")
+        t.call(f"{namespace}.{name}", as_str(item.get("arguments", "{}"), f"{where}.arguments"), call_id)
+    elif kind == "function_call_output":
+        call_id = as_str(item.get("call_id"), f"{where}.call_id")
+        output = item.get("output")
+        text = output if isinstance(output, str) else "\n".join(text_parts(output, f"{where}.output"))
+        t.tool_result(call_id, text, f"{where}.call_id")
+    else:
+        raise RequestError(f"input items of type {kind!r} are not supported", param=f"{where}.type")
+
+
+def _reasoning_text(item: Mapping[str, Any], where: str) -> str:
+    """The reasoning's own text when the client sent it back, else its summary."""
+    for key, part_type in (("content", "reasoning_text"), ("summary", "summary_text")):
+        parts = item.get(key)
+        if not parts:
+            continue
+        if not isinstance(parts, list):
+            raise RequestError(f"`{key}` must be a list", param=f"{where}.{key}")
+        texts = text_parts(parts, f"{where}.{key}", accepted=(part_type,))
+        return "\n".join(texts)
+    return ""
+
+
+def _chat_message(t: conv.Transcript, message: Mapping[str, Any], where: str) -> None:
+    role = message.get("role")
+    content = message.get("content")
+    parts = text_parts(content, f"{where}.content") if content is not None else []
+    if role in ("system", "developer"):
+        t.instruction("\n".join(parts))
+    elif role == "user":
+        t.user(parts)
+    elif role == "assistant":
+        reasoning = message.get("reasoning_content", message.get("reasoning"))
+        if isinstance(reasoning, str) and reasoning:
+            t.reasoning(reasoning)
+        calls = message.get("tool_calls") or []
+        if not isinstance(calls, list):
+            raise RequestError("`tool_calls` must be a list", param=f"{where}.tool_calls")
+        text = "".join(parts)
+        if calls and text:
+            t.preamble(text)
+        elif text or not calls:
+            t.answer(text)
+        for j, call in enumerate(calls):
+            _chat_call(t, as_mapping(call, f"{where}.tool_calls[{j}]"), f"{where}.tool_calls[{j}]")
+    elif role == "tool":
+        call_id = as_str(message.get("tool_call_id"), f"{where}.tool_call_id")
+        t.tool_result(call_id, "\n".join(parts), f"{where}.tool_call_id")
+    else:
+        raise RequestError(f"unknown message role {role!r}", param=f"{where}.role")
+
+
+def _chat_call(t: conv.Transcript, call: Mapping[str, Any], where: str) -> None:
+    function = as_mapping(call.get("function"), f"{where}.function")
+    name = as_str(function.get("name"), f"{where}.function.name")
+    arguments = as_str(function.get("arguments", "{}"), f"{where}.function.arguments")
+    t.call(f"{FUNCTIONS}.{name}", arguments, as_str(call.get("id"), f"{where}.id"))
+
+
+def _effort(value: Any, default: Effort, param: str) -> Effort:
+    if value is None:
+        return default
+    effort = _EFFORT_ALIASES.get(value) if isinstance(value, str) else None
+    if effort is None:
+        raise RequestError("reasoning effort must be one of low, medium, high", param=param)
+    return effort
+
+
+def _render(
+    transcript: conv.Transcript,
+    registry: ToolRegistry,
+    skipped: list[str],
+    tool_choice: Any,
+    effort: tuple[Any, str],
+    encoding: HarmonyEncoding,
+    options: RenderOptions,
+) -> RenderedPrompt:
+    if tool_choice == "none":
+        registry = ToolRegistry()  # the model sees no tools, so any call is to an unknown tool
+    system = conv.system_message(_effort(effort[0], options.default_effort, effort[1]), options.date(), options.knowledge_cutoff)
+    developer = conv.developer_message(transcript.instructions, registry)
+    kept, dropped = transcript.kept()
+    messages = [system] + ([developer] if developer is not None else []) + kept
+    try:
+        tokens = conv.render_tokens(encoding, messages)
+    except HarmonyError as exc:
+        raise RequestError(f"the conversation cannot be rendered as Harmony: {exc}") from exc
+    log.debug("rendered %d messages into %d tokens (%d reasoning dropped)", len(messages), len(tokens), dropped)
+    return RenderedPrompt(tokens, registry, transcript.user_parts, len(messages), dropped, skipped)
