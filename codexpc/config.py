@@ -100,8 +100,12 @@ class DaemonConfig:
     log_level: str = "info"
     listen: ListenConfig = field(default_factory=ListenConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    vocab: Path | None = None  # o200k_base.tiktoken or its folder (see codexpc.vocab)
     capture_dir: Path | None = None  # debugging: each POST body is written here as JSON
     config_path: Path | None = None  # the file this came from, for reload and messages
+    # The CLI overrides this was built with, so that a reload (SIGHUP) re-reads the file and
+    # applies them again: load_config(config.config_path, dict(config.overrides)).
+    overrides: tuple[tuple[str, Any], ...] = ()
 
     def find_model(self, name: str) -> ModelEntry | None:
         """The model a request names (canonical name or alias), or None."""
@@ -146,6 +150,7 @@ OVERRIDE_KEYS: frozenset[str] = frozenset(
         "effort",
         "log_level",
         "capture_dir",
+        "vocab",
         "max_output_tokens",
         "queue_size",
     }
@@ -157,9 +162,11 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
     raw, source = _read_file(path)
     config = _from_mapping(raw, source)
     config = _apply_env(config)
-    config = _apply_overrides(config, dict(overrides or {}))
+    # Lists become tuples so that the frozen config stays hashable.
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in (overrides or {}).items() if v is not None}
+    config = _apply_overrides(config, given)
     _check(config)
-    return config
+    return replace(config, overrides=tuple(sorted(given.items())))
 
 
 def _read_file(path: Path | None) -> tuple[dict[str, Any], Path | None]:
@@ -179,7 +186,7 @@ def _read_file(path: Path | None) -> tuple[dict[str, Any], Path | None]:
 
 
 def _from_mapping(raw: Mapping[str, Any], source: Path | None) -> DaemonConfig:
-    top = _Table(raw, "", allowed={f.name for f in fields(DaemonConfig)} - {"config_path"})
+    top = _Table(raw, "", allowed={f.name for f in fields(DaemonConfig)} - {"config_path", "overrides"})
     listen_t = _Table(top.table("listen"), "listen.", allowed=_names(ListenConfig) | {"socket"})
     limits_t = _Table(top.table("limits"), "limits.", allowed=_names(LimitsConfig))
     models = tuple(_model(name, value) for name, value in top.table("models").items())
@@ -194,6 +201,7 @@ def _from_mapping(raw: Mapping[str, Any], source: Path | None) -> DaemonConfig:
         log_level=top.choice("log_level", LOG_LEVELS, "info"),
         listen=_listen(listen_t),
         limits=_limits(limits_t),
+        vocab=top.path("vocab"),
         capture_dir=top.path("capture_dir"),
         config_path=source,
     )
@@ -288,6 +296,7 @@ def _apply_overrides(config: DaemonConfig, overrides: dict[str, Any]) -> DaemonC
         default_reasoning_effort=cast(Effort, t.choice("effort", EFFORTS, config.default_reasoning_effort)),
         log_level=t.choice("log_level", LOG_LEVELS, config.log_level),
         capture_dir=t.path("capture_dir") or config.capture_dir,
+        vocab=t.path("vocab") or config.vocab,
         listen=listen,
         limits=limits,
     )

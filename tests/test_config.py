@@ -152,3 +152,13 @@ def test_config_is_frozen() -> None:
     with pytest.raises(AttributeError):
         config.device = "cpu"  # type: ignore[misc]
     assert isinstance(config, DaemonConfig)
+
+
+def test_overrides_are_kept_for_reload(tmp_path: Path) -> None:
+    path = write(tmp_path, 'vocab = "/v/o200k_base.tiktoken"\n[listen]\nport = 9000\n')
+    config = load_config(path, {"port": 9001, "hosts": ["127.0.0.1"], "device": None})
+    assert dict(config.overrides) == {"port": 9001, "hosts": ("127.0.0.1",)}
+    assert config.vocab == Path("/v/o200k_base.tiktoken")
+    again = load_config(config.config_path, dict(config.overrides))
+    assert again == config
+    hash(again)
