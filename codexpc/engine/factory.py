@@ -1,0 +1,74 @@
+"""create_engine: the one place that turns a configured engine kind into a running Engine."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from codexpc.engine.api import Engine, EngineInfo
+from codexpc.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+EngineKind = Literal["torch", "paged", "scripted"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" is CUDA when available, else the CPU; anything else must name a usable device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"device {device!r} is not a device name (try auto, cpu, cuda, cuda:1)") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asks for CUDA, which this machine's torch cannot use")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device!r} is not supported (cpu or cuda)")
+    return resolved
+
+
+def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str = "auto") -> Engine:
+    if kind == "scripted":
+        return _scripted(model, checkpoint)
+    if kind == "torch":
+        return _torch(model, _need_checkpoint(kind, checkpoint), resolve_device(device))
+    if kind == "paged":
+        raise ConfigError("engine 'paged' is not available yet; use engine 'torch'")
+    raise ConfigError(f"unknown engine kind {kind!r} (torch, paged or scripted)")
+
+
+def _need_checkpoint(kind: str, checkpoint: Path | None) -> Path:
+    if checkpoint is None:
+        raise ConfigError(f"engine {kind!r} needs a checkpoint path")
+    return checkpoint
+
+
+def _torch(model: str, checkpoint: Path, device: torch.device) -> Engine:
+    # Imported here so that the scripted engine works without the checkpoint package's readers.
+    from codexpc.checkpoint import open_checkpoint
+    from codexpc.engine.torch_engine import TorchEngine
+    from codexpc.engine.weights import load_model
+
+    ckpt = open_checkpoint(checkpoint)
+    log.info("loading %s from %s (%s layout) onto %s", model, checkpoint, ckpt.layout, device)
+    transformer = load_model(ckpt, device)
+    info = EngineInfo(
+        kind="torch",
+        model=model,
+        checkpoint=str(checkpoint),
+        device=str(device),
+        context_length=ckpt.config.context_length,
+    )
+    return TorchEngine(transformer, info)
+
+
+def _scripted(model: str, checkpoint: Path | None) -> Engine:
+    from codexpc.engine.scripted import ScriptedEngine
+    from codexpc.harmony.encoding import load_encoding
+
+    # The checkpoint, when given, is only a source of the vocabulary here.
+    return ScriptedEngine(load_encoding(checkpoint=checkpoint), model=model)

@@ -1,0 +1,250 @@
+"""The gpt-oss transformer as plain PyTorch modules: the reference path of every faster engine.
+
+Module and parameter names are the canonical checkpoint names (the `original/` layout), so a
+checkpoint loads by name: `embedding.weight`, `block.{n}.attn.qkv.weight`,
+`block.{n}.mlp.mlp1_weight.blocks`, `norm.scale`, `unembedding.weight`, ...
+
+Shapes: T = new tokens, S = keys attended, H = hidden size, V = vocabulary, D = head dim,
+KV = key/value heads, QM = query heads per key/value head, E = experts, I = expert width.
+The two maths seams a fast engine replaces are `attention_reference` and `experts_reference`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from codexpc.engine.config import ModelConfig
+from codexpc.engine.kv_cache import SequenceKV
+from codexpc.engine.mxfp4 import BYTES_PER_BLOCK, VALUES_PER_BLOCK, dequantize
+
+SWIGLU_ALPHA = 1.702
+ATTENTION_SCORE_BUDGET = 2**28  # score elements per query chunk (1 GiB in fp32)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float, device: torch.device | None = None) -> None:
+        super().__init__()
+        self.eps = eps
+        # The scale stays fp32 whatever the compute dtype, as in the checkpoints' reference.
+        self.scale = nn.Parameter(torch.ones(dim, device=device, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, H] -> [T, H]
+        t = x.float()
+        t = t * torch.rsqrt(t.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return (t * self.scale).to(x.dtype)
+
+
+def yarn_inv_freq(config: ModelConfig) -> tuple[torch.Tensor, float]:
+    """YaRN: inverse frequencies [D/2] and the concentration that scales cos and sin."""
+    d_half = config.head_dim / 2
+    freq = config.rope_theta ** (torch.arange(0, config.head_dim, 2, dtype=torch.float32) / config.head_dim)
+    factor = config.rope_scaling_factor
+    if factor <= 1.0:
+        return 1.0 / freq, 1.0
+    # gpt-oss quirk: attention "concentration" 0.1 ln(factor) + 1 on both cos and sin (so q.k gets it squared).
+    concentration = 0.1 * math.log(factor) + 1.0
+    base_log = math.log(config.rope_theta)
+    ctx = config.initial_context_length
+    low = d_half * math.log(ctx / (config.rope_ntk_beta * 2 * math.pi)) / base_log
+    high = d_half * math.log(ctx / (config.rope_ntk_alpha * 2 * math.pi)) / base_log
+    # No truncation to integers (gpt-oss's YaRN); clamped to the valid range for tiny head dims.
+    low, high = max(low, 0.0), min(high, config.head_dim - 1.0)
+    interpolation = 1.0 / (factor * freq)
+    extrapolation = 1.0 / freq
+    ramp = ((torch.arange(int(d_half), dtype=torch.float32) - low) / (high - low)).clamp(0, 1)
+    mask = 1 - ramp  # 1: keep the original frequency (high frequencies), 0: interpolate
+    return interpolation * (1 - mask) + extrapolation * mask, concentration
+
+
+class Rotary:
+    """cos/sin tables of YaRN RoPE, computed on the device they are needed on."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.inv_freq, self.concentration = yarn_inv_freq(config)
+
+    def cos_sin(self, start: int, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = torch.arange(start, start + length, dtype=torch.float32, device=device)
+        freqs = positions[:, None] * self.inv_freq.to(device)[None, :]  # [T, D/2]
+        return freqs.cos() * self.concentration, freqs.sin() * self.concentration
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x [T, heads, D] rotated by position; halves of D pair up (not interleaved pairs)."""
+    x1, x2 = torch.chunk(x.float(), 2, dim=-1)  # [T, heads, D/2] each
+    cos, sin = cos[:, None, :], sin[:, None, :]  # [T, 1, D/2]
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).to(x.dtype)
+
+
+def attention_reference(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sinks: torch.Tensor, q_start: int, k_start: int, window: int
+) -> torch.Tensor:
+    """Causal GQA attention with sinks. q [T, KV, QM, D]; k, v [S, KV, D]; sinks [KV * QM].
+
+    Query i sits at position q_start + i, key j at k_start + j. `window` > 0 lets a query see only
+    the `window` latest positions, itself included. Returns [T, KV * QM * D].
+    """
+    n_q, n_kv, q_mult, d_head = q.shape
+    n_k = k.shape[0]
+    scale = 1.0 / math.sqrt(d_head)
+    # gpt-oss quirk: one learned sink logit per head, an extra softmax column whose value is zero.
+    sink_logits = sinks.float().reshape(n_kv, q_mult, 1, 1)
+    k_pos = torch.arange(k_start, k_start + n_k, device=q.device)  # [S]
+    chunk = max(1, ATTENTION_SCORE_BUDGET // (n_kv * q_mult * n_k))
+    out = []
+    for c0 in range(0, n_q, chunk):
+        qc = q[c0 : c0 + chunk]  # [t, KV, QM, D]
+        q_pos = torch.arange(q_start + c0, q_start + c0 + qc.shape[0], device=q.device)  # [t]
+        allowed = k_pos[None, :] <= q_pos[:, None]  # [t, S] causal
+        if window > 0:
+            # gpt-oss quirk: the sliding window (even layers) is exactly `window` positions wide.
+            allowed &= k_pos[None, :] > q_pos[:, None] - window
+        scores = torch.einsum("qhmd,khd->hmqk", qc, k).float() * scale  # [KV, QM, t, S]
+        scores = scores.masked_fill(~allowed, -math.inf)
+        scores = torch.cat((scores, sink_logits.expand(-1, -1, qc.shape[0], 1)), dim=-1)  # [KV, QM, t, S+1]
+        weights = torch.softmax(scores, dim=-1)[..., :-1].to(v.dtype)  # drop the sink column
+        out.append(torch.einsum("hmqk,khd->qhmd", weights, v).reshape(qc.shape[0], -1))
+    return torch.cat(out, dim=0)
+
+
+class AttentionBlock(nn.Module):
+    def __init__(self, config: ModelConfig, layer: int, dtype: torch.dtype, device: torch.device | None) -> None:
+        super().__init__()
+        c = config
+        self.layer = layer
+        self.config = config
+        self.window = c.sliding_window if c.is_sliding(layer) else 0
+        qkv_dim = c.head_dim * (c.num_attention_heads + 2 * c.num_key_value_heads)
+        self.norm = RMSNorm(c.hidden_size, c.rms_norm_eps, device)
+        self.qkv = nn.Linear(c.hidden_size, qkv_dim, device=device, dtype=dtype)
+        self.sinks = nn.Parameter(torch.empty(c.num_attention_heads, device=device, dtype=torch.float32))
+        self.out = nn.Linear(c.head_dim * c.num_attention_heads, c.hidden_size, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor, kv: SequenceKV, start: int, rotary: Rotary) -> torch.Tensor:
+        c = self.config
+        n, d = x.shape[0], c.head_dim
+        qkv = self.qkv(self.norm(x))  # [T, (heads + 2 KV) * D]
+        q_end, k_end = c.num_attention_heads * d, (c.num_attention_heads + c.num_key_value_heads) * d
+        q = qkv[:, :q_end].reshape(n, c.num_attention_heads, d)
+        k = qkv[:, q_end:k_end].reshape(n, c.num_key_value_heads, d)
+        v = qkv[:, k_end:].reshape(n, c.num_key_value_heads, d)
+        cos, sin = rotary.cos_sin(start, n, x.device)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        kv.write(self.layer, start, k, v)
+        # A windowed layer needs only the keys the first new query can still see.
+        k_start = max(0, start - self.window + 1) if self.window else 0
+        keys, values = kv.read(self.layer, k_start, start + n)
+        q = q.reshape(n, c.num_key_value_heads, c.q_per_kv, d)
+        attn = attention_reference(q, keys, values, self.sinks, start, k_start, self.window)
+        return x + self.out(attn)
+
+
+class MXFP4Weight(nn.Module):
+    """Expert weights kept MXFP4: blocks [E, rows, cols/32, 16] u8 and scales [E, rows, cols/32] u8."""
+
+    blocks: torch.Tensor
+    scales: torch.Tensor
+
+    def __init__(self, experts: int, rows: int, cols: int, device: torch.device | None) -> None:
+        super().__init__()
+        groups = cols // VALUES_PER_BLOCK
+        self.register_buffer("blocks", torch.zeros(experts, rows, groups, BYTES_PER_BLOCK, dtype=torch.uint8, device=device))
+        self.register_buffer("scales", torch.zeros(experts, rows, groups, dtype=torch.uint8, device=device))
+
+    def expert(self, e: int, dtype: torch.dtype) -> torch.Tensor:  # -> [rows, cols]
+        return dequantize(self.blocks[e], self.scales[e], dtype)
+
+
+def swiglu(x: torch.Tensor, limit: float, alpha: float = SWIGLU_ALPHA) -> torch.Tensor:
+    """[T, 2I] -> [T, I]."""
+    # gpt-oss quirk: gate and up are interleaved (even, odd columns), not two halves.
+    gate, up = x[..., 0::2], x[..., 1::2]
+    # gpt-oss quirk: the gate is clamped above only, the up projection on both sides.
+    gate = gate.clamp(max=limit)
+    up = up.clamp(min=-limit, max=limit)
+    # gpt-oss quirk: sigmoid with gain alpha, and (up + 1) rather than up.
+    return gate * torch.sigmoid(alpha * gate) * (up + 1)
+
+
+def experts_reference(
+    t: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor, mlp: MLPBlock
+) -> torch.Tensor:
+    """t [T, H]; indices, weights [T, k] -> [T, H]: the weighted sum of the chosen experts."""
+    out = torch.zeros_like(t, dtype=torch.float32)
+    for e in torch.unique(indices).tolist():
+        rows, slot = torch.where(indices == e)  # tokens that chose e, and in which of their k slots
+        x = t[rows]  # [n, H]
+        h = x @ mlp.mlp1_weight.expert(e, t.dtype).T + mlp.mlp1_bias[e]  # [n, 2I]
+        h = swiglu(h, mlp.limit)  # [n, I]
+        y = h @ mlp.mlp2_weight.expert(e, t.dtype).T + mlp.mlp2_bias[e]  # [n, H]
+        out.index_add_(0, rows, y.float() * weights[rows, slot, None].float())
+    return out.to(t.dtype)
+
+
+class MLPBlock(nn.Module):
+    def __init__(self, config: ModelConfig, dtype: torch.dtype, device: torch.device | None) -> None:
+        super().__init__()
+        c = config
+        self.k = c.experts_per_token
+        self.limit = c.swiglu_limit
+        self.norm = RMSNorm(c.hidden_size, c.rms_norm_eps, device)
+        self.gate = nn.Linear(c.hidden_size, c.num_experts, device=device, dtype=dtype)
+        self.mlp1_weight = MXFP4Weight(c.num_experts, 2 * c.intermediate_size, c.hidden_size, device)
+        self.mlp1_bias = nn.Parameter(torch.empty(c.num_experts, 2 * c.intermediate_size, device=device, dtype=dtype))
+        self.mlp2_weight = MXFP4Weight(c.num_experts, c.hidden_size, c.intermediate_size, device)
+        self.mlp2_bias = nn.Parameter(torch.empty(c.num_experts, c.hidden_size, device=device, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, H] -> [T, H]
+        t = self.norm(x)
+        logits = self.gate(t)  # [T, E]
+        top = torch.topk(logits, k=self.k, dim=-1, sorted=True)
+        # gpt-oss quirk: softmax over the k chosen logits only, not over all experts.
+        weights = torch.softmax(top.values.float(), dim=-1)  # [T, k]
+        return x + experts_reference(t, top.indices, weights, self)
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig, layer: int, dtype: torch.dtype, device: torch.device | None) -> None:
+        super().__init__()
+        self.attn = AttentionBlock(config, layer, dtype, device)
+        self.mlp = MLPBlock(config, dtype, device)
+
+    def forward(self, x: torch.Tensor, kv: SequenceKV, start: int, rotary: Rotary) -> torch.Tensor:
+        return self.mlp(self.attn(x, kv, start, rotary))
+
+
+class Transformer(nn.Module):
+    def __init__(
+        self, config: ModelConfig, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+    ) -> None:
+        super().__init__()
+        c = config
+        self.config = config
+        self.dtype = dtype
+        self.rotary = Rotary(config)
+        self.embedding = nn.Embedding(c.vocab_size, c.hidden_size, device=device, dtype=dtype)
+        self.block = nn.ModuleList(Block(config, n, dtype, device) for n in range(c.num_hidden_layers))
+        self.norm = RMSNorm(c.hidden_size, c.rms_norm_eps, device)
+        self.unembedding = nn.Linear(c.hidden_size, c.vocab_size, bias=False, device=device, dtype=dtype)
+
+    @property
+    def device(self) -> torch.device:
+        return self.embedding.weight.device
+
+    def new_kv(self, capacity: int = 1) -> SequenceKV:
+        return SequenceKV(self.config, self.device, self.dtype, capacity)
+
+    @torch.inference_mode()
+    def forward(self, tokens: torch.Tensor, kv: SequenceKV | None = None, all_logits: bool = False) -> torch.Tensor:
+        """tokens [T] appended at kv.length -> fp32 logits [T, V] (all_logits) or [1, V] (the last)."""
+        kv = kv if kv is not None else self.new_kv(tokens.shape[0])
+        start = kv.length
+        kv.reserve(start + tokens.shape[0])
+        x = self.embedding(tokens.to(self.device))  # [T, H]
+        for block in self.block:
+            x = block(x, kv, start, self.rotary)
+        kv.length = start + tokens.shape[0]
+        x = x if all_logits else x[-1:]
+        return self.unembedding(self.norm(x)).float()  # [T or 1, V]

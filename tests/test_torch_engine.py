@@ -1,0 +1,160 @@
+"""TorchEngine on the CPU with a tiny random-weight model: the daemon's view of generation."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+import torch
+
+from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
+from codexpc.engine.config import TINY, ModelConfig
+from codexpc.engine.model import Transformer
+from codexpc.engine.torch_engine import TorchEngine
+from codexpc.errors import ContextLengthError, RequestError
+
+GREEDY = SamplingParams(temperature=0.0, max_new_tokens=8)
+
+
+def random_model(config: ModelConfig = TINY, seed: int = 0) -> Transformer:
+    """A real model with random weights (experts as random MXFP4 bytes with sane scales)."""
+    torch.manual_seed(seed)
+    model = Transformer(config)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.normal_(1.0 if name.endswith("norm.scale") else 0.0, 0.02 if name.endswith("weight") else 0.5)
+        for name, b in model.named_buffers():
+            if name.endswith("blocks"):
+                b.copy_(torch.randint(0, 256, b.shape, dtype=torch.uint8))
+            else:  # scales: 2^-4 keeps the expert outputs a sensible size
+                b.fill_(127 - 4)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def model() -> Transformer:
+    return random_model()
+
+
+def make_engine(model: Transformer, context_length: int = TINY.context_length) -> TorchEngine:
+    info = EngineInfo(kind="torch", model="tiny", checkpoint="random", device="cpu", context_length=context_length)
+    return TorchEngine(model, info)
+
+
+async def collect(engine: TorchEngine, prompt: list[int], params: SamplingParams, rid: str = "r") -> list[TokenEvent]:
+    return [event async for event in engine.submit(prompt, params, rid)]
+
+
+def greedy_by_recompute(model: Transformer, prompt: list[int], steps: int) -> list[int]:
+    tokens = list(prompt)
+    for _ in range(steps):
+        tokens.append(int(model(torch.tensor(tokens)).argmax()))
+    return tokens[len(prompt) :]
+
+
+PROMPT = [5, 17, 200000, 3, 99, 1234, 7, 7, 42, 1000, 11, 12]
+
+
+async def test_greedy_tokens_match_full_recompute(model: Transformer) -> None:
+    engine = make_engine(model)
+    events = await collect(engine, PROMPT, GREEDY)
+    await engine.close()
+    assert [e.token_id for e in events] == greedy_by_recompute(model, PROMPT, 8)
+    assert [e.finish_reason for e in events] == [None] * 7 + ["length"]
+
+
+async def test_same_seed_same_tokens_other_seed_other_tokens(model: Transformer) -> None:
+    engine = make_engine(model)
+    params = SamplingParams(temperature=1.0, top_p=0.9, seed=1234, max_new_tokens=6)
+    first = await collect(engine, PROMPT, params)
+    again = await collect(engine, PROMPT, params)
+    other = await collect(engine, PROMPT, replace(params, seed=99))
+    await engine.close()
+    assert first == again
+    assert first != other
+
+
+async def test_stop_token_is_yielded_last_with_reason_stop(model: Transformer) -> None:
+    expected = greedy_by_recompute(model, PROMPT, 4)
+    engine = make_engine(model)
+    params = replace(GREEDY, stop_token_ids=frozenset({expected[2]}))
+    events = await collect(engine, PROMPT, params)
+    await engine.close()
+    stop_at = expected.index(expected[2])
+    assert [e.token_id for e in events] == expected[: stop_at + 1]
+    assert events[-1].finish_reason == "stop"
+
+
+async def test_context_cap_ends_with_reason_context(model: Transformer) -> None:
+    engine = make_engine(model, context_length=len(PROMPT) + 3)
+    events = await collect(engine, PROMPT, GREEDY)
+    with pytest.raises(ContextLengthError):
+        engine.submit(PROMPT + [1, 2, 3], GREEDY, "too-long")
+    await engine.close()
+    assert len(events) == 3 and events[-1].finish_reason == "context"
+
+
+async def test_bad_prompts_are_refused_at_submit(model: Transformer) -> None:
+    engine = make_engine(model)
+    with pytest.raises(RequestError):
+        engine.submit([], GREEDY, "empty")
+    with pytest.raises(RequestError):
+        engine.submit([TINY.vocab_size], GREEDY, "out-of-vocab")
+    events = await collect(engine, PROMPT, replace(GREEDY, max_new_tokens=0))
+    await engine.close()
+    assert events == [TokenEvent(None, "length")]
+
+
+async def test_concurrent_sequences_each_get_their_own_tokens(model: Transformer) -> None:
+    prompts = [PROMPT, PROMPT[3:], [9] * 20]
+    engine = make_engine(model)
+    results = await asyncio.gather(*(collect(engine, p, GREEDY, f"r{i}") for i, p in enumerate(prompts)))
+    await engine.close()
+    for prompt, events in zip(prompts, results, strict=True):
+        assert [e.token_id for e in events] == greedy_by_recompute(model, prompt, 8)
+
+
+async def test_cancel_ends_iteration_and_frees_the_sequence(model: Transformer) -> None:
+    engine = make_engine(model)
+    generation = engine.submit(PROMPT, replace(GREEDY, max_new_tokens=10_000), "long")
+    seen: list[TokenEvent] = []
+    async for event in generation:
+        seen.append(event)
+        if len(seen) == 2:
+            await generation.cancel()
+    for _ in range(100):  # the worker frees it before its next step
+        if engine.stats()["running"] == 0:
+            break
+        await asyncio.sleep(0.01)
+    stats = engine.stats()
+    await engine.close()
+    assert seen[-1] == TokenEvent(None, "cancelled")
+    assert stats["running"] == 0 and stats["kv_cache_bytes"] == 0
+
+
+async def test_worker_error_ends_one_generation_not_the_engine(
+    model: Transformer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(model)
+    real_forward = model.forward
+
+    def failing_forward(tokens: torch.Tensor, kv: object = None, all_logits: bool = False) -> torch.Tensor:
+        # Fault injection: stands in for a CUDA out-of-memory error, which a CPU cannot produce.
+        raise RuntimeError("CUDA out of memory (injected)")
+
+    monkeypatch.setattr(model, "forward", failing_forward)
+    failed = await collect(engine, PROMPT, GREEDY)
+    monkeypatch.setattr(model, "forward", real_forward)
+    after = await collect(engine, PROMPT, GREEDY)
+    await engine.close()
+    assert failed[-1].finish_reason == "error" and "out of memory" in (failed[-1].error or "")
+    assert after[-1].finish_reason == "length" and len(after) == 8
+
+
+async def test_stats_count_generated_tokens(model: Transformer) -> None:
+    engine = make_engine(model)
+    await collect(engine, PROMPT, GREEDY)
+    stats = engine.stats()
+    await engine.close()
+    assert stats["tokens_generated"] == 8 and stats["running"] == 0 and stats["waiting"] == 0
