@@ -1,0 +1,258 @@
+"""The HTTP app: thin routes over a Runtime. No sockets here; the daemon owns the listeners.
+
+Routes: POST /v1/responses, POST /v1/chat/completions, GET /v1/models, GET /health,
+GET /metrics, POST /admin/reload (Unix socket only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from codexpc.errors import CodexpcError, RequestError
+from codexpc.harmony.render import render_chat, render_responses
+from codexpc.server import sse
+from codexpc.server.chat_stream import ChatStream
+from codexpc.server.errors import ForbiddenError, error_body, install_error_handlers
+from codexpc.server.responses_stream import ResponseMeta, ResponsesStream, new_id
+from codexpc.server.runtime import Runtime
+from codexpc.server.session import Session, sampling_from_body
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 32 * 1024 * 1024  # Codex's first request is ~45 KB; a long session a few MB
+ReloadHook = Callable[[], Awaitable[Mapping[str, Any]]]
+
+
+async def read_body(request: Request) -> dict[str, Any]:
+    """The JSON object of the request body, or a 400 that says what is wrong with it."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise RequestError(f"the body is larger than {MAX_BODY_BYTES} bytes", code="request_too_large")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RequestError(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise RequestError("the body must be a JSON object", code="invalid_json")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise RequestError("stream must be a boolean", param="stream")
+    if "model" in body and not isinstance(body["model"], str):
+        raise RequestError("model must be a string", param="model")
+    return body
+
+
+def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastAPI:
+    app = FastAPI(title="codexpc", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.runtime = runtime
+    install_error_handlers(app)
+
+    @app.post("/v1/responses")
+    async def responses(request: Request) -> Response:
+        body = await read_body(request)
+        model = runtime.resolve_model(body.get("model"))
+        sampling = sampling_from_body(body, "max_output_tokens")
+        meta = ResponseMeta(id=new_id("resp"), model=model.name, max_output_tokens=sampling.max_output_tokens,
+                            temperature=sampling.temperature, top_p=sampling.top_p, tools=body.get("tools") or [],
+                            tool_choice=body.get("tool_choice", "auto"),
+                            parallel_tool_calls=bool(body.get("parallel_tool_calls", True)),
+                            reasoning=_reasoning(body), metadata=_metadata(body))
+        session = Session(runtime, "responses", meta.id)
+        await _start(session, lambda: render_responses(body, runtime.encoding, runtime.render_options), sampling)
+        stream = ResponsesStream(meta)
+        if body.get("stream"):
+            return StreamingResponse(_responses_sse(session, stream), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
+        await _run(request, session, _drain_responses(session, stream))
+        assert stream.final is not None
+        return JSONResponse(stream.final.model_dump(mode="json", exclude_unset=True, warnings=False))
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        body = await read_body(request)
+        model = runtime.resolve_model(body.get("model"))
+        sampling = sampling_from_body(body, "max_tokens", "max_completion_tokens")
+        chat = ChatStream(id=new_id("chatcmpl"), model=model.name)
+        session = Session(runtime, "chat", chat.id)
+        await _start(session, lambda: render_chat(body, runtime.encoding, runtime.render_options), sampling)
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return StreamingResponse(_chat_sse(session, chat, include_usage), media_type=sse.MEDIA_TYPE,
+                                     headers=sse.HEADERS)
+        await _run(request, session, _drain_chat(session, chat))
+        if chat.failure is not None:
+            return JSONResponse(error_body(chat.failure.message, 500, chat.failure.code), status_code=500)
+        completion = chat.completion(session.usage())
+        return JSONResponse(completion.model_dump(mode="json", exclude_none=True, warnings=False))
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [_model_card(m) for m in runtime.models]}
+
+    @app.get("/v1/models/{name:path}")
+    async def model(name: str) -> dict[str, Any]:
+        return _model_card(runtime.resolve_model(name))
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        info = runtime.engine.info
+        stats = runtime.engine.stats()
+        return {"status": "ok", "model": info.model, "checkpoint": info.checkpoint, "device": info.device,
+                "engine": {"kind": info.kind, "state": "ready", "context_length": info.context_length,
+                           "stats": stats},
+                "memory": {"process_max_rss_bytes": _max_rss_bytes(),
+                           **{k: v for k, v in stats.items() if "memory" in k or "bytes" in k}},
+                "uptime_s": round(runtime.uptime_s(), 3), "in_flight": runtime.metrics.in_flight,
+                "reloads": runtime.reloads}
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        text = runtime.metrics.render(runtime.engine.stats(), runtime.uptime_s())
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    @app.post("/admin/reload")
+    async def admin_reload(request: Request) -> dict[str, Any]:
+        if request.scope.get("codexpc_transport") != "unix":
+            raise ForbiddenError("admin requests are accepted only on the Unix socket")
+        if reload_hook is None:
+            raise RequestError("this daemon cannot reload", code="reload_unavailable")
+        return {"reloaded": True, **(await reload_hook())}
+
+    return app
+
+
+class ClientGone(Exception):
+    """The client disconnected before its non-streaming response was ready."""
+
+
+async def until_disconnect(request: Request, work: Awaitable[None]) -> None:
+    """Await `work`, unless the client disconnects first: then cancel it and raise ClientGone."""
+    finished = False
+
+    async def run(scope: anyio.CancelScope) -> None:
+        nonlocal finished
+        await work
+        finished = True
+        scope.cancel()
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        # The body was read already: the next message is http.disconnect, whenever it comes.
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run, group.cancel_scope)
+        group.start_soon(watch, group.cancel_scope)
+    if not finished:
+        raise ClientGone()
+
+
+async def _start(session: Session, render: Callable[[], Any], sampling: Any) -> None:
+    """Render and submit; a refusal here is an HTTP error, before any stream begins."""
+    try:
+        session.start(render(), sampling)
+    except CodexpcError as exc:
+        await session.close(exc.code)
+        raise
+    except BaseException:
+        await session.close("error")
+        raise
+
+
+async def _run(request: Request, session: Session, work: Awaitable[None]) -> None:
+    """Run a non-streaming request; a client that goes away cancels it at once."""
+    try:
+        await until_disconnect(request, work)
+    except ClientGone:
+        log.info("request=%s client gone", session.request_id)
+    finally:
+        await session.close()
+
+
+async def _responses_sse(session: Session, stream: ResponsesStream) -> AsyncIterator[bytes]:
+    try:
+        for event in stream.start():
+            yield sse.event(event, event.type)
+        async for decoded in session.events():
+            for event in stream.feed(decoded):
+                yield sse.event(event, event.type)
+            if stream.failure is not None:
+                break  # a refused tool call ends the response now; close() cancels the rest
+        for event in stream.finish(session.usage(), session.engine_error):
+            yield sse.event(event, event.type)
+    finally:
+        await session.close(stream.final.status if stream.final else None)
+
+
+async def _drain_responses(session: Session, stream: ResponsesStream) -> None:
+    stream.start()
+    async for decoded in session.events():
+        stream.feed(decoded)
+        if stream.failure is not None:
+            break
+    stream.finish(session.usage(), session.engine_error)
+
+
+async def _chat_sse(session: Session, chat: ChatStream, include_usage: bool) -> AsyncIterator[bytes]:
+    try:
+        for chunk in chat.start():
+            yield sse.event(chunk)
+        async for decoded in session.events():
+            for chunk in chat.feed(decoded):
+                yield sse.event(chunk)
+            if chat.failure is not None:
+                break
+        for chunk in chat.close(session.usage(), session.engine_error, include_usage):
+            yield sse.event(chunk)
+        if chat.failure is not None:
+            yield sse.event(error_body(chat.failure.message, 500, chat.failure.code))
+        yield sse.DONE
+    finally:
+        await session.close()
+
+
+async def _drain_chat(session: Session, chat: ChatStream) -> None:
+    async for decoded in session.events():
+        chat.feed(decoded)
+        if chat.failure is not None:
+            break
+    chat.close(session.usage(), session.engine_error, include_usage=False)
+
+
+def _reasoning(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    reasoning = body.get("reasoning")
+    if reasoning is None:
+        return None
+    if not isinstance(reasoning, dict):
+        raise RequestError("reasoning must be an object", param="reasoning")
+    effort = reasoning.get("effort")
+    if effort is not None and effort not in ("minimal", "low", "medium", "high"):
+        raise RequestError("reasoning.effort must be low, medium or high", param="reasoning.effort")
+    return {"effort": effort, "summary": reasoning.get("summary")}
+
+
+def _metadata(body: Mapping[str, Any]) -> dict[str, str] | None:
+    metadata = body.get("metadata")
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise RequestError("metadata must map strings to strings", param="metadata")
+    return metadata
+
+
+def _model_card(entry: Any) -> dict[str, Any]:
+    return {"id": entry.name, "object": "model", "created": entry.created, "owned_by": "codexpc",
+            "context_window": entry.context_length, "aliases": list(entry.aliases)}
+
+
+def _max_rss_bytes() -> int:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB, macOS bytes

@@ -1,0 +1,102 @@
+"""OpenAI error bodies for every failure: {"error": {"message", "type", "param", "code"}}.
+
+codexpc.errors gives each exception its HTTP status and `code`; this module only renders them
+and installs the handlers, so that no client mistake ever becomes a bare 500 or an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from codexpc.errors import CodexpcError, RequestError
+
+log = logging.getLogger(__name__)
+
+
+class ModelNotFoundError(RequestError):
+    """The request names a model this daemon does not serve."""
+
+    http_status = 404
+    code = "model_not_found"
+
+
+class ForbiddenError(RequestError):
+    """An admin route was reached over a transport other than the Unix socket."""
+
+    http_status = 403
+    code = "forbidden"
+
+
+def _error_type(status: int) -> str:
+    # The `type` values the OpenAI API uses, by status.
+    if status == 401:
+        return "authentication_error"
+    if status == 403:
+        return "permission_error"
+    if status == 404:
+        return "not_found_error"
+    if status == 429:
+        return "rate_limit_error"
+    if status < 500:
+        return "invalid_request_error"
+    return "server_error"
+
+
+def error_body(message: str, status: int, code: str | None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": _error_type(status), "param": param, "code": code}}
+
+
+def error_response(exc: CodexpcError) -> JSONResponse:
+    param = exc.param if isinstance(exc, RequestError) else None
+    return JSONResponse(error_body(str(exc), exc.http_status, exc.code, param), status_code=exc.http_status)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    errors = exc.errors()
+    if not errors:
+        return "invalid request", None
+    first = errors[0]
+    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    param = ".".join(loc) or None
+    return f"{param or 'body'}: {first.get('msg', 'invalid')}", param
+
+
+async def _on_codexpc_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CodexpcError)
+    if exc.http_status >= 500:
+        log.error("request failed path=%s code=%s: %s", request.url.path, exc.code, exc)
+    return error_response(exc)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    message, param = _validation_message(exc)
+    return JSONResponse(error_body(message, 400, "invalid_request_error", param), status_code=400)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = "not_found" if exc.status_code == 404 else "invalid_request_error"
+    if exc.status_code == 405:
+        code = "method_not_allowed"
+    return JSONResponse(error_body(str(exc.detail), exc.status_code, code), status_code=exc.status_code,
+                        headers=exc.headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # A bug of ours: log it with its traceback, give the client a well-formed 500.
+    log.exception("unexpected error path=%s", request.url.path)
+    return JSONResponse(error_body("internal server error", 500, "server_error"), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CodexpcError, _on_codexpc_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,356 @@
+"""Harmony decoder events -> Responses API stream events: a flat translation, no I/O.
+
+One `ResponsesStream` per request. `start()` gives response.created and response.in_progress;
+`feed(event)` gives the stream events of one decoder event; `finish(usage)` closes what is
+open and gives the terminal event: response.completed, response.incomplete (output cap) or
+response.failed (context window, invalid tool call, broken Harmony, engine failure).
+The events are the openai package's own types, so the schema is the SDK's, not a copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCreatedEvent,
+    ResponseError,
+    ResponseFailedEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseFunctionToolCall,
+    ResponseIncompleteEvent,
+    ResponseInProgressEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseOutputMessage,
+    ResponseOutputText,
+    ResponseReasoningItem,
+    ResponseReasoningTextDeltaEvent,
+    ResponseReasoningTextDoneEvent,
+    ResponseStreamEvent,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+    ResponseUsage,
+)
+from openai.types.responses.response import IncompleteDetails
+from openai.types.responses.response_reasoning_item import Content as ReasoningContent
+from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
+
+from codexpc.harmony.events import (
+    DecodeError,
+    Event,
+    MessageDone,
+    MessageKind,
+    MessageStarted,
+    StopReason,
+    TextDelta,
+    ToolArgumentsDelta,
+    ToolArgumentsDone,
+    ToolCallError,
+)
+from codexpc.harmony.tools import FUNCTIONS, split_recipient
+
+log = logging.getLogger("codexpc.session")
+
+OutputItem = ResponseReasoningItem | ResponseOutputMessage | ResponseFunctionToolCall
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class ResponseMeta:
+    """What the Response object echoes from the request."""
+
+    id: str
+    model: str
+    created_at: float = field(default_factory=time.time)
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    tools: list[Any] = field(default_factory=list)
+    tool_choice: Any = "auto"
+    parallel_tool_calls: bool = True
+    reasoning: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+
+    def to_openai(self) -> ResponseUsage:
+        return ResponseUsage(
+            input_tokens=self.prompt_tokens,
+            input_tokens_details=InputTokensDetails(cached_tokens=self.cached_tokens, cache_write_tokens=0),
+            output_tokens=self.output_tokens,
+            output_tokens_details=OutputTokensDetails(reasoning_tokens=self.reasoning_tokens),
+            total_tokens=self.prompt_tokens + self.output_tokens)
+
+
+@dataclass
+class _Open:
+    """The output item being streamed."""
+
+    kind: MessageKind
+    index: int
+    item_id: str
+    text: str = ""
+    recipient: str = ""
+    call_id: str = ""
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. tool, path for an invalid call
+
+
+def tool_failure(error: ToolCallError) -> Failure:
+    message = f"invalid call of {error.tool}: {error.message} (at {error.path})"
+    return Failure("invalid_tool_call", message, {"tool": error.tool, "path": error.path, "kind": error.kind})
+
+
+class ResponsesStream:
+    def __init__(self, meta: ResponseMeta) -> None:
+        self.meta = meta
+        self._seq = 0
+        self._output: list[OutputItem] = []
+        self._open: _Open | None = None
+        self._stop: StopReason | None = None
+        self.failure: Failure | None = None  # set: the response ends as failed
+        self.final: Response | None = None  # the terminal Response, once finish() ran
+
+    @property
+    def ended(self) -> bool:
+        """True once nothing more should be fed: a stop, or a failure that ends the response."""
+        return self._stop is not None or self.failure is not None
+
+    def start(self) -> list[ResponseStreamEvent]:
+        response = self._response("in_progress")
+        return [ResponseCreatedEvent(type="response.created", response=response, sequence_number=self._next()),
+                ResponseInProgressEvent(type="response.in_progress", response=response,
+                                        sequence_number=self._next())]
+
+    def feed(self, event: Event) -> list[ResponseStreamEvent]:
+        if self.failure is not None:
+            return []
+        if isinstance(event, MessageStarted):
+            return self._close_open("incomplete") + self._open_item(event.kind, event.recipient)
+        if isinstance(event, TextDelta):
+            return self._text_delta(event)
+        if isinstance(event, ToolArgumentsDelta):
+            return self._arguments_delta(event)
+        if isinstance(event, ToolArgumentsDone):
+            return self._arguments_done(event)
+        if isinstance(event, MessageDone):
+            return self._close_open("completed")
+        if isinstance(event, DecodeError):
+            self.failure = Failure("invalid_model_output", f"the model's output broke Harmony: {event.message}")
+            return []
+        self._stop = event.reason
+        return []
+
+    def finish(self, usage: Usage, engine_error: str | None = None) -> list[ResponseStreamEvent]:
+        """The terminal events; call once, after the last decoder event."""
+        events = self._close_open("incomplete")
+        if engine_error is not None and self.failure is None:
+            self.failure = Failure("engine_error", engine_error)
+        if self.failure is None and self._stop == "context":
+            self.failure = Failure("context_length_exceeded", "the conversation reached the model's context window")
+        if self.failure is None and self._stop in ("error", None):
+            self.failure = Failure("invalid_model_output", "the model's output ended without a valid stop")
+        if self.failure is not None:
+            response = self._response("failed", usage, error=self._error())
+            events.append(ResponseFailedEvent(type="response.failed", response=response, sequence_number=self._next()))
+        elif self._stop == "length":
+            details = IncompleteDetails(reason="max_output_tokens")
+            response = self._response("incomplete", usage, incomplete=details)
+            events.append(ResponseIncompleteEvent(type="response.incomplete", response=response,
+                                                  sequence_number=self._next()))
+        else:
+            response = self._response("completed", usage)
+            events.append(ResponseCompletedEvent(type="response.completed", response=response,
+                                                 sequence_number=self._next()))
+        self.final = response
+        return events
+
+    # -- items ---------------------------------------------------------------------------------
+
+    def _open_item(self, kind: MessageKind, recipient: str | None) -> list[ResponseStreamEvent]:
+        index = len(self._output)
+        if kind == "reasoning":
+            opened = _Open(kind, index, new_id("rs"))
+            item: OutputItem = self._reasoning(opened, "in_progress")
+        elif kind == "tool_call":
+            opened = _Open(kind, index, new_id("fc"), recipient=recipient or "", call_id=new_id("call"))
+            item = self._call(opened, "in_progress")
+        else:
+            opened = _Open(kind, index, new_id("msg"))
+            item = self._message(opened, "in_progress")
+        self._open = opened
+        self._output.append(item)
+        events: list[ResponseStreamEvent] = [ResponseOutputItemAddedEvent(
+            type="response.output_item.added", item=item, output_index=index, sequence_number=self._next())]
+        if kind != "tool_call":
+            events.append(ResponseContentPartAddedEvent(
+                type="response.content_part.added", item_id=opened.item_id, output_index=index, content_index=0,
+                part=self._part(opened, ""), sequence_number=self._next()))
+        return events
+
+    def _text_delta(self, event: TextDelta) -> list[ResponseStreamEvent]:
+        events: list[ResponseStreamEvent] = []
+        if self._open is None or self._open.kind != event.kind:
+            events += self._close_open("incomplete") + self._open_item(event.kind, None)
+        opened = self._open
+        assert opened is not None
+        opened.text += event.text
+        seq = self._next()
+        if opened.kind == "reasoning":
+            events.append(ResponseReasoningTextDeltaEvent(
+                type="response.reasoning_text.delta", item_id=opened.item_id, output_index=opened.index,
+                content_index=0, delta=event.text, sequence_number=seq))
+        else:
+            events.append(ResponseTextDeltaEvent(
+                type="response.output_text.delta", item_id=opened.item_id, output_index=opened.index,
+                content_index=0, delta=event.text, logprobs=[], sequence_number=seq))
+        return events
+
+    def _arguments_delta(self, event: ToolArgumentsDelta) -> list[ResponseStreamEvent]:
+        events: list[ResponseStreamEvent] = []
+        if self._open is None or self._open.kind != "tool_call":
+            events += self._close_open("incomplete") + self._open_item("tool_call", event.recipient)
+        opened = self._open
+        assert opened is not None
+        opened.text += event.text
+        events.append(ResponseFunctionCallArgumentsDeltaEvent(
+            type="response.function_call_arguments.delta", item_id=opened.item_id, output_index=opened.index,
+            delta=event.text, sequence_number=self._next()))
+        return events
+
+    def _arguments_done(self, event: ToolArgumentsDone) -> list[ResponseStreamEvent]:
+        if event.error is not None:
+            self.failure = tool_failure(event.error)
+            log.warning("tool call refused tool=%s kind=%s path=%s why=%s", event.error.tool, event.error.kind,
+                        event.error.path, event.error.message)
+            self._drop_open()  # an invalid call is never handed to the client to run
+            return []
+        events: list[ResponseStreamEvent] = []
+        if self._open is None or self._open.kind != "tool_call":
+            events += self._close_open("incomplete") + self._open_item("tool_call", event.recipient)
+        opened = self._open
+        assert opened is not None
+        opened.text = event.arguments
+        events.append(ResponseFunctionCallArgumentsDoneEvent(
+            type="response.function_call_arguments.done", item_id=opened.item_id, output_index=opened.index,
+            arguments=event.arguments, sequence_number=self._next()))
+        return events
+
+    def _close_open(self, status: str) -> list[ResponseStreamEvent]:
+        opened, self._open = self._open, None
+        if opened is None:
+            return []
+        events: list[ResponseStreamEvent] = []
+        if opened.kind == "reasoning":
+            events.append(ResponseReasoningTextDoneEvent(
+                type="response.reasoning_text.done", item_id=opened.item_id, output_index=opened.index,
+                content_index=0, text=opened.text, sequence_number=self._next()))
+        elif opened.kind != "tool_call":
+            events.append(ResponseTextDoneEvent(
+                type="response.output_text.done", item_id=opened.item_id, output_index=opened.index,
+                content_index=0, text=opened.text, logprobs=[], sequence_number=self._next()))
+        if opened.kind != "tool_call":
+            events.append(ResponseContentPartDoneEvent(
+                type="response.content_part.done", item_id=opened.item_id, output_index=opened.index,
+                content_index=0, part=self._part(opened, opened.text), sequence_number=self._next()))
+        item = self._item(opened, status)
+        self._output[opened.index] = item
+        events.append(ResponseOutputItemDoneEvent(
+            type="response.output_item.done", item=item, output_index=opened.index, sequence_number=self._next()))
+        return events
+
+    def _drop_open(self) -> None:
+        if self._open is not None:
+            del self._output[self._open.index]
+            self._open = None
+
+    def _item(self, opened: _Open, status: Any) -> OutputItem:
+        if opened.kind == "reasoning":
+            return self._reasoning(opened, status)
+        if opened.kind == "tool_call":
+            return self._call(opened, status)
+        return self._message(opened, status)
+
+    @staticmethod
+    def _reasoning(opened: _Open, status: Any) -> ResponseReasoningItem:
+        content = [ReasoningContent(type="reasoning_text", text=opened.text)] if opened.text else []
+        return ResponseReasoningItem(type="reasoning", id=opened.item_id, summary=[], content=content,
+                                     encrypted_content=None, status=status)
+
+    @staticmethod
+    def _message(opened: _Open, status: Any) -> ResponseOutputMessage:
+        content: list[Any] = []
+        if status != "in_progress":
+            content.append(ResponseOutputText(type="output_text", text=opened.text, annotations=[], logprobs=[]))
+        phase: Any = "final_answer" if opened.kind == "final" else "commentary"
+        return ResponseOutputMessage(type="message", id=opened.item_id, role="assistant", status=status,
+                                     content=content, phase=phase)
+
+    @staticmethod
+    def _call(opened: _Open, status: Any) -> ResponseFunctionToolCall:
+        namespace, name = split_recipient(opened.recipient)
+        arguments = opened.text if status != "in_progress" else ""
+        call = ResponseFunctionToolCall(type="function_call", id=opened.item_id, call_id=opened.call_id, name=name,
+                                        arguments=arguments, status=status)
+        if namespace != FUNCTIONS:  # a tool inside a Responses `namespace` tool
+            call.namespace = namespace
+        return call
+
+    @staticmethod
+    def _part(opened: _Open, text: str) -> Any:
+        # A plain dict: the added and done events each define their own reasoning part class.
+        if opened.kind == "reasoning":
+            return {"type": "reasoning_text", "text": text}
+        return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+    # -- the response ------------------------------------------------------------------------
+
+    def _error(self) -> ResponseError:
+        assert self.failure is not None
+        # model_construct: our codes (context_length_exceeded, invalid_tool_call) lie outside the
+        # SDK's literal list, and the structured fields of a refused call ride along as extras.
+        return ResponseError.model_construct(code=self.failure.code, message=self.failure.message,
+                                             **self.failure.extra)
+
+    def _response(self, status: str, usage: Usage | None = None, error: ResponseError | None = None,
+                  incomplete: IncompleteDetails | None = None) -> Response:
+        m = self.meta
+        fields: dict[str, Any] = {
+            "id": m.id, "object": "response", "created_at": m.created_at, "model": m.model, "status": status,
+            "output": list(self._output) if status != "in_progress" else [],
+            "parallel_tool_calls": m.parallel_tool_calls, "tool_choice": m.tool_choice, "tools": m.tools,
+            "temperature": m.temperature, "top_p": m.top_p, "max_output_tokens": m.max_output_tokens,
+            "reasoning": m.reasoning, "metadata": m.metadata or {}, "error": error,
+            "incomplete_details": incomplete, "usage": usage.to_openai() if usage else None,
+        }
+        if status != "in_progress":
+            fields["completed_at"] = time.time()
+        # model_construct: the request's tools are echoed as given (namespace tools included).
+        return Response.model_construct(**fields)
+
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq - 1

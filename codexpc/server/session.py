@@ -1,0 +1,187 @@
+"""One request: render -> submit to the engine -> decode -> Harmony events, with its log lines.
+
+The log lines are a stable, greppable contract (logger "codexpc.session"), one per step:
+  request=ID harmony append tokens=N user_parts=M messages=K dropped_reasoning=D
+  request=ID decoder start tools=T
+  request=ID stream start temperature=F top_p=F max_tokens=N prompt_tokens=N cached_tokens=N
+  request=ID first token id=N ms=F
+  request=ID first delta len=N kind=K
+  request=ID end reason=R tokens=N ms=F
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from codexpc.engine.api import FinishReason, Generation, SamplingParams
+from codexpc.errors import RequestError
+from codexpc.harmony.decoder import HarmonyDecoder, stop_token_ids
+from codexpc.harmony.events import Event, MessageDone, MessageKind, MessageStarted, Stop, TextDelta
+from codexpc.harmony.render import RenderedPrompt
+from codexpc.server.responses_stream import Usage
+from codexpc.server.runtime import Lease, Runtime
+
+log = logging.getLogger("codexpc.session")
+
+
+@dataclass(frozen=True)
+class SamplingRequest:
+    """The sampling options a request asked for, checked; None: the server's default."""
+
+    max_output_tokens: int | None = None
+    temperature: float = 1.0  # gpt-oss's recommended sampling: temperature 1, top_p 1
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+def _number(body: Mapping[str, Any], key: str, low: float, high: float, default: float) -> float:
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise RequestError(f"{key} must be a number", param=key)
+    if not low <= value <= high:
+        raise RequestError(f"{key} must be between {low} and {high}", param=key)
+    return float(value)
+
+
+def _count(body: Mapping[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RequestError(f"{key} must be a positive integer", param=key)
+    return value
+
+
+def sampling_from_body(body: Mapping[str, Any], *max_keys: str) -> SamplingRequest:
+    """Sampling options of a Responses (`max_output_tokens`) or Chat (`max_tokens`...) body."""
+    limits = [n for n in (_count(body, key) for key in max_keys) if n is not None]
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise RequestError("seed must be an integer", param="seed")
+    top_p = _number(body, "top_p", 0.0, 1.0, 1.0)
+    if top_p == 0:
+        raise RequestError("top_p must be greater than 0", param="top_p")
+    return SamplingRequest(max_output_tokens=min(limits) if limits else None,
+                           temperature=_number(body, "temperature", 0.0, 2.0, 1.0), top_p=top_p, seed=seed)
+
+
+class Session:
+    """Runs one request on the runtime's current engine; close() always, exactly once."""
+
+    def __init__(self, runtime: Runtime, route: str, request_id: str) -> None:
+        self.runtime = runtime
+        self.route = route
+        self.request_id = request_id
+        self._lease: Lease | None = None
+        self._generation: Generation | None = None
+        self._decoder: HarmonyDecoder | None = None
+        self._started = time.monotonic()
+        self._first_token_at: float | None = None
+        self._first_delta = False
+        self._kind: MessageKind | None = None
+        self.output_tokens = 0
+        self.reasoning_tokens = 0
+        self.finish_reason: FinishReason | None = None
+        self.engine_error: str | None = None
+        self._closed = False
+        runtime.metrics.request_started()
+
+    def start(self, rendered: RenderedPrompt, sampling: SamplingRequest) -> None:
+        """Submit the prompt. Raises (ContextLengthError, ...) before anything is streamed."""
+        rid = self.request_id
+        log.info("request=%s harmony append tokens=%d user_parts=%d messages=%d dropped_reasoning=%d", rid,
+                 len(rendered.tokens), rendered.user_parts, rendered.messages, rendered.dropped_reasoning)
+        if rendered.skipped_tools:
+            log.info("request=%s tools skipped=%s", rid, ",".join(rendered.skipped_tools))
+        self._lease = self.runtime.acquire()
+        engine = self._lease.engine
+        self._decoder = HarmonyDecoder(self.runtime.encoding, rendered.registry)
+        log.info("request=%s decoder start tools=%d", rid, len(rendered.registry.names()))
+        room = engine.info.context_length - len(rendered.tokens)
+        caps = [n for n in (sampling.max_output_tokens, self.runtime.max_output_tokens, room) if n is not None]
+        params = SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed,
+                                max_new_tokens=max(0, min(caps)),
+                                stop_token_ids=stop_token_ids(self.runtime.encoding))
+        self._generation = engine.submit(rendered.tokens, params, rid)
+        log.info("request=%s stream start temperature=%s top_p=%s max_tokens=%d prompt_tokens=%d cached_tokens=%d",
+                 rid, params.temperature, params.top_p, params.max_new_tokens, self._generation.prompt_tokens,
+                 self._generation.cached_tokens)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """The decoder's events, token by token, ending with a Stop."""
+        assert self._generation is not None and self._decoder is not None, "start() first"
+        async for step in self._generation:
+            events: list[Event] = []
+            if step.token_id is not None:
+                self._on_token(step.token_id)
+                events += self._decoder.feed(step.token_id)
+            if step.finish_reason is not None:
+                self.finish_reason = step.finish_reason
+                self.engine_error = step.error
+                events += self._decoder.finish(step.finish_reason)
+            for event in events:
+                self._on_event(event)
+                yield event
+            if step.finish_reason is not None:
+                return
+
+    def _on_token(self, token_id: int) -> None:
+        self.output_tokens += 1
+        if self._kind == "reasoning":
+            self.reasoning_tokens += 1
+        if self._first_token_at is None:
+            self._first_token_at = time.monotonic()
+            log.info("request=%s first token id=%d ms=%.1f", self.request_id, token_id, self._ms(self._first_token_at))
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, MessageStarted):
+            self._kind = event.kind
+        elif isinstance(event, MessageDone):
+            self._kind = None
+        elif isinstance(event, TextDelta) and not self._first_delta:
+            self._first_delta = True
+            log.info("request=%s first delta len=%d kind=%s", self.request_id, len(event.text), event.kind)
+        elif isinstance(event, Stop) and event.reason == "error":
+            log.warning("request=%s decoder stop reason=error", self.request_id)
+
+    def usage(self) -> Usage:
+        generation = self._generation
+        prompt = generation.prompt_tokens if generation else 0
+        cached = generation.cached_tokens if generation else 0
+        return Usage(prompt, cached, self.output_tokens, self.reasoning_tokens)
+
+    async def close(self, outcome: str | None = None) -> None:
+        """Cancel the generation if it still runs, release the engine, log the end, count it."""
+        if self._closed:
+            return
+        self._closed = True
+        # Shielded: a client that went away cancels our task, and the cancel must still land.
+        with anyio.CancelScope(shield=True):
+            if self._generation is not None and self.finish_reason is None:
+                self.finish_reason = "cancelled"
+                await self._generation.cancel()
+            if self._lease is not None:
+                await self._lease.release()
+        self._log_end(outcome or self.finish_reason or "refused")
+
+    def _log_end(self, outcome: str) -> None:
+        now = time.monotonic()
+        usage = self.usage()
+        ttft = self._first_token_at - self._started if self._first_token_at is not None else None
+        decode_s = now - self._first_token_at if self._first_token_at is not None else 0.0
+        log.info("request=%s end reason=%s tokens=%d ms=%.1f", self.request_id, outcome, usage.output_tokens,
+                 self._ms(now))
+        self.runtime.metrics.request_finished(self.route, outcome, usage.prompt_tokens, usage.cached_tokens,
+                                              usage.output_tokens, usage.reasoning_tokens, ttft, decode_s)
+
+    def _ms(self, at: float) -> float:
+        return (at - self._started) * 1000.0
