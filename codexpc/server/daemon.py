@@ -1,0 +1,297 @@
+"""The daemon: bind, load the engine once, serve both listeners, reload on SIGHUP, stop on SIGTERM.
+
+The lifecycle follows uvicorn's: startup, a main loop inside signal handlers, then a graceful
+shutdown with a deadline. One uvicorn server per transport runs in the one event loop, each
+with the app behind its own SecurityMiddleware, so the transport a request came by is a fact
+of the listener rather than a guess from the scope.
+
+Shutdown (SIGTERM, SIGINT): stop accepting, let running streams finish for
+limits.shutdown_timeout_s, then close the engine, which ends every remaining generation as
+cancelled so each stream still sends its final event; what is left after a short grace is
+cancelled. A second signal skips the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from codexpc.config import DaemonConfig, ModelEntry, load_config
+from codexpc.engine.api import Engine
+from codexpc.engine.factory import create_engine
+from codexpc.errors import CodexpcError
+from codexpc.harmony.encoding import load_encoding
+from codexpc.harmony.render import RenderOptions
+from codexpc.server import runtime as rt
+from codexpc.server import transport
+from codexpc.server.app import create_app
+from codexpc.server.security import (
+    ASGIApp,
+    Message,
+    PeerCheckedProtocol,
+    Policy,
+    Receive,
+    Scope,
+    SecurityMiddleware,
+    Send,
+    load_token,
+    loopback_hosts,
+)
+
+log = logging.getLogger("codexpc.daemon")
+
+EngineFactory = Callable[..., Engine]  # create_engine's signature
+END_GRACE_S = 3.0  # after the engine is closed, for the streams to write their final events
+
+
+def serve(config: DaemonConfig, *, engine_factory: EngineFactory = create_engine) -> int:
+    """Run the daemon until SIGTERM/SIGINT; the exit code (0 after a clean shutdown)."""
+    try:
+        config.require_servable()
+        token = load_token(config.listen.token_file) if config.listen.token_file else None
+        # Bind before loading: a second daemon must fail in a second, not after a 13 GB load.
+        listeners = transport.bind_all(config.listen)
+    except CodexpcError as exc:
+        log.error("cannot start: %s", exc)
+        return exc.exit_code
+    try:
+        return asyncio.run(Daemon(config, listeners, token, engine_factory).run())
+    finally:
+        transport.close_all(listeners)
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        listeners: transport.Listeners,
+        token: str | None,
+        engine_factory: EngineFactory,
+    ) -> None:
+        self.config = config
+        self.listeners = listeners
+        self.token = token
+        self.engine_factory = engine_factory
+        self.stop = asyncio.Event()
+        self.signals = 0  # SIGTERM/SIGINT seen; the second one forces the exit
+        self.servers: list[uvicorn.Server] = []
+        self.runtime: rt.Runtime | None = None
+        self._reload_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(self) -> int:
+        self._install_signals()
+        try:
+            self.runtime = await self._build_runtime(self.config)
+        except CodexpcError as exc:
+            log.error("cannot start: %s", exc)
+            return exc.exit_code
+        if self.stop.is_set():  # a signal came while the model was loading
+            await self.runtime.close()
+            return 0
+        app = create_app(self.runtime, reload_hook=self.reload)
+        await self._start_servers(app)
+        loops = [asyncio.create_task(server.main_loop()) for server in self.servers]
+        await self.stop.wait()
+        await self._shutdown(loops)
+        return 0
+
+    # -- signals --------------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            log.info("received %s: shutting down", sig.name)
+        else:
+            log.warning("received %s again: exiting without waiting for streams", sig.name)
+            for server in self.servers:
+                server.force_exit = True
+        self.stop.set()
+
+    def _on_reload_signal(self) -> None:
+        log.info("received SIGHUP: reloading")
+        task = asyncio.create_task(self._reload_logged())
+        self._tasks.add(task)  # keep a reference until it ends
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reload_logged(self) -> None:
+        try:
+            await self.reload()
+        except CodexpcError as exc:
+            log.error("reload failed, still serving the old model: %s", exc)
+
+    # -- the engine -----------------------------------------------------------------------------
+
+    async def _build_runtime(self, config: DaemonConfig) -> rt.Runtime:
+        entry = config.require_servable()
+        engine = await self._load_engine(config, entry)
+        encoding = load_encoding(explicit=config.vocab, checkpoint=entry.checkpoint)
+        return rt.Runtime(
+            engine,
+            encoding,
+            models=[_runtime_model(entry, engine)],
+            render_options=RenderOptions(default_effort=config.default_reasoning_effort),
+            config=config,
+            max_output_tokens=config.limits.max_output_tokens,
+        )
+
+    async def _load_engine(self, config: DaemonConfig, entry: ModelEntry) -> Engine:
+        started = time.monotonic()
+        log.info(
+            "loading model=%s engine=%s checkpoint=%s device=%s",
+            entry.name,
+            entry.engine,
+            entry.checkpoint,
+            config.device,
+        )
+        # In a thread: loading takes seconds to minutes, and signals must still be heard.
+        engine = await asyncio.to_thread(
+            self.engine_factory,
+            entry.engine,
+            model=entry.name,
+            checkpoint=entry.checkpoint,
+            device=config.device,
+        )
+        info = engine.info
+        log.info(
+            "loaded model=%s engine=%s device=%s context=%d in %.1fs",
+            info.model,
+            info.kind,
+            info.device,
+            info.context_length,
+            time.monotonic() - started,
+        )
+        return engine
+
+    async def reload(self) -> Mapping[str, Any]:
+        """Re-read the config file and load the default model again; running requests finish
+        on the old engine. Raises CodexpcError (and keeps the old engine) on failure."""
+        assert self.runtime is not None
+        async with self._reload_lock:
+            config = load_config(self.config.config_path, dict(self.config.overrides))
+            if config.listen != self.config.listen:
+                log.warning("reload: listen settings changed; they apply at the next restart")
+            entry = config.require_servable()
+            engine = await self._load_engine(config, entry)
+            await self.runtime.reload(engine, models=[_runtime_model(entry, engine)])
+            self.config = config
+            return {
+                "model": engine.info.model,
+                "engine": engine.info.kind,
+                "checkpoint": engine.info.checkpoint,
+            }
+
+    # -- the servers ----------------------------------------------------------------------------
+
+    async def _start_servers(self, app: ASGIApp) -> None:
+        limits = self.config.limits
+        groups: list[tuple[Policy, list[Any]]] = []
+        if self.listeners.unix is not None:
+            groups.append((Policy("unix", frozenset(), None, limits.max_body_bytes), [self.listeners.unix]))
+        if self.listeners.tcp:
+            assert self.listeners.port is not None
+            extra = tuple(h for h in self.config.listen.hosts if h not in ("127.0.0.1", "::1"))
+            hosts = loopback_hosts(self.listeners.port, extra)
+            groups.append((Policy("tcp", hosts, self.token, limits.max_body_bytes), list(self.listeners.tcp)))
+        for policy, sockets in groups:
+            wrapped: ASGIApp = SecurityMiddleware(_capture(app, self.config.capture_dir), policy)
+            server = uvicorn.Server(_uvicorn_config(wrapped, self.config))
+            server.lifespan = server.config.lifespan_class(server.config)
+            await server.startup(sockets=sockets)
+            self.servers.append(server)
+        if self.listeners.socket_path is not None:
+            log.info("listening on unix:%s", self.listeners.socket_path)
+        for address in self.listeners.tcp_addresses():
+            log.info("listening on http://%s", address)
+        log.info("ready model=%s", self.config.default_model)
+
+    async def _shutdown(self, loops: list[asyncio.Task[None]]) -> None:
+        assert self.runtime is not None
+        deadline = self.config.limits.shutdown_timeout_s
+        log.info(
+            "stopping: no new connections; %d request(s) running; deadline %.1fs",
+            self.runtime.metrics.in_flight,
+            deadline,
+        )
+        for server in self.servers:
+            server.should_exit = True
+            server.config.timeout_graceful_shutdown = int(deadline + END_GRACE_S) + 1
+        await asyncio.gather(*loops)
+        shutdowns = [asyncio.create_task(server.shutdown()) for server in self.servers]
+        _done, pending = await asyncio.wait(shutdowns, timeout=deadline)
+        if pending:
+            log.warning("deadline passed: ending %d running request(s)", self.runtime.metrics.in_flight)
+        # Closing the engine ends every generation still running (as cancelled), so each
+        # stream writes its final event before uvicorn's own deadline cancels what is left.
+        await self.runtime.close()
+        await asyncio.gather(*shutdowns)
+        log.info("stopped")
+
+
+def _runtime_model(entry: ModelEntry, engine: Engine) -> rt.ModelEntry:
+    return rt.ModelEntry(
+        entry.name, engine.info.context_length, aliases=entry.aliases, created=int(time.time())
+    )
+
+
+def _uvicorn_config(app: ASGIApp, config: DaemonConfig) -> uvicorn.Config:
+    uv = uvicorn.Config(
+        app,
+        http=PeerCheckedProtocol,
+        lifespan="off",  # the daemon owns the engine's lifetime, not the app
+        log_config=None,  # the CLI set up logging; uvicorn must not replace it
+        log_level=config.log_level,
+        server_header=False,
+        proxy_headers=False,  # nothing sits in front of us; never trust X-Forwarded-*
+        timeout_graceful_shutdown=int(config.limits.shutdown_timeout_s + END_GRACE_S) + 1,
+    )
+    uv.load()
+    return uv
+
+
+def _capture(app: ASGIApp, folder: Path | None) -> ASGIApp:
+    """Debugging aid (capture_dir): write each POST body to FOLDER/NNNN-<path>.json."""
+    if folder is None:
+        return app
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    counter = iter(range(1, 10**9))
+
+    async def captured(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await app(scope, receive, send)
+            return
+        name = f"{next(counter):04d}-{scope['path'].strip('/').replace('/', '_')}.json"
+
+        async def recording() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                _write_capture(folder / name, message.get("body", b""))
+            return message
+
+        await app(scope, recording, send)
+
+    return captured
+
+
+def _write_capture(path: Path, body: bytes) -> None:
+    try:
+        json.loads(body)  # only well-formed JSON bodies are worth keeping
+    except ValueError:
+        return
+    with open(path, "ab") as f:  # the security layer hands over the body in one message
+        f.write(body)
+    log.debug("captured %s (%d bytes)", path, len(body))
