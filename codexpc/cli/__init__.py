@@ -1,0 +1,1 @@
+"""The `codexpc` command line: one module per command group, wired together in main.py."""

@@ -1,0 +1,65 @@
+"""`codexpc health`: is a daemon running, and what is it serving?"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from codexpc.cli.link import Link, add_daemon_flags, socket_from_args
+from codexpc.cli.output import add_json_flag, emit_json, say
+from codexpc.errors import DaemonNotRunning
+
+
+def register(commands: Any) -> None:
+    p = commands.add_parser(
+        "health",
+        help="ask the running daemon how it is",
+        description="Ask the daemon on the Unix socket for its model, device, memory and uptime. "
+        "Exit code 5 when no daemon is running.",
+    )
+    add_daemon_flags(p)
+    add_json_flag(p)
+    p.set_defaults(run=run)
+
+
+def format_duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{seconds:.1f}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60}s"
+    return f"{s // 3600}h {s % 3600 // 60}m"
+
+
+def _mib(value: Any) -> str:
+    return f"{value / 2**20:.0f} MiB" if isinstance(value, int | float) else str(value)
+
+
+def show(info: dict[str, Any], socket_path: str) -> None:
+    engine = info.get("engine", {})
+    say(f"codexpc is running ({info.get('status', '?')}) on {socket_path}")
+    say(f"  model       {info.get('model')} (engine {engine.get('kind')}, {engine.get('state')}, device {info.get('device')})")
+    say(f"  checkpoint  {info.get('checkpoint')}")
+    say(f"  context     {engine.get('context_length')} tokens")
+    say(f"  uptime      {format_duration(float(info.get('uptime_s', 0)))}; in flight {info.get('in_flight', 0)}; reloads {info.get('reloads', 0)}")
+    memory = info.get("memory", {})
+    if memory:
+        say("  memory      " + ", ".join(f"{k} {_mib(v)}" for k, v in memory.items()))
+
+
+def run(args: argparse.Namespace) -> int:
+    path = socket_from_args(args)
+    try:
+        with Link(path) as link:
+            info = link.get("/health")
+    except DaemonNotRunning as exc:
+        if args.json:
+            emit_json({"ok": False, "running": False, "socket": str(path), "error": str(exc)})
+        else:
+            say(str(exc))
+        return DaemonNotRunning.exit_code
+    if args.json:
+        emit_json({"ok": True, "running": True, "socket": str(path), **info})
+    else:
+        show(info, str(path))
+    return 0

@@ -1,0 +1,79 @@
+"""`codexpc install` / `codexpc uninstall`: the user service (systemd on Linux, launchd on macOS)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from codexpc import logs
+from codexpc.cli.output import add_json_flag, emit_json, say
+from codexpc.service import manager
+from codexpc.service.spec import build_spec
+
+
+def register(commands: Any) -> None:
+    p = commands.add_parser(
+        "install",
+        help="install and start the user service",
+        description="Write a systemd user unit (Linux) or a launchd agent (macOS) that runs "
+        "`codexpc serve` from this installation at login, restarts it on failure, and sends its "
+        "log to the journal or a log file. Starts it where a service manager runs; elsewhere "
+        "(containers) it says what to do instead.",
+    )
+    p.add_argument("--config", type=Path, metavar="FILE", help="config file the service passes to serve")
+    p.add_argument("--checkpoint", type=Path, metavar="PATH", help="checkpoint the service serves")
+    p.add_argument("--model", metavar="NAME", help="model name the service serves")
+    p.add_argument("--no-start", action="store_true", help="write the service file only")
+    p.add_argument("--print", action="store_true", dest="print_only", help="print the service file, change nothing")
+    add_json_flag(p)
+    p.set_defaults(run=run_install)
+
+    u = commands.add_parser("uninstall", help="stop and remove the user service", description="Stop, disable and delete the user service.")
+    add_json_flag(u)
+    u.set_defaults(run=run_uninstall)
+
+
+def _serve_args(args: argparse.Namespace) -> list[str]:
+    out: list[str] = []
+    # Absolute paths: the service does not start in the folder `install` ran in.
+    if args.config:
+        out += ["--config", str(args.config.expanduser().absolute())]
+    if args.checkpoint:
+        out += ["--checkpoint", str(args.checkpoint.expanduser().absolute())]
+    if args.model:
+        out += ["--model", args.model]
+    return out
+
+
+def _report(report: manager.ServiceReport, verb: str, json_out: bool) -> int:
+    if json_out:
+        emit_json({"ok": True, **asdict(report)})
+        return 0
+    say(f"{verb} {report.manager} service: {report.path}")
+    for line in report.commands:
+        say(f"  ran: {line}")
+    if report.problem:
+        say(f"Not started: {report.problem}.")
+    for line in report.instructions:
+        say(line)
+    if report.active and verb == "installed":
+        say("Check it: codexpc health; its log: codexpc logs --follow")
+    return 0
+
+
+def run_install(args: argparse.Namespace) -> int:
+    if args.checkpoint and not args.checkpoint.expanduser().exists():
+        from codexpc.errors import CheckpointError
+
+        raise CheckpointError(f"checkpoint {args.checkpoint} does not exist")
+    spec = build_spec(_serve_args(args), log_file=logs.log_file().with_name("launchd.log"))
+    if args.print_only:
+        say(manager.render(manager.platform_manager(), spec).decode(), end="")
+        return 0
+    return _report(manager.install(spec, start=not args.no_start), "installed", args.json)
+
+
+def run_uninstall(args: argparse.Namespace) -> int:
+    return _report(manager.uninstall(), "removed", args.json)

@@ -1,0 +1,172 @@
+"""`codexpc smoke`: one streaming request end to end, with its timeline, TTFT and tokens/s.
+
+With a daemon already running it uses that daemon (no load: the output says it was warm).
+Otherwise it starts one for the run, serving the checkpoint named, or a tiny random checkpoint
+that it builds once and keeps in the cache folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from codexpc import settings
+from codexpc.cli import daemon_proc, timeline
+from codexpc.cli.health import format_duration
+from codexpc.cli.link import Link, probe
+from codexpc.cli.output import Progress, add_json_flag, emit_json, say
+from codexpc.errors import CheckpointError
+
+DEFAULT_PROMPT = "Say hello in one short sentence."
+TINY_LAYOUT = "original"
+
+
+def register(commands: Any) -> None:
+    p = commands.add_parser(
+        "smoke",
+        help="one streaming request end to end, timed",
+        description="Send one streaming Responses request and print the event timeline, time to first "
+        "token and tokens/s. Uses the running daemon if there is one (warm: no load); else starts a "
+        "daemon for the run on --checkpoint, or on a tiny random checkpoint built once and cached.",
+    )
+    p.add_argument("--checkpoint", type=Path, metavar="PATH", help="serve this checkpoint for the run")
+    p.add_argument("--engine", choices=("torch", "paged", "scripted"), help="engine of a daemon started for the run")
+    p.add_argument("--device", help="device of a daemon started for the run")
+    p.add_argument("--config", type=Path, metavar="FILE", help="config file naming the daemon's socket")
+    p.add_argument("--socket", type=Path, metavar="PATH", help="the running daemon's Unix socket")
+    p.add_argument("--fresh", action="store_true", help="start a daemon for the run even if one is running")
+    p.add_argument("--prompt", default=DEFAULT_PROMPT)
+    p.add_argument("--max-output-tokens", type=int, default=48, metavar="N")
+    p.add_argument("--start-timeout", type=float, default=600.0, metavar="S", help="seconds to wait for a load")
+    add_json_flag(p)
+    p.set_defaults(run=run)
+
+
+def tiny_checkpoint() -> Path:
+    """The tiny random checkpoint, written once under the cache folder (atomically: by rename)."""
+    final = settings.cache_dir() / "checkpoints" / f"tiny-{TINY_LAYOUT}"
+    if final.exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tiny-"))
+    try:
+        from codexpc.cli.checkpoint import write
+
+        write("tiny", TINY_LAYOUT, partial / "ckpt")
+        os.replace(partial / "ckpt", final)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return final
+
+
+def request_body(model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
+    # The shape Codex sends, cut down to one user message.
+    return {
+        "model": model,
+        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": prompt}]}],
+        "stream": True,
+        "store": False,
+        "max_output_tokens": max_tokens,
+        "reasoning": {"effort": "low", "summary": "auto"},
+    }
+
+
+def _running_socket(args: argparse.Namespace) -> Path:
+    if args.socket:
+        return Path(args.socket)
+    from codexpc.config import load_config
+
+    return load_config(args.config, {}).listen.socket_path
+
+
+def _same_checkpoint(health: dict[str, Any], wanted: Path | None) -> bool:
+    return wanted is None or Path(str(health.get("checkpoint"))).resolve() == wanted.resolve()
+
+
+def _start_daemon(args: argparse.Namespace, checkpoint: Path, quiet: bool) -> daemon_proc.ChildDaemon:
+    serve_args = ["--checkpoint", str(checkpoint)]
+    if args.engine:
+        serve_args += ["--engine", args.engine]
+    if args.device:
+        serve_args += ["--device", args.device]
+    progress = Progress(total=1, label="loading", enabled=Progress(1, "").enabled and not quiet)
+    try:
+        return daemon_proc.start(serve_args, args.start_timeout, on_wait=lambda s: progress.advance(0, f"{s:.0f}s"))
+    finally:
+        progress.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    socket_path = _running_socket(args)
+    child: daemon_proc.ChildDaemon | None = None
+    synthetic = False
+    if args.checkpoint is not None and not args.checkpoint.exists():
+        raise CheckpointError(f"checkpoint {args.checkpoint} does not exist")
+    warm_health: dict[str, Any] | None = None
+    if not args.fresh and probe(socket_path) is None:
+        with Link(socket_path) as link:
+            health = link.get("/health")
+        if _same_checkpoint(health, args.checkpoint):
+            warm_health = health
+    try:
+        if warm_health is not None:
+            how = f"using the running daemon on {socket_path} (warm: up {format_duration(warm_health['uptime_s'])}, no load)"
+        else:
+            synthetic = args.checkpoint is None
+            checkpoint = args.checkpoint or tiny_checkpoint()
+            child = _start_daemon(args, checkpoint, args.json)
+            socket_path = child.socket_path
+            what = "tiny random checkpoint" if synthetic else "checkpoint"
+            how = f"started a daemon for this run ({what} {checkpoint}): ready in {child.load_s:.1f}s"
+        with Link(socket_path) as link:
+            health = warm_health or link.get("/health")
+            body = request_body(str(health["model"]), args.prompt, args.max_output_tokens)
+            line = timeline.Timeline()
+            for event in link.stream("/v1/responses", body):
+                line.add(event)
+    finally:
+        if child is not None:
+            child.stop()
+    return _report(args, how, health, line, synthetic, warm_health is not None)
+
+
+def _verdict(line: timeline.Timeline, synthetic: bool) -> tuple[bool, str]:
+    problem = line.well_formed()
+    if problem is not None:
+        return False, f"FAIL: {problem}"
+    if line.outcome == "response.failed" and not synthetic:
+        return False, f"FAIL: the response failed: {line.summary()['error']}"
+    if line.outcome == "response.failed":
+        # Random weights emit noise, not Harmony; a clean failure is the correct answer to it.
+        return True, "PASS: a well-formed stream (random weights: the model's output is noise, so it failed cleanly)"
+    return True, f"PASS: a well-formed stream ending in {line.outcome}"
+
+
+def _report(args: argparse.Namespace, how: str, health: dict[str, Any], line: timeline.Timeline,
+            synthetic: bool, warm: bool) -> int:
+    ok, verdict = _verdict(line, synthetic)
+    summary = line.summary()
+    if args.json:
+        emit_json({"ok": ok, "warm": warm, "how": how, "model": health.get("model"), "device": health.get("device"),
+                   "verdict": verdict, **summary})
+        return 0 if ok else 1
+    say(f"codexpc smoke: {how}")
+    say(f"model {health.get('model')} on {health.get('device')} (engine {health.get('engine', {}).get('kind')})")
+    say(f"request: {args.prompt!r}, at most {args.max_output_tokens} output tokens")
+    for row in timeline.render(line.rows):
+        say("  " + row)
+    ttft, rate = summary["ttft_s"], summary["tokens_per_s"]
+    say(
+        f"time to first token {ttft * 1000:.1f} ms; " if ttft is not None else "no token deltas; ",
+        end="",
+    )
+    say(f"{summary['output_tokens']} output tokens" + (f", {rate:.1f} tokens/s" if rate else "")
+        + f"; prompt {summary['input_tokens']} tokens ({summary['cached_tokens']} cached)")
+    if summary["text"]:
+        say(f"text: {summary['text']!r}")
+    say(verdict)
+    return 0 if ok else 1
