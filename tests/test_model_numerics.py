@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import torch
-from transformers import GptOssConfig
+from transformers import GptOssConfig, GptOssForCausalLM, Mxfp4Config
 from transformers.integrations.mxfp4 import convert_moe_packed_tensors
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
+from codexpc.checkpoint import open_checkpoint, write_checkpoint
 from codexpc.engine.config import GPT_OSS_20B, TINY, ModelConfig
-from codexpc.engine.model import attention_reference, swiglu, yarn_inv_freq
+from codexpc.engine.model import Transformer, attention_reference, swiglu, yarn_inv_freq
 from codexpc.engine.mxfp4 import FP4_VALUES, dequantize, quantize
+from codexpc.engine.weights import load_model
+from codexpc.errors import CheckpointError
 
 
 def random_mxfp4(*shape: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,3 +104,91 @@ def test_sink_column_takes_its_share_of_attention() -> None:
     v = torch.ones(1, 1, 8)
     out = attention_reference(q, k, v, torch.tensor([0.0]), 0, 0, 0)
     torch.testing.assert_close(out, torch.full((1, 8), 0.5))  # exp(0) / (exp(0) + exp(sink=0))
+
+
+# ----- the whole model, through real files on disk -----
+
+PROMPT_LEN = 5 * TINY.sliding_window + 3  # longer than the window: the windowed layers matter
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("tiny")
+    return {layout: write_checkpoint(TINY, layout, out / layout, seed=0) for layout in ("hf", "original")}
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_files: dict[str, Path]) -> GptOssForCausalLM:
+    """transformers' model from the Hugging Face files, experts dequantized, fp32, eager attention."""
+    model = GptOssForCausalLM.from_pretrained(
+        tiny_files["hf"],
+        quantization_config=Mxfp4Config(dequantize=True),
+        dtype=torch.float32,
+        attn_implementation="eager",
+    )
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def ours(tiny_files: dict[str, Path]) -> Transformer:
+    return load_model(open_checkpoint(tiny_files["hf"]), torch.device("cpu"))
+
+
+def prompt(seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, TINY.vocab_size, (PROMPT_LEN,), generator=torch.Generator().manual_seed(seed))
+
+
+def test_logits_match_transformers(reference: GptOssForCausalLM, ours: Transformer) -> None:
+    tokens = prompt()
+    with torch.no_grad():
+        expected = reference(tokens[None]).logits[0]  # [T, V]
+    assert ours.dtype == torch.float32
+    torch.testing.assert_close(ours(tokens, all_logits=True), expected, atol=1e-4, rtol=1e-4)
+    assert expected.std() > 0.1  # random weights that still produce varied logits
+
+
+def test_original_layout_from_the_same_seed_is_the_same_model(tiny_files: dict[str, Path], ours: Transformer) -> None:
+    original = load_model(open_checkpoint(tiny_files["original"]), torch.device("cpu"))
+    tokens = prompt(1)
+    torch.testing.assert_close(original(tokens, all_logits=True), ours(tokens, all_logits=True), atol=0, rtol=0)
+
+
+def test_greedy_decode_matches_transformers_generate_for_64_steps(
+    reference: GptOssForCausalLM, ours: Transformer
+) -> None:
+    tokens = prompt(2)
+    with torch.no_grad():
+        generated = reference.generate(
+            tokens[None], max_new_tokens=64, do_sample=False, min_new_tokens=64, pad_token_id=0
+        )[0, PROMPT_LEN:].tolist()
+    kv = ours.new_kv()
+    logits = ours(tokens, kv)
+    decoded: list[int] = []
+    for _ in range(64):
+        decoded.append(int(logits[-1].argmax()))
+        logits = ours(torch.tensor(decoded[-1:]), kv)
+    assert decoded == generated
+    assert len(set(decoded)) > 4
+
+
+class _Tensors:
+    """A TensorSource over a dict: the loader's input with one thing broken on purpose."""
+
+    def __init__(self, config: ModelConfig, tensors: dict[str, torch.Tensor]) -> None:
+        self.config = config
+        self._tensors = tensors
+
+    def iter_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        yield from self._tensors.items()
+
+
+def test_loading_refuses_missing_unexpected_and_misshapen_tensors(tiny_files: dict[str, Path]) -> None:
+    tensors = open_checkpoint(tiny_files["original"]).state_dict()
+    cpu = torch.device("cpu")
+    missing = {k: v for k, v in tensors.items() if k != "norm.scale"}
+    with pytest.raises(CheckpointError, match="norm.scale"):
+        load_model(_Tensors(TINY, missing), cpu)
+    with pytest.raises(CheckpointError, match="block.0.attn.extra"):
+        load_model(_Tensors(TINY, tensors | {"block.0.attn.extra": torch.zeros(1)}), cpu)
+    with pytest.raises(CheckpointError, match="block.1.attn.sinks"):
+        load_model(_Tensors(TINY, tensors | {"block.1.attn.sinks": torch.zeros(3)}), cpu)
