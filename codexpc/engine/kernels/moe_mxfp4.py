@@ -1,0 +1,103 @@
+"""The MoE experts with MXFP4 weights: a Triton kernel pair, and the plain reference beside it.
+
+The token-slots (token t's j-th chosen expert is slot t * k + j) are sorted by expert and each
+expert's run is padded to a multiple of BLOCK_M, so one program computes BLOCK_M slots of one
+expert against a tile of that expert's weights. The weights stay MXFP4 in memory and are
+dequantized tile by tile inside the K loop: each weight byte is read once per program, and
+at batch 1 the kernel reads 4.25 bits per weight instead of the 16 that a dequantized copy
+costs. Two launches:
+- up:   h[p] = swiglu(x[token(p)] @ W1[e].T + b1[e])   (SwiGLU fused: the pairs of gate/up
+        columns sit side by side in one N tile, so the [*, 2I] product never reaches memory);
+- down: y[slot(p)] = weight(p) * (h[p] @ W2[e].T + b2[e]); then y is summed over the k slots.
+
+Shapes: T tokens, k experts per token, S = T * k slots, P padded slots, E experts, H hidden,
+I expert width; W1 [E, 2I, H] and W2 [E, H, I] as MXFP4 (blocks [E, rows, cols/32, 16] u8,
+scales [E, rows, cols/32] u8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from codexpc.engine.model import SWIGLU_ALPHA, swiglu
+from codexpc.engine.mxfp4 import dequantize
+
+
+@dataclass(frozen=True)
+class ExpertWeights:
+    """One layer's experts, as stored: MXFP4 matrices and bf16 biases."""
+
+    w1_blocks: torch.Tensor  # [E, 2I, H/32, 16] u8
+    w1_scales: torch.Tensor  # [E, 2I, H/32] u8
+    b1: torch.Tensor  # [E, 2I]
+    w2_blocks: torch.Tensor  # [E, H, I/32, 16] u8
+    w2_scales: torch.Tensor  # [E, H, I/32] u8
+    b2: torch.Tensor  # [E, H]
+    limit: float  # the SwiGLU clamp
+
+    @property
+    def num_experts(self) -> int:
+        return self.w1_blocks.shape[0]
+
+
+def moe_reference(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights) -> torch.Tensor:
+    """Dequantize each chosen expert, then matmul. x [T, H]; ids, weights [T, k] -> [T, H]."""
+    out = torch.zeros_like(x, dtype=torch.float32)
+    for e in torch.unique(ids).tolist():
+        rows, slot = torch.where(ids == e)  # tokens that chose e, and in which of their k slots
+        h = x[rows] @ dequantize(w.w1_blocks[e], w.w1_scales[e], x.dtype).T + w.b1[e]  # [n, 2I]
+        h = swiglu(h, w.limit)  # [n, I]
+        y = h @ dequantize(w.w2_blocks[e], w.w2_scales[e], x.dtype).T + w.b2[e]  # [n, H]
+        out.index_add_(0, rows, y.float() * weights[rows, slot, None].float())
+    return out.to(x.dtype)
+
+
+@dataclass(frozen=True)
+class ExpertOrder:
+    """Slots sorted by expert, each expert's run padded to a multiple of block_m. Static shapes
+    (no host sync), so a CUDA graph can capture it."""
+
+    sorted_slots: torch.Tensor  # [P] slot ids; S (one past the last) marks padding
+    block_expert: torch.Tensor  # [P / block_m] the expert of each block of rows
+    num_padded: torch.Tensor  # [1] rows in use; blocks at or past it do nothing
+    block_m: int
+
+
+def order_by_expert(ids: torch.Tensor, num_experts: int, block_m: int) -> ExpertOrder:
+    flat = ids.flatten()  # [S]
+    s = flat.numel()
+    counts = torch.zeros(num_experts, dtype=torch.int64, device=ids.device)
+    counts.scatter_add_(0, flat, torch.ones_like(flat))  # bincount without a host sync
+    padded = (counts + block_m - 1) // block_m * block_m
+    ends = torch.cumsum(padded, 0)  # [E]
+    order = torch.argsort(flat, stable=True)  # slots sorted by expert
+    expert_of = flat[order]
+    rank = torch.arange(s, device=ids.device) - (torch.cumsum(counts, 0) - counts)[expert_of]
+    capacity = -(-(s + num_experts * (block_m - 1)) // block_m) * block_m
+    sorted_slots = torch.full((capacity,), s, dtype=torch.int32, device=ids.device)
+    sorted_slots[(ends - padded)[expert_of] + rank] = order.to(torch.int32)
+    starts = torch.arange(0, capacity, block_m, device=ids.device)
+    block_expert = torch.searchsorted(ends, starts, right=True).clamp(max=num_experts - 1)
+    return ExpertOrder(sorted_slots, block_expert.to(torch.int32), ends[-1:].to(torch.int32), block_m)
+
+
+def pick_block_m(num_slots: int, num_experts: int) -> int:
+    """Rows per program: about the slots an expert gets, so little of a block is padding."""
+    per_expert = num_slots / num_experts
+    for block_m in (16, 32, 64):
+        if per_expert <= 2 * block_m:
+            return block_m
+    return 128
+
+
+def moe_mxfp4(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights) -> torch.Tensor:
+    """The Triton path: same function as `moe_reference`. x [T, H] bf16 -> [T, H]."""
+    from codexpc.engine.kernels.moe_mxfp4_triton import launch_down, launch_up  # needs triton
+
+    t, k = ids.shape
+    order = order_by_expert(ids, w.num_experts, pick_block_m(t * k, w.num_experts))
+    h = launch_up(x, order, w.w1_blocks, w.w1_scales, w.b1, k, w.limit, SWIGLU_ALPHA)  # [P, I]
+    y = launch_down(h, order, w.w2_blocks, w.w2_scales, w.b2, weights.flatten().float(), t * k)  # [S, H]
+    return y.view(t, k, -1).sum(dim=1).to(x.dtype)

@@ -1,0 +1,136 @@
+"""Triton kernels of the MXFP4 MoE (see moe_mxfp4.py for the layout and the reference).
+
+Imported only where Triton is installed (GPU machines, or TRITON_INTERPRET=1 on a CPU).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import triton
+import triton.language as tl
+
+if TYPE_CHECKING:
+    from codexpc.engine.kernels.moe_mxfp4 import ExpertOrder
+
+
+@triton.jit
+def _dequant_tile(codes_ptr, scales_ptr, rows, row_ok, k0, K: tl.constexpr, stride_row, stride_srow, BK: tl.constexpr):
+    """MXFP4 rows[:] x [k0, k0 + BK) -> [BN, BK] fp32 (exact). Bytes hold two e2m1 codes, low nibble first."""
+    kb = k0 // 2 + tl.arange(0, BK // 2)  # byte columns
+    raw = tl.load(codes_ptr + rows[:, None] * stride_row + kb[None, :],
+                  mask=row_ok[:, None] & (kb[None, :] < K // 2), other=0)  # [BN, BK/2] u8
+    codes = tl.reshape(tl.join(raw & 0xF, raw >> 4), (raw.shape[0], BK))  # [BN, BK] low nibble first
+    codes = codes.to(tl.int32)
+    e = (codes >> 1) & 3
+    m = (codes & 1).to(tl.float32)
+    # e2m1: e == 0 is subnormal (0 or 0.5); otherwise (1 + m / 2) * 2^(e - 1).
+    mag = tl.where(e == 0, 0.5 * m, (2.0 + m) * (1 << e).to(tl.float32) * 0.25)
+    val = tl.where((codes & 8) != 0, -mag, mag)
+    ks = k0 // 32 + tl.arange(0, BK // 32)
+    s = tl.load(scales_ptr + rows[:, None] * stride_srow + ks[None, :],
+                mask=row_ok[:, None] & (ks[None, :] < K // 32), other=127).to(tl.int32)  # [BN, BK/32]
+    # 2^(s - 127) built from its float32 bits (s is the biased exponent itself).
+    scale = (s << 23).to(tl.float32, bitcast=True)
+    val = tl.reshape(val, (raw.shape[0], BK // 32, 32)) * scale[:, :, None]
+    return tl.reshape(val, (raw.shape[0], BK))
+
+
+@triton.jit
+def _moe_up_kernel(x_ptr, w_ptr, s_ptr, b_ptr, h_ptr, sorted_ptr, block_expert_ptr, num_padded_ptr,
+                   num_slots, K: tl.constexpr, N: tl.constexpr, stride_x, stride_we, stride_wn, stride_se, stride_sn, stride_be, stride_h,
+                   limit, alpha, TOPK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+    pid_m, pid_n = tl.program_id(0), tl.program_id(1)
+    if pid_m * BM >= tl.load(num_padded_ptr):
+        return
+    e = tl.load(block_expert_ptr + pid_m).to(tl.int64)
+    rows_p = pid_m * BM + tl.arange(0, BM)
+    slots = tl.load(sorted_ptr + rows_p)
+    valid = slots < num_slots
+    tokens = (slots // TOPK).to(tl.int64)
+    cols = pid_n * BN + tl.arange(0, BN)
+    col_ok = cols < N
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    for k0 in range(0, K, BK):
+        kk = k0 + tl.arange(0, BK)
+        a = tl.load(x_ptr + tokens[:, None] * stride_x + kk[None, :], mask=valid[:, None] & (kk[None, :] < K), other=0.0)
+        w = _dequant_tile(w_ptr + e * stride_we, s_ptr + e * stride_se, cols, col_ok, k0, K, stride_wn, stride_sn, BK)
+        acc = tl.dot(a, tl.trans(w.to(a.dtype)), acc)  # bf16 operands on the GPU
+    acc += tl.load(b_ptr + e * stride_be + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
+    # gpt-oss quirk: gate and up interleave (even, odd columns); clamp gate above, up both sides.
+    gate, up = tl.split(tl.reshape(acc, (BM, BN // 2, 2)))
+    gate = tl.minimum(gate, limit)
+    up = tl.minimum(tl.maximum(up, -limit), limit)
+    h = gate * tl.sigmoid(alpha * gate) * (up + 1.0)  # [BM, BN/2]
+    hcols = pid_n * (BN // 2) + tl.arange(0, BN // 2)
+    tl.store(h_ptr + rows_p[:, None].to(tl.int64) * stride_h + hcols[None, :], h.to(h_ptr.dtype.element_ty),
+             mask=hcols[None, :] < N // 2)
+
+
+@triton.jit
+def _moe_down_kernel(h_ptr, w_ptr, s_ptr, b_ptr, y_ptr, route_ptr, sorted_ptr, block_expert_ptr, num_padded_ptr,
+                     num_slots, K: tl.constexpr, N: tl.constexpr, stride_h, stride_we, stride_wn, stride_se, stride_sn, stride_be, stride_y,
+                     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+    pid_m, pid_n = tl.program_id(0), tl.program_id(1)
+    if pid_m * BM >= tl.load(num_padded_ptr):
+        return
+    e = tl.load(block_expert_ptr + pid_m).to(tl.int64)
+    rows_p = pid_m * BM + tl.arange(0, BM)
+    slots = tl.load(sorted_ptr + rows_p)
+    valid = slots < num_slots
+    cols = pid_n * BN + tl.arange(0, BN)
+    col_ok = cols < N
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    for k0 in range(0, K, BK):
+        kk = k0 + tl.arange(0, BK)
+        a = tl.load(h_ptr + rows_p[:, None].to(tl.int64) * stride_h + kk[None, :], mask=kk[None, :] < K, other=0.0)
+        w = _dequant_tile(w_ptr + e * stride_we, s_ptr + e * stride_se, cols, col_ok, k0, K, stride_wn, stride_sn, BK)
+        acc = tl.dot(a, tl.trans(w.to(a.dtype)), acc)
+    acc += tl.load(b_ptr + e * stride_be + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
+    route = tl.load(route_ptr + slots, mask=valid, other=0.0)
+    acc = acc * route[:, None]
+    tl.store(y_ptr + slots[:, None].to(tl.int64) * stride_y + cols[None, :], acc, mask=valid[:, None] & col_ok[None, :])
+
+
+def _tiles(block_m: int) -> tuple[int, int, int, int]:
+    """(BN, BK, warps, stages) for a given rows-per-program: small M is a bandwidth problem."""
+    if block_m <= 32:
+        return 64, 128, 4, 4
+    return 128, 64, 8, 3
+
+
+def launch_up(x: torch.Tensor, order: ExpertOrder, blocks: torch.Tensor, scales: torch.Tensor,
+              bias: torch.Tensor, topk: int, limit: float, alpha: float) -> torch.Tensor:
+    """-> h [P, I] in x's dtype, row p for sorted slot p (padding rows hold garbage nobody reads)."""
+    e, n, groups, _ = blocks.shape  # n = 2I
+    k = groups * 32
+    w = blocks.view(e, n, groups * 16)
+    p = order.sorted_slots.numel()
+    h = torch.empty(p, n // 2, dtype=x.dtype, device=x.device)
+    bn, bk, warps, stages = _tiles(order.block_m)
+    grid = (p // order.block_m, triton.cdiv(n, bn))
+    _moe_up_kernel[grid](
+        x, w, scales, bias, h, order.sorted_slots, order.block_expert, order.num_padded,
+        x.shape[0] * topk, k, n, x.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1),
+        bias.stride(0), h.stride(0), float(limit), float(alpha),
+        TOPK=topk, BM=order.block_m, BN=bn, BK=bk, num_warps=warps, num_stages=stages,
+    )
+    return h
+
+
+def launch_down(h: torch.Tensor, order: ExpertOrder, blocks: torch.Tensor, scales: torch.Tensor,
+                bias: torch.Tensor, route: torch.Tensor, num_slots: int) -> torch.Tensor:
+    """-> y [S, H] fp32: each slot's expert output times its routing weight."""
+    e, n, groups, _ = blocks.shape  # n = H
+    k = groups * 32
+    w = blocks.view(e, n, groups * 16)
+    y = torch.empty(num_slots, n, dtype=torch.float32, device=h.device)
+    bn, bk, warps, stages = _tiles(order.block_m)
+    grid = (order.sorted_slots.numel() // order.block_m, triton.cdiv(n, bn))
+    _moe_down_kernel[grid](
+        h, w, scales, bias, y, route, order.sorted_slots, order.block_expert, order.num_padded,
+        num_slots, k, n, h.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1),
+        bias.stride(0), y.stride(0), BM=order.block_m, BN=bn, BK=bk, num_warps=warps, num_stages=stages,
+    )
+    return y
