@@ -66,8 +66,9 @@ def default_script(prompt: str) -> str:
     turn = prompt.rpartition(_LAST_USER)[2]
     outputs = _TOOL_MESSAGE.findall(turn)
     if outputs:
-        _, output = outputs[-1]
-        return _answer("The command ran. I will report its output.", f"The command printed: {output.strip()}")
+        # Codex wraps a command's output in a header that ends with "Output:".
+        output = outputs[-1][1].rpartition("Output:\n")[2].strip()
+        return _answer("The command ran. I will report its output.", f"The command printed: {output}")
     shells = [name for name in _offered_functions(prompt) if name in ("exec_command", "shell")]
     if shells:
         return _tool_call(shells[0])
@@ -108,7 +109,7 @@ class ScriptedGeneration:
         self._delay_s = delay_s
         self._counters = counters
         self._cancelled = asyncio.Event()
-        self._done = False
+        self._finished = False  # a last event was yielded
 
     def __aiter__(self) -> AsyncIterator[TokenEvent]:
         return self._play()
@@ -117,10 +118,10 @@ class ScriptedGeneration:
         self._counters.running += 1
         try:
             async for event in self._steps():
+                self._finished = event.finish_reason is not None
                 yield event
         finally:
             self._counters.running -= 1
-            self._done = True
 
     async def _steps(self) -> AsyncIterator[TokenEvent]:
         limit = min(self._params.max_new_tokens, self._room)
@@ -143,7 +144,7 @@ class ScriptedGeneration:
         yield TokenEvent(None, "length")
 
     async def cancel(self) -> None:
-        if not self._cancelled.is_set() and not self._done:
+        if not self._cancelled.is_set() and not self._finished:
             self._counters.cancelled += 1
         self._cancelled.set()
 

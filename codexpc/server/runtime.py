@@ -36,6 +36,12 @@ class ModelEntry:
         return requested == self.name or requested in self.aliases
 
 
+def default_aliases(name: str) -> tuple[str, ...]:
+    """Ollama-style names as aliases: "gpt-oss-20b" is also "gpt-oss:20b"."""
+    head, dash, size = name.rpartition("-")
+    return (f"{head}:{size}",) if dash and head else ()
+
+
 @dataclass
 class _Slot:
     """One engine and the number of requests still using it."""
@@ -72,7 +78,8 @@ class Runtime:
         self.encoding = encoding
         # Without a configured list, serve the engine's model under its own name.
         self.models: tuple[ModelEntry, ...] = tuple(models) or (
-            ModelEntry(engine.info.model, engine.info.context_length, created=int(time.time())),)
+            ModelEntry(engine.info.model, engine.info.context_length, aliases=default_aliases(engine.info.model),
+                       created=int(time.time())),)
         self.render_options = render_options or RenderOptions()
         self.config = config  # the daemon's DaemonConfig, kept opaque here
         self.max_output_tokens = max_output_tokens  # a cap on any request's output, None: context only

@@ -6,7 +6,7 @@ The log lines are a stable, greppable contract (logger "codexpc.session"), one p
   request=ID stream start temperature=F top_p=F max_tokens=N prompt_tokens=N cached_tokens=N
   request=ID first token id=N ms=F
   request=ID first delta len=N kind=K
-  request=ID end reason=R tokens=N ms=F
+  request=ID end reason=R status=S tokens=N ms=F
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ class Session:
         self._kind: MessageKind | None = None
         self.output_tokens = 0
         self.reasoning_tokens = 0
-        self.finish_reason: FinishReason | None = None
+        self.finish_reason: FinishReason | None = None  # the engine's
+        self.stop_reason: str | None = None  # the decoder's
         self.engine_error: str | None = None
         self._closed = False
         runtime.metrics.request_started()
@@ -131,7 +132,8 @@ class Session:
             for event in events:
                 self._on_event(event)
                 yield event
-            if step.finish_reason is not None:
+            # After the decoder's Stop nothing more counts; close() cancels what still runs.
+            if step.finish_reason is not None or self.stop_reason is not None:
                 return
 
     def _on_token(self, token_id: int) -> None:
@@ -150,8 +152,8 @@ class Session:
         elif isinstance(event, TextDelta) and not self._first_delta:
             self._first_delta = True
             log.info("request=%s first delta len=%d kind=%s", self.request_id, len(event.text), event.kind)
-        elif isinstance(event, Stop) and event.reason == "error":
-            log.warning("request=%s decoder stop reason=error", self.request_id)
+        elif isinstance(event, Stop):
+            self.stop_reason = event.reason
 
     def usage(self) -> Usage:
         generation = self._generation
@@ -167,19 +169,29 @@ class Session:
         # Shielded: a client that went away cancels our task, and the cancel must still land.
         with anyio.CancelScope(shield=True):
             if self._generation is not None and self.finish_reason is None:
-                self.finish_reason = "cancelled"
                 await self._generation.cancel()
             if self._lease is not None:
                 await self._lease.release()
-        self._log_end(outcome or self.finish_reason or "refused")
+        self._log_end(outcome or self._outcome())
+
+    def _outcome(self) -> str:
+        """The request's outcome for the log and metrics when the caller names none."""
+        if self.stop_reason in ("return", "call"):
+            return "completed"
+        if self.stop_reason == "length":
+            return "incomplete"
+        if self.stop_reason is None and self.finish_reason in (None, "cancelled"):
+            return "cancelled"
+        return "failed"
 
     def _log_end(self, outcome: str) -> None:
         now = time.monotonic()
         usage = self.usage()
         ttft = self._first_token_at - self._started if self._first_token_at is not None else None
         decode_s = now - self._first_token_at if self._first_token_at is not None else 0.0
-        log.info("request=%s end reason=%s tokens=%d ms=%.1f", self.request_id, outcome, usage.output_tokens,
-                 self._ms(now))
+        reason = self.stop_reason or self.finish_reason or "cancelled"
+        log.info("request=%s end reason=%s status=%s tokens=%d ms=%.1f", self.request_id, reason, outcome,
+                 usage.output_tokens, self._ms(now))
         self.runtime.metrics.request_finished(self.route, outcome, usage.prompt_tokens, usage.cached_tokens,
                                               usage.output_tokens, usage.reasoning_tokens, ttft, decode_s)
 
