@@ -1,40 +1,34 @@
-"""TorchEngine on the CPU with a tiny random-weight model: the daemon's view of generation."""
+"""TorchEngine on the CPU with a tiny random-weight checkpoint: the daemon's view of generation."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
+from codexpc.checkpoint import open_checkpoint, write_checkpoint
 from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
-from codexpc.engine.config import TINY, ModelConfig
+from codexpc.engine.config import TINY
+from codexpc.engine.factory import create_engine, resolve_device
 from codexpc.engine.model import Transformer
 from codexpc.engine.torch_engine import TorchEngine
-from codexpc.errors import ContextLengthError, RequestError
+from codexpc.engine.weights import load_model
+from codexpc.errors import ConfigError, ContextLengthError, RequestError
 
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=8)
 
 
-def random_model(config: ModelConfig = TINY, seed: int = 0) -> Transformer:
-    """A real model with random weights (experts as random MXFP4 bytes with sane scales)."""
-    torch.manual_seed(seed)
-    model = Transformer(config)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.normal_(1.0 if name.endswith("norm.scale") else 0.0, 0.02 if name.endswith("weight") else 0.5)
-        for name, b in model.named_buffers():
-            if name.endswith("blocks"):
-                b.copy_(torch.randint(0, 256, b.shape, dtype=torch.uint8))
-            else:  # scales: 2^-4 keeps the expert outputs a sensible size
-                b.fill_(127 - 4)
-    return model.eval()
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_checkpoint(TINY, "original", tmp_path_factory.mktemp("tiny") / "original", seed=0)
 
 
 @pytest.fixture(scope="module")
-def model() -> Transformer:
-    return random_model()
+def model(checkpoint: Path) -> Transformer:
+    return load_model(open_checkpoint(checkpoint), torch.device("cpu"))
 
 
 def make_engine(model: Transformer, context_length: int = TINY.context_length) -> TorchEngine:
@@ -158,3 +152,32 @@ async def test_stats_count_generated_tokens(model: Transformer) -> None:
     stats = engine.stats()
     await engine.close()
     assert stats["tokens_generated"] == 8 and stats["running"] == 0 and stats["waiting"] == 0
+
+
+async def test_create_engine_torch_loads_the_checkpoint_on_the_cpu(checkpoint: Path) -> None:
+    engine = create_engine("torch", model="tiny", checkpoint=checkpoint, device="cpu")
+    events = [e async for e in engine.submit(PROMPT, GREEDY, "factory")]
+    await engine.close()
+    assert engine.info.kind == "torch" and engine.info.device == "cpu"
+    assert engine.info.context_length == TINY.context_length
+    assert len(events) == 8 and events[-1].finish_reason == "length"
+
+
+def test_create_engine_refuses_what_it_cannot_build() -> None:
+    with pytest.raises(ConfigError, match="checkpoint"):
+        create_engine("torch", model="tiny", checkpoint=None, device="cpu")
+    with pytest.raises(ConfigError, match="paged"):
+        create_engine("paged", model="tiny", checkpoint=None)
+    with pytest.raises(ConfigError, match="unknown"):
+        create_engine("tensorrt", model="tiny", checkpoint=None)
+    with pytest.raises(ConfigError, match="device"):
+        resolve_device("tpu")
+
+
+def test_auto_device_is_cuda_only_where_available() -> None:
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_create_engine_scripted_needs_no_weights() -> None:
+    engine = create_engine("scripted", model="gpt-oss-20b", checkpoint=None)
+    assert engine.info.kind == "scripted" and engine.info.model == "gpt-oss-20b"
