@@ -99,7 +99,7 @@ class ScriptedGeneration:
     """One playback; iterate it once."""
 
     def __init__(self, request_id: str, prompt_tokens: int, tokens: list[int], params: SamplingParams,
-                 context_length: int, delay_s: float, counters: _Counters) -> None:
+                 context_length: int, delay_s: float, counters: _Counters, fail_after: int | None = None) -> None:
         self.request_id = request_id
         self.prompt_tokens = prompt_tokens
         self.cached_tokens = 0
@@ -108,6 +108,7 @@ class ScriptedGeneration:
         self._room = context_length - prompt_tokens  # tokens that still fit in the context
         self._delay_s = delay_s
         self._counters = counters
+        self._fail_after = fail_after
         self._cancelled = asyncio.Event()
         self._finished = False  # a last event was yielded
 
@@ -128,6 +129,10 @@ class ScriptedGeneration:
         for index, token in enumerate(self._tokens):
             if self._cancelled.is_set():
                 yield TokenEvent(None, "cancelled")
+                return
+            if index == self._fail_after:  # a scripted engine failure, e.g. out of GPU memory
+                self._counters.finished += 1
+                yield TokenEvent(None, "error", error="scripted engine failure")
                 return
             if index >= limit:
                 yield TokenEvent(None, "length" if limit == self._params.max_new_tokens else "context")
@@ -153,12 +158,13 @@ class ScriptedEngine:
     """Implements codexpc.engine.api.Engine by playing back scripted Harmony completions."""
 
     def __init__(self, encoding: HarmonyEncoding, *, script: Script = default_script, model: str = "gpt-oss-20b",
-                 context_length: int = 131072, delay_s: float = 0.0) -> None:
+                 context_length: int = 131072, delay_s: float = 0.0, fail_after: int | None = None) -> None:
         self.info = EngineInfo(kind="scripted", model=model, checkpoint="scripted playback (no weights)",
                                device="cpu", context_length=context_length)
         self._encoding = encoding
         self._script = script
         self._delay_s = delay_s
+        self._fail_after = fail_after  # tokens played before every playback fails; None: never
         self._counters = _Counters()
         self.prompts: list[list[int]] = []  # every prompt submitted, for tests to inspect
         self.closed = False
@@ -173,7 +179,7 @@ class ScriptedEngine:
         tokens = self._encoding.encode(completion, allowed_special="all")
         self._counters.submitted += 1
         return ScriptedGeneration(request_id, len(prompt), tokens, params, self.info.context_length,
-                                  self._delay_s, self._counters)
+                                  self._delay_s, self._counters, self._fail_after)
 
     def stats(self) -> dict[str, Any]:
         c = self._counters

@@ -93,7 +93,7 @@ class ChatStream:
 
     def close(self, usage: Usage, engine_error: str | None, include_usage: bool) -> list[ChatCompletionChunk]:
         """The last chunks: finish_reason, then usage when asked (stream_options.include_usage)."""
-        if engine_error is not None and self.failure is None:
+        if engine_error is not None:  # the engine's own failure explains any decode error it caused
             self.failure = Failure("engine_error", engine_error)
         if self.stop in ("error", None) and self.failure is None:
             self.failure = Failure("invalid_model_output", "the model's output ended without a valid stop")

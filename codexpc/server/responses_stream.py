@@ -167,7 +167,7 @@ class ResponsesStream:
     def finish(self, usage: Usage, engine_error: str | None = None) -> list[ResponseStreamEvent]:
         """The terminal events; call once, after the last decoder event."""
         events = self._close_open("incomplete")
-        if engine_error is not None and self.failure is None:
+        if engine_error is not None:  # the engine's own failure explains any decode error it caused
             self.failure = Failure("engine_error", engine_error)
         if self.failure is None and self._stop == "context":
             self.failure = Failure("context_length_exceeded", "the conversation reached the model's context window")
