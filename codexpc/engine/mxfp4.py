@@ -9,7 +9,10 @@ chose are dequantized, on the fly.
 
 from __future__ import annotations
 
+import functools
+
 import torch
+import torch.nn.functional as F
 
 VALUES_PER_BLOCK = 32
 BYTES_PER_BLOCK = 16
@@ -26,14 +29,20 @@ def dequantize(blocks: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype) -
         blocks.shape,
         scales.shape,
     )
-    lut = torch.tensor(FP4_VALUES, dtype=dtype, device=blocks.device)
-    low = lut[(blocks & 0x0F).long()]  # [..., G, 16]
-    high = lut[(blocks >> 4).long()]  # [..., G, 16]
-    values = torch.stack((low, high), dim=-1).flatten(-2)  # [..., G, 32]: low nibble first
-    exponents = scales.to(torch.int32) - SCALE_BIAS  # [..., G]
-    # ldexp multiplies by an exact power of two: no rounding for any dtype with 8 exponent bits.
-    values = torch.ldexp(values, exponents.unsqueeze(-1)).to(dtype)
+    # One gather per byte: a byte holds two values, so the table maps a byte to its (low, high) pair.
+    pairs = F.embedding(blocks.int(), _byte_table(dtype, blocks.device))  # [..., G, 16, 2]: low nibble first
+    # A power of two is exact in any float dtype with 8 exponent bits (fp32, bf16), so is the product.
+    scale = torch.exp2(scales.float() - SCALE_BIAS).to(dtype)  # [..., G]
+    values = pairs.flatten(-2) * scale.unsqueeze(-1)  # [..., G, 32]
     return values.flatten(-2)  # [..., G * 32]
+
+
+@functools.cache
+def _byte_table(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """[256, 2]: the two e2m1 values of every byte, low nibble first."""
+    lut = torch.tensor(FP4_VALUES, dtype=torch.float32)
+    codes = torch.arange(256)
+    return torch.stack((lut[codes & 0x0F], lut[codes >> 4]), dim=-1).to(dtype=dtype, device=device)
 
 
 def quantize(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
