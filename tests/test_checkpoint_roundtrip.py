@@ -1,0 +1,62 @@
+"""Write tiny random checkpoints in each layout, read them back: the same canonical tensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from codexpc.checkpoint import detect_layout, open_checkpoint, write_checkpoint
+from codexpc.checkpoint.tensors import canonical_specs
+from codexpc.engine.config import TINY
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ckpt")
+    return {layout: write_checkpoint(TINY, layout, root / layout, seed=7) for layout in ("original", "hf")}
+
+
+def test_original_round_trip_gives_canonical_names_shapes_and_dtypes(written: dict[str, Path]) -> None:
+    checkpoint = open_checkpoint(written["original"])
+    assert checkpoint.layout == "original"
+    assert checkpoint.config == TINY
+    tensors = checkpoint.state_dict()
+    specs = canonical_specs(TINY)
+    assert list(tensors) == [s.name for s in specs]
+    for spec in specs:
+        assert tuple(tensors[spec.name].shape) == spec.shape, spec.name
+        assert tensors[spec.name].dtype == spec.dtype, spec.name
+
+
+def test_hf_holds_the_same_tensors_as_original(written: dict[str, Path]) -> None:
+    original = open_checkpoint(written["original"]).state_dict()
+    hf = open_checkpoint(written["hf"])
+    assert hf.layout == "hf" and hf.config == TINY
+    for name, tensor in hf.iter_tensors():
+        assert torch.equal(tensor, original[name]), name
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path, written: dict[str, Path]) -> None:
+    again = open_checkpoint(write_checkpoint(TINY, "original", tmp_path / "a", seed=7)).state_dict()
+    other = open_checkpoint(write_checkpoint(TINY, "original", tmp_path / "b", seed=8)).state_dict()
+    first = open_checkpoint(written["original"]).state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not torch.equal(first["block.0.attn.qkv.weight"], other["block.0.attn.qkv.weight"])
+
+
+def test_progress_reports_every_byte(written: dict[str, Path]) -> None:
+    checkpoint = open_checkpoint(written["hf"])
+    seen: list[tuple[int, int]] = []
+    names = [
+        name for name, _ in checkpoint.iter_tensors(progress=lambda done, total: seen.append((done, total)))
+    ]
+    assert len(seen) == len(names)
+    assert seen[-1] == (checkpoint.nbytes, checkpoint.nbytes)
+    assert all(a[0] < b[0] for a, b in zip(seen, seen[1:], strict=False))
+
+
+def test_detect_layout(written: dict[str, Path]) -> None:
+    assert detect_layout(written["original"]) == "original"
+    assert detect_layout(written["hf"]) == "hf"
