@@ -1,0 +1,119 @@
+"""Turns a scheduler step into tensors, runs the paged model, and samples each sequence's token.
+
+Decode-only steps (every sequence brings one token) of a few batch sizes replay CUDA graphs:
+at batch 1 a step is about a thousand small launches, and the graph removes their CPU cost.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from codexpc.engine.kernels.attention import PagedBatch
+from codexpc.engine.paged.cache_sizing import CacheBudget
+from codexpc.engine.paged.paged_model import PagedKVCache, PagedModel, StepInputs
+from codexpc.engine.paged.scheduler import SchedulerOutput
+from codexpc.engine.paged.sequence import Sequence
+from codexpc.engine.sampling import sample
+
+log = logging.getLogger(__name__)
+
+
+def kernels_available(device: torch.device) -> bool:
+    if device.type != "cuda":
+        return False
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        log.warning("triton is missing: the paged engine falls back to the reference maths")
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class HostStep:
+    """The step's inputs as Python lists, before they go to the device in one copy each."""
+
+    tokens: list[int]
+    positions: list[int]
+    query_start: list[int]
+    context_lens: list[int]
+    block_tables: list[list[int]]
+    slots: list[int]
+    sample_rows: list[int]
+    samplers: list[Sequence]  # the sequences that sample, in sample_rows order
+
+
+def build_host_step(out: SchedulerOutput, block_size: int) -> HostStep:
+    tokens: list[int] = []
+    positions: list[int] = []
+    query_start = [0]
+    context_lens: list[int] = []
+    tables: list[list[int]] = []
+    slots: list[int] = []
+    sample_rows: list[int] = []
+    samplers: list[Sequence] = []
+    for s in out.scheduled:
+        seq, start = s.seq, s.seq.num_computed_tokens
+        end = start + s.num_new_tokens
+        tokens += seq.token_ids[start:end]
+        positions += range(start, end)
+        slots += [seq.block_table[p // block_size] * block_size + p % block_size for p in range(start, end)]
+        query_start.append(query_start[-1] + s.num_new_tokens)
+        context_lens.append(end)
+        tables.append(seq.block_table)
+        if s.samples:
+            sample_rows.append(query_start[-1] - 1)
+            samplers.append(seq)
+    return HostStep(tokens, positions, query_start, context_lens, tables, slots, sample_rows, samplers)
+
+
+class ModelRunner:
+    def __init__(self, model: PagedModel, budget: CacheBudget) -> None:
+        self.model = model
+        self.budget = budget
+        self.device = model.cache.k.device
+
+    @classmethod
+    def create(cls, transformer: torch.nn.Module, budget: CacheBudget) -> ModelRunner:
+        device = transformer.embedding.weight.device
+        dtype = transformer.embedding.weight.dtype
+        cache = PagedKVCache(transformer.config, budget.num_blocks, budget.block_size, dtype, device)
+        return cls(PagedModel(transformer, cache, kernels_available(device)), budget)
+
+    def step(self, out: SchedulerOutput, generators: dict[str, torch.Generator]) -> dict[str, int]:
+        """Run one scheduled step; returns the sampled token of every sequence that samples."""
+        host = build_host_step(out, self.budget.block_size)
+        logits = self.model.forward(self._to_device(host))  # [B', V]
+        return self._sample(host, logits, generators)
+
+    def _to_device(self, host: HostStep) -> StepInputs:
+        dev = self.device
+
+        def ints(values: list[int], dtype: torch.dtype = torch.int32) -> torch.Tensor:
+            return torch.tensor(values, dtype=dtype).to(dev, non_blocking=True)
+
+        width = max(len(t) for t in host.block_tables)
+        tables = [t + [0] * (width - len(t)) for t in host.block_tables]
+        lens = [host.query_start[i + 1] - host.query_start[i] for i in range(len(host.context_lens))]
+        batch = PagedBatch(
+            ints(host.query_start), ints(host.context_lens),
+            torch.tensor(tables, dtype=torch.int32).to(dev, non_blocking=True),
+            ints(host.slots, torch.int64), max(lens), tuple(host.query_start), tuple(host.context_lens),
+        )
+        return StepInputs(ints(host.tokens, torch.int64), ints(host.positions, torch.int64), batch,
+                          ints(host.sample_rows, torch.int64))
+
+    def _sample(self, host: HostStep, logits: torch.Tensor, generators: dict[str, torch.Generator]) -> dict[str, int]:
+        greedy = [seq.params.temperature == 0 for seq in host.samplers]
+        # One device-to-host copy for every greedy row, rather than one sync per sequence.
+        argmax = logits.argmax(dim=-1).tolist() if any(greedy) else []
+        sampled: dict[str, int] = {}
+        for row, seq in enumerate(host.samplers):
+            if greedy[row]:
+                sampled[seq.request_id] = int(argmax[row])
+            else:
+                sampled[seq.request_id] = sample(logits[row], seq.params, generators[seq.request_id])
+        return sampled

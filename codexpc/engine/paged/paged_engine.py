@@ -1,0 +1,183 @@
+"""PagedEngine: continuous batching over a paged KV cache with cross-turn prefix reuse.
+
+One worker thread owns the scheduler, the block manager and the model. Every step it takes in
+new requests and cancellations, schedules (decodes first, then prompt chunks in the token
+budget left), runs one batched forward pass, and hands each sampled token to its request's
+asyncio loop. `step()` is the whole of it: schedule, run, update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import torch
+
+from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
+from codexpc.engine.model import Transformer
+from codexpc.engine.paged.block_manager import BlockManager
+from codexpc.engine.paged.cache_sizing import CacheBudget
+from codexpc.engine.paged.model_runner import ModelRunner
+from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
+from codexpc.engine.paged.sequence import Sequence as Seq
+from codexpc.engine.sampling import make_generator
+from codexpc.errors import ContextLengthError, RequestError
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_S = 0.5
+
+
+class PagedGeneration:
+    """A request as the daemon sees it. Tokens arrive from the worker via the loop's thread."""
+
+    def __init__(self, request_id: str, prompt_tokens: int, loop: asyncio.AbstractEventLoop,
+                 engine: PagedEngine) -> None:
+        self.request_id = request_id
+        self.prompt_tokens = prompt_tokens
+        self.cached_tokens = 0  # set by the worker at admission, before the first token
+        self._loop = loop
+        self._engine = engine
+        self._events: asyncio.Queue[TokenEvent] = asyncio.Queue()
+        self._done = False
+
+    def deliver_threadsafe(self, event: TokenEvent) -> bool:
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, event)
+        except RuntimeError:  # the consumer's loop is closed: nobody listens any more
+            return False
+        return True
+
+    def _deliver(self, event: TokenEvent) -> None:
+        if not self._done:
+            self._done = event.finish_reason is not None
+            self._events.put_nowait(event)
+
+    async def __aiter__(self) -> AsyncIterator[TokenEvent]:
+        while True:
+            event = await self._events.get()
+            yield event
+            if event.finish_reason is not None:
+                return
+
+    async def cancel(self) -> None:
+        self._engine._cancels.put(self.request_id)
+        self._deliver(TokenEvent(None, "cancelled"))
+
+
+class PagedEngine:
+    def __init__(self, model: Transformer, budget: CacheBudget, info: EngineInfo) -> None:
+        self.info = info
+        self.config = model.config
+        self.budget = budget
+        self.blocks = BlockManager(budget.num_blocks, budget.block_size)
+        sched = SchedulerConfig(budget.max_num_seqs, budget.max_num_batched_tokens, info.context_length)
+        self.scheduler = Scheduler(sched, self.blocks)
+        self.runner = ModelRunner.create(model, budget)
+        self._incoming: queue.Queue[tuple[Seq, PagedGeneration]] = queue.Queue()
+        self._cancels: queue.Queue[str] = queue.Queue()
+        self._live: dict[str, tuple[Seq, PagedGeneration, torch.Generator]] = {}
+        self._tokens_generated = 0
+        self._closing = False
+        self._worker = threading.Thread(target=self._run, name="codexpc-paged-engine", daemon=True)
+        self._worker.start()
+
+    # ----- the daemon's side (event loop thread) -----
+    def submit(self, prompt: Sequence[int], params: SamplingParams, request_id: str) -> PagedGeneration:
+        self._check_prompt(prompt)
+        generation = PagedGeneration(request_id, len(prompt), asyncio.get_running_loop(), self)
+        if params.max_new_tokens == 0:
+            generation._deliver(TokenEvent(None, "length"))
+            return generation
+        self._incoming.put((Seq(request_id, list(prompt), len(prompt), params), generation))
+        return generation
+
+    def stats(self) -> dict[str, Any]:
+        bm = self.blocks
+        return {
+            "running": len(self.scheduler.running),
+            "waiting": len(self.scheduler.waiting) + self._incoming.qsize(),
+            "tokens_generated": self._tokens_generated,
+            "kv_blocks_total": bm.num_blocks,
+            "kv_blocks_used": bm.num_used,
+            "kv_blocks_free": bm.num_free,
+            "kv_block_size": bm.block_size,
+            "prefix_cache_blocks": bm.num_cached,
+            "prefix_cache_queries": bm.prefix_queries,
+            "prefix_cache_hits": bm.prefix_hits,
+            "preemptions": self.scheduler.num_preemptions,
+            "device": self.info.device,
+        }
+
+    async def close(self) -> None:
+        self._closing = True
+        await asyncio.to_thread(self._worker.join)
+        for _, generation, _ in self._live.values():
+            generation.deliver_threadsafe(TokenEvent(None, "cancelled"))
+        self._live.clear()
+
+    def _check_prompt(self, prompt: Sequence[int]) -> None:
+        if not prompt:
+            raise RequestError("the prompt is empty")
+        if len(prompt) >= self.info.context_length:
+            raise ContextLengthError(
+                f"the prompt has {len(prompt)} tokens; the context window is {self.info.context_length}"
+            )
+        if min(prompt) < 0 or max(prompt) >= self.config.vocab_size:
+            raise RequestError(f"prompt token ids must be in [0, {self.config.vocab_size})")
+
+    # ----- the worker thread -----
+    def _run(self) -> None:
+        while not self._closing:
+            self._take_incoming(block=not self.scheduler.has_work())
+            self._take_cancels()
+            if self.scheduler.has_work():
+                self._step_safely()
+
+    def _take_incoming(self, block: bool) -> None:
+        try:
+            while True:
+                seq, generation = self._incoming.get(block=block, timeout=IDLE_POLL_S if block else None)
+                block = False
+                self._live[seq.request_id] = (seq, generation, make_generator(seq.params.seed))
+                self.scheduler.add(seq)
+        except queue.Empty:
+            return
+
+    def _take_cancels(self) -> None:
+        while not self._cancels.empty():
+            entry = self._live.pop(self._cancels.get_nowait(), None)
+            if entry is not None:
+                self.scheduler.finish(entry[0])
+
+    def _step_safely(self) -> None:
+        try:
+            self.step()
+        except Exception as exc:  # noqa: BLE001 - an OOM or a kernel fault fails the batch, not the daemon
+            log.exception("paged engine step failed; failing %d running sequences", len(self.scheduler.running))
+            for seq in list(self.scheduler.running):
+                _, generation, _ = self._live.pop(seq.request_id)
+                self.scheduler.finish(seq)
+                generation.deliver_threadsafe(TokenEvent(None, "error", error=f"{type(exc).__name__}: {exc}"))
+
+    def step(self) -> None:
+        out = self.scheduler.schedule()
+        if out.is_empty:
+            return
+        for s in out.scheduled:  # known from admission on, before any token is delivered
+            self._live[s.seq.request_id][1].cached_tokens = s.seq.num_cached_tokens
+        generators = {rid: entry[2] for rid, entry in self._live.items()}
+        sampled = self.runner.step(out, generators)
+        finished = {seq.request_id for seq in self.scheduler.update(out, sampled)}
+        for rid, token in sampled.items():
+            seq, generation, _ = self._live[rid]
+            self._tokens_generated += 1
+            event = TokenEvent(token, seq.finish_reason if rid in finished else None)
+            if rid in finished:
+                del self._live[rid]
+            if not generation.deliver_threadsafe(event) and rid not in finished:
+                self._cancels.put(rid)

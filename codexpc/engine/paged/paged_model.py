@@ -1,0 +1,97 @@
+"""The gpt-oss forward pass over a batch of sequences and a paged KV cache.
+
+It runs the plain model's own modules and weights (codexpc.engine.model.Transformer) and swaps
+only the two maths seams: attention reads the paged cache, and the experts run either the
+model's reference or the MXFP4 Triton kernel. Tokens of all sequences are flattened: T rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from codexpc.engine.config import ModelConfig
+from codexpc.engine.kernels.attention import PagedBatch, paged_attention, paged_attention_reference, write_kv
+from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4
+from codexpc.engine.model import MLPBlock, Rotary, Transformer, apply_rotary, experts_reference
+
+
+class PagedKVCache:
+    """k, v [layers, num_blocks, block_size, KV, D]: block b of every layer belongs to one owner."""
+
+    def __init__(self, config: ModelConfig, num_blocks: int, block_size: int, dtype: torch.dtype,
+                 device: torch.device) -> None:
+        shape = (config.num_hidden_layers, num_blocks, block_size, config.num_key_value_heads, config.head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+
+    @property
+    def block_size(self) -> int:
+        return self.k.shape[2]
+
+
+@dataclass(frozen=True)
+class StepInputs:
+    tokens: torch.Tensor  # [T] token ids of every scheduled sequence's new tokens, in batch order
+    positions: torch.Tensor  # [T] their positions in their sequences
+    batch: PagedBatch
+    sample_rows: torch.Tensor  # [B'] rows whose logits are needed (each sampling sequence's last)
+
+
+def rope(rotary: Rotary, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin [T, D/2] at arbitrary positions (the model's Rotary takes one contiguous run)."""
+    freqs = positions.float()[:, None] * rotary.inv_freq.to(positions.device)[None, :]
+    return freqs.cos() * rotary.concentration, freqs.sin() * rotary.concentration
+
+
+def expert_weights(mlp: MLPBlock) -> ExpertWeights:
+    return ExpertWeights(
+        mlp.mlp1_weight.blocks, mlp.mlp1_weight.scales, mlp.mlp1_bias,
+        mlp.mlp2_weight.blocks, mlp.mlp2_weight.scales, mlp.mlp2_bias, mlp.limit,
+    )
+
+
+class PagedModel:
+    def __init__(self, model: Transformer, cache: PagedKVCache, use_kernels: bool) -> None:
+        self.model = model
+        self.config = model.config
+        self.cache = cache
+        self.use_kernels = use_kernels
+        self._experts = [expert_weights(block.mlp) for block in model.block]
+
+    @torch.inference_mode()
+    def forward(self, inputs: StepInputs) -> torch.Tensor:
+        """-> fp32 logits [B', V] for `inputs.sample_rows`."""
+        m = self.model
+        x = m.embedding(inputs.tokens)  # [T, H]
+        cos, sin = rope(m.rotary, inputs.positions)
+        for layer, block in enumerate(m.block):
+            x = self._attention(layer, block.attn, x, cos, sin, inputs.batch)
+            x = self._experts_step(layer, block.mlp, x)
+        x = x[inputs.sample_rows]  # [B', H]
+        return m.unembedding(m.norm(x)).float()  # [B', V]
+
+    def _attention(self, layer: int, attn: torch.nn.Module, x: torch.Tensor, cos: torch.Tensor,
+                   sin: torch.Tensor, batch: PagedBatch) -> torch.Tensor:
+        c = self.config
+        n, d = x.shape[0], c.head_dim
+        qkv = attn.qkv(attn.norm(x))  # [T, (heads + 2 KV) * D]
+        q_end, k_end = c.num_attention_heads * d, (c.num_attention_heads + c.num_key_value_heads) * d
+        q = apply_rotary(qkv[:, :q_end].reshape(n, c.num_attention_heads, d), cos, sin)
+        k = apply_rotary(qkv[:, q_end:k_end].reshape(n, c.num_key_value_heads, d), cos, sin)
+        v = qkv[:, k_end:].reshape(n, c.num_key_value_heads, d)
+        k_cache, v_cache = self.cache.k[layer], self.cache.v[layer]
+        write_kv(k_cache, v_cache, k, v, batch.slot_mapping)
+        attend = paged_attention if self.use_kernels else paged_attention_reference
+        out = attend(q, k_cache, v_cache, attn.sinks, batch, attn.window)  # [T, heads * D]
+        return x + attn.out(out)
+
+    def _experts_step(self, layer: int, mlp: MLPBlock, x: torch.Tensor) -> torch.Tensor:
+        t = mlp.norm(x)
+        top = torch.topk(mlp.gate(t), k=mlp.k, dim=-1, sorted=True)
+        # gpt-oss quirk: softmax over the k chosen logits only.
+        weights = torch.softmax(top.values.float(), dim=-1)  # [T, k]
+        if self.use_kernels:
+            return x + moe_mxfp4(t, top.indices, weights, self._experts[layer])
+        return x + experts_reference(t, top.indices, weights, mlp)

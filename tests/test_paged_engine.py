@@ -1,0 +1,100 @@
+"""PagedEngine on the CPU with the reference maths: same tokens as the plain engine, prefix reuse."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+
+from codexpc.checkpoint import open_checkpoint, write_checkpoint
+from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
+from codexpc.engine.config import TINY
+from codexpc.engine.model import Transformer
+from codexpc.engine.paged.cache_sizing import CacheBudget
+from codexpc.engine.paged.paged_engine import PagedEngine
+from codexpc.engine.torch_engine import TorchEngine
+from codexpc.engine.weights import load_model
+
+GREEDY = SamplingParams(temperature=0.0, max_new_tokens=6)
+BS = 4
+PROMPT = [5, 17, 200000, 3, 99, 1234, 7, 7, 42, 1000, 11, 12, 13]  # longer than the window (8)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Transformer:
+    path = write_checkpoint(TINY, "original", tmp_path_factory.mktemp("tiny") / "original", seed=0)
+    return load_model(open_checkpoint(path), torch.device("cpu"))
+
+
+def info(kind: str) -> EngineInfo:
+    return EngineInfo(kind=kind, model="tiny", checkpoint="random", device="cpu", context_length=TINY.context_length)
+
+
+def paged(model: Transformer, num_blocks: int = 64, step_tokens: int = 8, seqs: int = 4) -> PagedEngine:
+    # Tiny blocks and a tiny step budget: prompts are prefilled in several chunks.
+    budget = CacheBudget(BS, num_blocks, seqs, step_tokens, bytes_per_block=0)
+    return PagedEngine(model, budget, info("paged"))
+
+
+async def tokens(engine: TorchEngine | PagedEngine, prompt: list[int], params: SamplingParams,
+                 rid: str) -> tuple[list[int], int]:
+    generation = engine.submit(prompt, params, rid)
+    events: list[TokenEvent] = [e async for e in generation]
+    assert events[-1].finish_reason in ("length", "stop")
+    return [e.token_id for e in events if e.token_id is not None], generation.cached_tokens
+
+
+async def test_greedy_tokens_match_the_plain_engine_with_concurrent_requests(model: Transformer) -> None:
+    prompts = [PROMPT, PROMPT[:5], [9] * 11, PROMPT[3:]]
+    plain = TorchEngine(model, info("torch"))
+    expected = [await tokens(plain, p, GREEDY, f"p{i}") for i, p in enumerate(prompts)]
+    await plain.close()
+    engine = paged(model)
+    got = await asyncio.gather(*(tokens(engine, p, GREEDY, f"q{i}") for i, p in enumerate(prompts)))
+    await engine.close()
+    assert [g[0] for g in got] == [e[0] for e in expected]
+
+
+async def test_second_turn_computes_only_new_tokens(model: Transformer) -> None:
+    engine = paged(model)
+    first, cached = await tokens(engine, PROMPT, GREEDY, "turn1")
+    assert cached == 0
+    conversation = PROMPT + first + [77, 78, 79]
+    computed_before = engine.stats()["prefix_cache_hits"]
+    second, cached = await tokens(engine, conversation, GREEDY, "turn2")
+    # Turn 1 computed KV for 13 + 6 - 1 = 18 tokens (the last sampled token never ran): 4 full
+    # blocks of 4, so 16 of turn 2's 22 tokens are cached and only 6 are computed.
+    assert cached == 16
+    assert engine.stats()["prefix_cache_hits"] - computed_before == 4
+    await engine.close()
+    plain = TorchEngine(model, info("torch"))
+    assert second == (await tokens(plain, conversation, GREEDY, "check"))[0]
+    await plain.close()
+
+
+async def test_preemption_under_block_pressure_keeps_greedy_tokens(model: Transformer) -> None:
+    # 9 blocks of 4 cannot hold three 19-token sequences at once: someone is preempted and recomputes.
+    engine = paged(model, num_blocks=9, step_tokens=64)
+    prompts = [PROMPT, PROMPT[::-1], [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9]]
+    got = await asyncio.gather(*(tokens(engine, p, GREEDY, f"r{i}") for i, p in enumerate(prompts)))
+    stats = engine.stats()
+    await engine.close()
+    assert stats["preemptions"] > 0
+    assert stats["kv_blocks_used"] == 0
+    plain = TorchEngine(model, info("torch"))
+    assert [g[0] for g in got] == [(await tokens(plain, p, GREEDY, f"x{i}"))[0] for i, p in enumerate(prompts)]
+    await plain.close()
+
+
+async def test_cancel_frees_blocks(model: Transformer) -> None:
+    engine = paged(model)
+    generation = engine.submit(PROMPT, SamplingParams(temperature=0.0, max_new_tokens=1000), "c")
+    async for _ in generation:
+        await generation.cancel()
+    for _ in range(50):
+        if engine.stats()["kv_blocks_used"] == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert engine.stats()["kv_blocks_used"] == 0
+    await engine.close()
