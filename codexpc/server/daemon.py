@@ -26,7 +26,6 @@ import uvicorn
 
 from codexpc.config import DaemonConfig, ModelEntry, load_config
 from codexpc.engine.api import Engine
-from codexpc.engine.factory import create_engine
 from codexpc.errors import CodexpcError
 from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.render import RenderOptions
@@ -52,8 +51,11 @@ EngineFactory = Callable[..., Engine]  # create_engine's signature
 END_GRACE_S = 3.0  # after the engine is closed, for the streams to write their final events
 
 
-def serve(config: DaemonConfig, *, engine_factory: EngineFactory = create_engine) -> int:
-    """Run the daemon until SIGTERM/SIGINT; the exit code (0 after a clean shutdown)."""
+def serve(config: DaemonConfig, *, engine_factory: EngineFactory | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT; the exit code (0 after a clean shutdown).
+
+    `engine_factory` defaults to codexpc.engine.factory.create_engine (tests pass their own).
+    """
     try:
         config.require_servable()
         token = load_token(config.listen.token_file) if config.listen.token_file else None
@@ -62,6 +64,11 @@ def serve(config: DaemonConfig, *, engine_factory: EngineFactory = create_engine
     except CodexpcError as exc:
         log.error("cannot start: %s", exc)
         return exc.exit_code
+    if engine_factory is None:
+        # Imported only now: torch takes seconds to import, and "already running" should not.
+        from codexpc.engine.factory import create_engine
+
+        engine_factory = create_engine
     try:
         return asyncio.run(Daemon(config, listeners, token, engine_factory).run())
     finally:
