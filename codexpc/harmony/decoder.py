@@ -110,7 +110,7 @@ class HarmonyDecoder:
         except _Malformed as exc:
             return self._fail(str(exc), self._index)
         except HarmonyError as exc:  # what the grammar checks above did not foresee
-            return self._fail(f"openai-harmony refused token {token_id}: {exc}", self._index)
+            return self._fail(f"openai-harmony could not parse token {token_id}: {exc}", self._index)
 
     def finish(self, reason: FinishReason) -> list[Event]:
         """The engine's stream ended for `reason`; closes whatever is still open."""
