@@ -67,9 +67,6 @@ class Metrics:
         if completion > 1 and decode_s > 0:
             self.decode_tokens_per_s = (completion - 1) / decode_s
 
-    def request_refused(self, route: str, code: str) -> None:
-        self.requests[(route, code)] += 1
-
     def render(self, engine_stats: Mapping[str, Any], uptime_s: float) -> str:
         lines = ["# TYPE codexpc_requests_total counter"]
         for (route, outcome), n in sorted(self.requests.items()):

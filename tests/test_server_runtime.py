@@ -1,0 +1,55 @@
+"""Runtime: model names and aliases, and a reload that lets running requests finish on the old engine."""
+
+from __future__ import annotations
+
+import pytest
+from openai_harmony import HarmonyEncoding
+
+from codexpc.engine.scripted import ScriptedEngine
+from codexpc.harmony.encoding import load_encoding
+from codexpc.server.errors import ModelNotFoundError
+from codexpc.server.runtime import ModelEntry, Runtime, default_aliases
+
+
+@pytest.fixture(scope="module")
+def encoding() -> HarmonyEncoding:
+    return load_encoding()
+
+
+def test_models_resolve_by_name_and_alias(encoding: HarmonyEncoding) -> None:
+    runtime = Runtime(ScriptedEngine(encoding), encoding,
+                      models=[ModelEntry("gpt-oss-20b", 131072, ("gpt-oss:20b",)), ModelEntry("gpt-oss-120b", 131072)])
+    assert runtime.resolve_model("gpt-oss:20b").name == "gpt-oss-20b"
+    assert runtime.resolve_model("gpt-oss-120b").name == "gpt-oss-120b"
+    assert runtime.resolve_model(None).name == "gpt-oss-20b"
+    with pytest.raises(ModelNotFoundError):
+        runtime.resolve_model("gpt-4o")
+
+
+def test_without_configured_models_the_engine_model_is_served_with_its_ollama_alias(encoding: HarmonyEncoding) -> None:
+    runtime = Runtime(ScriptedEngine(encoding, model="gpt-oss-120b", context_length=4096), encoding)
+    (entry,) = runtime.models
+    assert (entry.name, entry.aliases, entry.context_length) == ("gpt-oss-120b", ("gpt-oss:120b",), 4096)
+    assert default_aliases("tiny") == ()
+
+
+async def test_reload_keeps_the_old_engine_until_its_requests_end(encoding: HarmonyEncoding) -> None:
+    old, new = ScriptedEngine(encoding), ScriptedEngine(encoding, model="gpt-oss-120b")
+    runtime = Runtime(old, encoding)
+    lease = runtime.acquire()
+    await runtime.reload(new, models=[ModelEntry("gpt-oss-120b", 131072)])
+    assert runtime.engine is new and lease.engine is old
+    assert not old.closed  # a request still runs on it
+    assert runtime.resolve_model("gpt-oss-120b").name == "gpt-oss-120b" and runtime.reloads == 1
+    await lease.release()
+    await lease.release()  # releasing twice is harmless
+    assert old.closed and not new.closed
+
+
+async def test_reload_with_nothing_running_closes_the_old_engine_at_once(encoding: HarmonyEncoding) -> None:
+    old, new = ScriptedEngine(encoding), ScriptedEngine(encoding)
+    runtime = Runtime(old, encoding)
+    await runtime.reload(new)
+    assert old.closed and runtime.in_flight == 0
+    await runtime.close()
+    assert new.closed

@@ -1,0 +1,50 @@
+"""One request's path and its stable log lines (logger "codexpc.session"), and sampling options."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import httpx
+import pytest
+
+from codexpc.engine.scripted import ScriptedEngine
+from codexpc.errors import RequestError
+from codexpc.harmony.encoding import load_encoding
+from codexpc.server.app import create_app
+from codexpc.server.runtime import Runtime
+from codexpc.server.session import SamplingRequest, sampling_from_body
+
+LINES = [
+    r"request=(resp_\w+) harmony append tokens=\d+ user_parts=1 messages=\d+ dropped_reasoning=0",
+    r"request=(resp_\w+) decoder start tools=0",
+    r"request=(resp_\w+) stream start temperature=0.7 top_p=1.0 max_tokens=\d+ prompt_tokens=\d+ cached_tokens=0",
+    r"request=(resp_\w+) first token id=200005 ms=[\d.]+",
+    r"request=(resp_\w+) first delta len=\d+ kind=reasoning",
+    r"request=(resp_\w+) end reason=return status=completed tokens=\d+ ms=[\d.]+",
+]
+
+
+async def test_each_request_logs_its_steps_in_a_stable_form(caplog: pytest.LogCaptureFixture) -> None:
+    encoding = load_encoding()
+    app = create_app(Runtime(ScriptedEngine(encoding), encoding))
+    caplog.set_level(logging.INFO, logger="codexpc.session")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as http:
+        reply = await http.post("/v1/responses", json={"input": "hi", "temperature": 0.7})
+    messages = [r.getMessage() for r in caplog.records if r.name == "codexpc.session"]
+    assert len(messages) == len(LINES), messages
+    ids = set()
+    for pattern, message in zip(LINES, messages, strict=True):
+        match = re.fullmatch(pattern, message)
+        assert match, (pattern, message)
+        ids.add(match.group(1))
+    assert ids == {reply.json()["id"]}
+
+
+def test_sampling_options_from_responses_and_chat_bodies() -> None:
+    assert sampling_from_body({}, "max_output_tokens") == SamplingRequest()
+    body = {"max_tokens": 50, "max_completion_tokens": 20, "temperature": 0, "top_p": 0.5, "seed": 7}
+    assert sampling_from_body(body, "max_tokens", "max_completion_tokens") == SamplingRequest(20, 0.0, 0.5, 7)
+    for bad in ({"seed": "x"}, {"top_p": 1.5}, {"temperature": float("nan")}, {"max_output_tokens": 2.5}):
+        with pytest.raises(RequestError):
+            sampling_from_body(bad, "max_output_tokens")
