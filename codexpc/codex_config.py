@@ -104,16 +104,19 @@ def _set(table: Table | TOMLDocument, values: dict[str, Any]) -> None:
 def update_config(doc: TOMLDocument, target: CodexTarget, where: Path) -> tuple[bool, list[str]]:
     """Add or update the provider; drop our legacy profile table. Returns (legacy removed, warnings)."""
     providers = _table(doc, "model_providers", where=where, super_table=True)
-    provider = _table(providers, PROVIDER, where=where)
-    _set(
-        provider,
-        {
-            "name": "codexpc (local gpt-oss)",
-            "base_url": target.base_url,
-            "wire_api": "responses",
-            "stream_idle_timeout_ms": STREAM_IDLE_TIMEOUT_MS,
-        },
-    )
+    values = {
+        "name": "codexpc (local gpt-oss)",
+        "base_url": target.base_url,
+        "wire_api": "responses",
+        "stream_idle_timeout_ms": STREAM_IDLE_TIMEOUT_MS,
+    }
+    if PROVIDER in providers:
+        _set(_table(providers, PROVIDER, where=where), values)
+    else:
+        fresh = tomlkit.table()
+        _set(fresh, values)
+        fresh.add(tomlkit.nl())  # a blank line before whatever table follows
+        providers[PROVIDER] = fresh
     removed = False
     profiles = doc.get("profiles")
     if isinstance(profiles, Table) and PROFILE in profiles:

@@ -33,13 +33,12 @@ def render_unit(spec: ServiceSpec) -> str:
 # Written by `codexpc install`; `codexpc uninstall` removes it.
 [Unit]
 Description=codexpc: gpt-oss served to Codex over the Responses API
-After=network.target
 
 [Service]
 Type=simple
 ExecStart={exec_start}
 ExecReload=/bin/kill -HUP $MAINPID
-WorkingDirectory={_quote(str(spec.working_directory))}
+WorkingDirectory={str(spec.working_directory).replace("%", "%%")}
 {environment}
 Restart=on-failure
 RestartSec=5

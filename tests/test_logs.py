@@ -1,0 +1,110 @@
+"""Logging setup (journal or rotating file) and reading it back: --since, rotation, follow."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from codexpc import logs
+from codexpc.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger():
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    for handler in saved:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_file_sink_outside_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODEXPC_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    assert logs.setup("info") == str(tmp_path / "codexpc.log")
+    logging.getLogger("codexpc.test").info("request id=r1 model=m done")
+    text = (tmp_path / "codexpc.log").read_text()
+    assert " INFO codexpc.test: request id=r1 model=m done" in text
+
+
+def test_journal_sink_prefixes_priorities(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNAL_STREAM", "8:1234")
+    assert logs.setup("debug") == "journal"
+    logging.getLogger("codexpc.test").warning("slow load\nsecond line")
+    err = capsys.readouterr().err
+    assert "<4>WARNING codexpc.test: slow load\n<4>second line" in err
+
+
+def test_parse_since() -> None:
+    now = datetime(2026, 11, 25, 12, 0, 0)
+    assert logs.parse_since("10m", now) == now - timedelta(minutes=10)
+    assert logs.parse_since("1d", now) == now - timedelta(days=1)
+    assert logs.parse_since("2026-11-25 11:00", now) == datetime(2026, 11, 25, 11, 0)
+    assert logs.journal_since("2h") == "-7200s"
+    with pytest.raises(ConfigError, match="--since"):
+        logs.parse_since("yesterday-ish", now)
+
+
+def _line(when: datetime, text: str) -> str:
+    return f"{when.strftime(logs.TIME_FORMAT)}.000 INFO codexpc: {text}\n"
+
+
+def test_read_since_spans_rotated_files_and_keeps_tracebacks(tmp_path: Path) -> None:
+    now = datetime.now()
+    path = tmp_path / "codexpc.log"
+    (tmp_path / "codexpc.log.1").write_text(_line(now - timedelta(hours=2), "old") + _line(now - timedelta(minutes=5), "rotated"))
+    path.write_text(_line(now - timedelta(minutes=1), "boom") + "Traceback (most recent call last):\n  oops\n")
+    lines = list(logs.read_file_since(path, now - timedelta(minutes=10)))
+    assert [line.split(": ", 1)[-1] for line in lines] == ["rotated", "boom", "Traceback (most recent call last):", "  oops"]
+
+
+def test_follower_survives_rotation_and_partial_lines(tmp_path: Path) -> None:
+    path = tmp_path / "codexpc.log"
+    path.write_text("before\n")
+    follower = logs.Follower(path)
+    follower.start_at_end()
+    with path.open("a") as f:
+        f.write("one\ntw")
+    assert follower.poll() == ["one"]
+    with path.open("a") as f:
+        f.write("o\n")
+    assert follower.poll() == ["two"]
+    path.rename(tmp_path / "codexpc.log.1")
+    path.write_text("fresh\n")
+    assert follower.poll() == ["fresh"]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEXPC_", "XDG_", "JOURNAL_", "DBUS_"))}
+    return {**env, "HOME": str(tmp_path), "CODEXPC_STATE_DIR": str(tmp_path / "state")}
+
+
+def _logs_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "codexpc", "logs", *args], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+
+
+def test_logs_cli_reads_the_file_since(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    missing = _logs_cli(env)
+    assert missing.returncode == 1 and "no log file" in missing.stderr
+    state = tmp_path / "state"
+    state.mkdir()
+    now = datetime.now()
+    (state / "codexpc.log").write_text(_line(now - timedelta(hours=1), "an hour ago") + _line(now, "just now"))
+    result = _logs_cli(env, "--since", "10m")
+    assert result.returncode == 0
+    assert "just now" in result.stdout and "an hour ago" not in result.stdout
+    assert _logs_cli(env, "--since", "soon").returncode == 2
