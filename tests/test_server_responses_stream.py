@@ -46,13 +46,14 @@ def call(recipient: str, *parts: str, error: ToolCallError | None = None) -> lis
             MessageDone("tool_call", "commentary", recipient, args)]
 
 
-def play(events: list[Event], engine_error: str | None = None) -> tuple[list[dict[str, Any]], ResponsesStream]:
+def play(events: list[Event], engine_error: str | None = None,
+         cancelled: bool = False) -> tuple[list[dict[str, Any]], ResponsesStream]:
     """Every stream event as the client receives it (SSE data, parsed)."""
     stream = ResponsesStream(ResponseMeta(id="resp_test", model="gpt-oss-20b"))
     out = stream.start()
     for event in events:
         out += stream.feed(event)
-    out += stream.finish(USAGE, engine_error)
+    out += stream.finish(USAGE, engine_error, cancelled)
     frames = [sse.event(e, e.type).decode() for e in out]
     parsed = []
     for frame in frames:
@@ -166,3 +167,9 @@ def test_text_without_a_message_start_still_opens_an_item() -> None:
     assert types(events)[2:5] == ["response.output_item.added", "response.content_part.added",
                                   "response.output_text.delta"]
     assert events[-1]["response"]["output"][0]["content"][0]["text"] == "hi"
+
+
+def test_a_generation_the_server_cancelled_fails_as_cancelled() -> None:
+    events, _ = play(reasoning("a") + [DecodeError("the generation was cancelled", -1), Stop("error")], cancelled=True)
+    assert events[-1]["type"] == "response.failed"
+    assert events[-1]["response"]["error"]["code"] == "cancelled"

@@ -8,12 +8,14 @@ import re
 import httpx
 import pytest
 
-from codexpc.engine.scripted import ScriptedEngine
+from codexpc.engine.scripted import ScriptedEngine, fixed_scripts
 from codexpc.errors import RequestError
 from codexpc.harmony.encoding import load_encoding
+from codexpc.harmony.render import RenderOptions, render_responses
 from codexpc.server.app import create_app
+from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
 from codexpc.server.runtime import Runtime
-from codexpc.server.session import SamplingRequest, sampling_from_body
+from codexpc.server.session import SamplingRequest, Session, sampling_from_body
 
 LINES = [
     r"request=(resp_\w+) harmony append tokens=\d+ user_parts=1 messages=\d+ dropped_reasoning=0",
@@ -48,3 +50,22 @@ def test_sampling_options_from_responses_and_chat_bodies() -> None:
     for bad in ({"seed": "x"}, {"top_p": 1.5}, {"temperature": float("nan")}, {"max_output_tokens": 2.5}):
         with pytest.raises(RequestError):
             sampling_from_body(bad, "max_output_tokens")
+
+
+async def test_closing_the_engine_mid_stream_ends_the_response_as_cancelled() -> None:
+    encoding = load_encoding()
+    engine = ScriptedEngine(encoding, script=fixed_scripts(["<|channel|>final<|message|>" + "word " * 100]))
+    runtime = Runtime(engine, encoding)
+    session = Session(runtime, "responses", "resp_shutdown")
+    session.start(render_responses({"input": "hi"}, encoding, RenderOptions()), SamplingRequest())
+    stream = ResponsesStream(ResponseMeta(id="resp_shutdown", model="gpt-oss-20b"))
+    deltas = 0
+    async for event in session.events():
+        deltas += sum(e.type == "response.output_text.delta" for e in stream.feed(event))
+        if deltas == 3:
+            await runtime.close()  # what the daemon does when its shutdown deadline passes
+    (failed,) = stream.finish(session.usage(), session.engine_error, session.finish_reason == "cancelled")[-1:]
+    await session.close()
+    assert failed.type == "response.failed" and failed.response.error is not None
+    assert failed.response.error.code == "cancelled"  # type: ignore[comparison-overlap]
+    assert engine.stats()["cancelled"] == 1 and runtime.metrics.in_flight == 0

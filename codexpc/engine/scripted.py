@@ -148,6 +148,10 @@ class ScriptedGeneration:
         self._counters.finished += 1
         yield TokenEvent(None, "length")
 
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
     async def cancel(self) -> None:
         if not self._cancelled.is_set() and not self._finished:
             self._counters.cancelled += 1
@@ -167,6 +171,7 @@ class ScriptedEngine:
         self._fail_after = fail_after  # tokens played before every playback fails; None: never
         self._counters = _Counters()
         self.prompts: list[list[int]] = []  # every prompt submitted, for tests to inspect
+        self._live: set[ScriptedGeneration] = set()
         self.closed = False
 
     def submit(self, prompt: Sequence[int], params: SamplingParams, request_id: str) -> ScriptedGeneration:
@@ -178,8 +183,10 @@ class ScriptedEngine:
         completion = self._script(self._encoding.decode_utf8(list(prompt)))
         tokens = self._encoding.encode(completion, allowed_special="all")
         self._counters.submitted += 1
-        return ScriptedGeneration(request_id, len(prompt), tokens, params, self.info.context_length,
-                                  self._delay_s, self._counters, self._fail_after)
+        generation = ScriptedGeneration(request_id, len(prompt), tokens, params, self.info.context_length,
+                                        self._delay_s, self._counters, self._fail_after)
+        self._live = {g for g in self._live if not g.finished} | {generation}
+        return generation
 
     def stats(self) -> dict[str, Any]:
         c = self._counters
@@ -187,4 +194,8 @@ class ScriptedEngine:
                 "cancelled": c.cancelled, "prefix_cache_hits": 0, "prefix_cache_hit_tokens": 0}
 
     async def close(self) -> None:
+        """Cancel every playback still running, as the real engines do when they close."""
         self.closed = True
+        for generation in self._live:
+            await generation.cancel()
+        self._live.clear()

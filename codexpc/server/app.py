@@ -186,7 +186,7 @@ async def _responses_sse(session: Session, stream: ResponsesStream) -> AsyncIter
                 yield sse.event(event, event.type)
             if stream.failure is not None:
                 break  # a refused tool call ends the response now; close() cancels the rest
-        for event in stream.finish(session.usage(), session.engine_error):
+        for event in stream.finish(session.usage(), session.engine_error, session.finish_reason == "cancelled"):
             yield sse.event(event, event.type)
     finally:
         await session.close(stream.final.status if stream.final else None)
@@ -198,7 +198,7 @@ async def _drain_responses(session: Session, stream: ResponsesStream) -> None:
         stream.feed(decoded)
         if stream.failure is not None:
             break
-    stream.finish(session.usage(), session.engine_error)
+    stream.finish(session.usage(), session.engine_error, session.finish_reason == "cancelled")
 
 
 async def _chat_sse(session: Session, chat: ChatStream, include_usage: bool) -> AsyncIterator[bytes]:

@@ -164,11 +164,15 @@ class ResponsesStream:
         self._stop = event.reason
         return []
 
-    def finish(self, usage: Usage, engine_error: str | None = None) -> list[ResponseStreamEvent]:
-        """The terminal events; call once, after the last decoder event."""
+    def finish(self, usage: Usage, engine_error: str | None = None,
+               cancelled: bool = False) -> list[ResponseStreamEvent]:
+        """The terminal events; call once, after the last decoder event. `cancelled`: the engine
+        ended the generation itself (daemon stopping, engine closed on reload)."""
         events = self._close_open("incomplete")
         if engine_error is not None:  # the engine's own failure explains any decode error it caused
             self.failure = Failure("engine_error", engine_error)
+        elif cancelled:  # the decode error the cut caused says less than this
+            self.failure = Failure("cancelled", "the generation was cancelled by the server (stopping or reloading)")
         if self.failure is None and self._stop == "context":
             self.failure = Failure("context_length_exceeded", "the conversation reached the model's context window")
         if self.failure is None and self._stop in ("error", None):
