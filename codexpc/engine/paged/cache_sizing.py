@@ -6,7 +6,10 @@ are loaded and calls `derive_budget`; tests call it with made-up numbers.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+import torch
 
 from codexpc.engine.config import ModelConfig
 from codexpc.errors import EngineError
@@ -78,3 +81,10 @@ def derive_budget(
         )
     max_seqs = min(max_seqs, num_blocks)
     return CacheBudget(block_size, int(num_blocks), max_seqs, step_tokens, per_block)
+
+
+def free_bytes(device: torch.device) -> int:
+    """Memory the KV cache and a step may use now: free GPU memory, or a quarter of free RAM."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4

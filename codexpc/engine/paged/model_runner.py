@@ -13,6 +13,7 @@ import torch
 
 from codexpc.engine.kernels.attention import PagedBatch
 from codexpc.engine.paged.cache_sizing import CacheBudget
+from codexpc.engine.paged.decode_graphs import DecodeGraphs
 from codexpc.engine.paged.paged_model import PagedKVCache, PagedModel, StepInputs
 from codexpc.engine.paged.scheduler import SchedulerOutput
 from codexpc.engine.paged.sequence import Sequence
@@ -71,23 +72,41 @@ def build_host_step(out: SchedulerOutput, block_size: int) -> HostStep:
 
 
 class ModelRunner:
-    def __init__(self, model: PagedModel, budget: CacheBudget) -> None:
+    def __init__(self, model: PagedModel, budget: CacheBudget, graphs: DecodeGraphs | None = None) -> None:
         self.model = model
         self.budget = budget
         self.device = model.cache.k.device
+        self.graphs = graphs
 
     @classmethod
-    def create(cls, transformer: torch.nn.Module, budget: CacheBudget) -> ModelRunner:
+    def create(cls, transformer: torch.nn.Module, budget: CacheBudget, cuda_graphs: bool = True) -> ModelRunner:
         device = transformer.embedding.weight.device
         dtype = transformer.embedding.weight.dtype
-        cache = PagedKVCache(transformer.config, budget.num_blocks, budget.block_size, dtype, device)
-        return cls(PagedModel(transformer, cache, kernels_available(device)), budget)
+        config = transformer.config
+        # One block more than the manager hands out: the scratch block of padded graph rows.
+        cache = PagedKVCache(config, budget.num_blocks + 1, budget.block_size, dtype, device)
+        model = PagedModel(transformer, cache, kernels_available(device))
+        graphs = None
+        if cuda_graphs and model.use_kernels:
+            max_blocks = -(-config.context_length // budget.block_size)
+            graphs = DecodeGraphs(model, budget.max_num_seqs, max_blocks, scratch_block=budget.num_blocks)
+            graphs.capture()
+        return cls(model, budget, graphs)
 
     def step(self, out: SchedulerOutput, generators: dict[str, torch.Generator]) -> dict[str, int]:
         """Run one scheduled step; returns the sampled token of every sequence that samples."""
         host = build_host_step(out, self.budget.block_size)
-        logits = self.model.forward(self._to_device(host))  # [B', V]
+        if self._graph_fits(out):
+            assert self.graphs is not None
+            logits = self.graphs.run(host.tokens, host.positions, host.block_tables, host.slots)
+        else:
+            logits = self.model.forward(self._to_device(host))  # [B', V]
         return self._sample(host, logits, generators)
+
+    def _graph_fits(self, out: SchedulerOutput) -> bool:
+        if self.graphs is None or self.graphs.size_for(len(out.scheduled)) is None:
+            return False
+        return all(s.num_new_tokens == 1 and s.samples for s in out.scheduled)
 
     def _to_device(self, host: HostStep) -> StepInputs:
         dev = self.device
