@@ -86,12 +86,13 @@ def test_streaming_response(client: openai.OpenAI) -> None:
     assert 0 < final.usage.output_tokens_details.reasoning_tokens < final.usage.output_tokens
 
 
-def test_non_streaming_response(client: openai.OpenAI) -> None:
+def test_non_streaming_response(client: openai.OpenAI, engine: ScriptedEngine, encoding: HarmonyEncoding) -> None:
     response = client.responses.create(model="gpt-oss:20b", input="Hello", max_output_tokens=500,
                                        temperature=0.5, top_p=0.9, reasoning={"effort": "low"})
     assert response.status == "completed" and response.output_text == "Scripted answer to: Hello"
     assert [item.type for item in response.output] == ["reasoning", "message"]
     assert response.temperature == 0.5 and response.max_output_tokens == 500
+    assert "Reasoning: low" in encoding.decode_utf8(engine.prompts[-1])
 
 
 def test_tool_call_then_a_second_turn_with_reasoning_passed_back(client: openai.OpenAI, engine: ScriptedEngine,
@@ -187,3 +188,15 @@ def test_a_client_that_disconnects_cancels_its_generation(encoding: HarmonyEncod
             time.sleep(0.01)
         assert engine.stats()["cancelled"] == 1 and engine.stats()["running"] == 0
         assert engine.stats()["finished"] == 0  # it never played to the end
+
+
+def test_a_non_streaming_client_that_goes_away_cancels_too(encoding: HarmonyEncoding) -> None:
+    long_answer = "<|channel|>final<|message|>" + "word " * 2000 + "<|return|>"
+    engine = ScriptedEngine(encoding, script=fixed_scripts([long_answer]), delay_s=0.005)
+    with serving(Runtime(engine, encoding)) as url:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/responses", json={"model": "gpt-oss-20b", "input": "talk"}, timeout=0.5)
+        deadline = time.monotonic() + 5
+        while engine.stats()["cancelled"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.stats()["cancelled"] == 1 and engine.stats()["finished"] == 0
