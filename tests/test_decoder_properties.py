@@ -135,7 +135,9 @@ def test_random_streams_never_raise(tokens: list[int], reason: FinishReason) -> 
     events = run(tokens, reason)
     assert sum(isinstance(e, Stop) for e in events) == 1 and isinstance(events[-1], Stop)
     started = sum(isinstance(e, MessageStarted) for e in events)
-    assert started == sum(isinstance(e, MessageDone) for e in events)
+    done = sum(isinstance(e, MessageDone) for e in events)
+    # Only a message cut short stays without MessageDone.
+    assert done == started or (done == started - 1 and events[-1] not in (Stop("return"), Stop("call")))
     if events[-1] in (Stop("return"), Stop("call")):
         consumed = _tokens_until_stop(tokens)
         assert_agrees_with_harmony(consumed, events)

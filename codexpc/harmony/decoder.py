@@ -11,8 +11,12 @@ StreamableParser alone is lenient (a stop token inside a header becomes part of 
 name, stray special tokens become content text), so the decoder tracks where it is in the
 message grammar itself and hands the parser only tokens that are legal there. Nothing the
 model writes makes feed() or finish() raise: bad output becomes a DecodeError, then
-Stop("error"). Every MessageStarted gets one MessageDone before the Stop; a message cut short
-is closed with the text decoded so far (a tool call cut short has no ToolArgumentsDone).
+Stop("error").
+
+MessageDone (and ToolArgumentsDone) come only for a message that a proper token closed. A
+message cut short (bad output, a length or context limit, the engine stopping) gets no
+MessageDone: its deltas so far stand, and the Stop that follows says why it ended, so a
+consumer closes it as incomplete and never mistakes half a tool call for a whole one.
 After a Stop the caller should cancel the generation; feed() and finish() then return [].
 """
 
@@ -117,9 +121,8 @@ class HarmonyDecoder:
         if self._state is _State.STOPPED:
             return []
         if reason == "length" or reason == "context":
-            events = self._close_open()
-            self._state = _State.STOPPED
-            return [*events, Stop(reason)]
+            self._open, self._state = None, _State.STOPPED
+            return [Stop(reason)]
         why = {
             "stop": "the completion ended without <|return|> or <|call|> closing a message",
             "cancelled": "the generation was cancelled",
@@ -196,7 +199,8 @@ class HarmonyDecoder:
             return events + self._fail("<|call|> closed a message with no recipient", self._index)
         if token == CALL:
             events.append(self._arguments_done(message))
-        events.extend(self._close_open())
+        events.append(MessageDone(message.kind, message.channel, message.recipient, message.text()))
+        self._open = None
         if token == END:
             self._state = _State.BETWEEN
         else:
@@ -225,18 +229,11 @@ class HarmonyDecoder:
         error = self._registry.validate(message.recipient, arguments)
         return ToolArgumentsDone(message.recipient, namespace, name, arguments, error)
 
-    def _close_open(self) -> list[Event]:
-        """MessageDone for the open message, if any, with the text decoded so far."""
-        message, self._open = self._open, None
-        if message is None:
-            return []
-        return [MessageDone(message.kind, message.channel, message.recipient, message.text())]
-
     def _fail(self, why: str, index: int) -> list[Event]:
+        """Ends decoding; an open message stays without MessageDone (see the module's docstring)."""
         log.info("model output broke Harmony at token %d: %s", index, why)
-        events = self._close_open()
-        self._state = _State.STOPPED
-        return [*events, DecodeError(why, index), Stop("error")]
+        self._open, self._state = None, _State.STOPPED
+        return [DecodeError(why, index), Stop("error")]
 
     def _name(self, token: int) -> str:
         if token in self._specials:
