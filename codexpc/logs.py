@@ -2,8 +2,8 @@
 
 Under systemd (JOURNAL_STREAM is set) records go to stderr with a syslog priority prefix, and
 the journal stores them with their level and timestamp. Anywhere else they go to a rotating file
-in settings.state_dir() (launchd included: its own stdout/stderr file only catches what escapes
-logging), and to the terminal as well when stderr is one.
+in settings.state_dir() (launchd included), and to stderr as well: everything on a terminal,
+warnings and errors elsewhere.
 """
 
 from __future__ import annotations
@@ -67,10 +67,12 @@ def setup(level: str = "info", *, sink: Sink | None = None) -> str:
     rotating = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
     rotating.setFormatter(logging.Formatter(FILE_FORMAT, TIME_FORMAT))
     root.addHandler(rotating)
-    if sys.stderr.isatty():  # a foreground `codexpc serve`: show it too
-        terminal = logging.StreamHandler(sys.stderr)
-        terminal.setFormatter(logging.Formatter(FILE_FORMAT, "%H:%M:%S"))
-        root.addHandler(terminal)
+    # stderr too: all of it on a terminal (a foreground `codexpc serve`); elsewhere (a script,
+    # launchd's log file) warnings and errors only, so "cannot start: port in use" is never silent.
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.setFormatter(logging.Formatter(FILE_FORMAT, "%H:%M:%S"))
+    terminal.setLevel(logging.NOTSET if sys.stderr.isatty() else logging.WARNING)
+    root.addHandler(terminal)
     return str(path)
 
 

@@ -13,7 +13,8 @@ from codexpc.errors import DaemonNotRunning
 def register(commands: Any) -> None:
     p = commands.add_parser(
         "health",
-        help="ask the running daemon how it is",
+        aliases=["status"],
+        help="ask the running daemon how it is (alias: status)",
         description="Ask the daemon on the Unix socket for its model, device, memory and uptime. "
         "Exit code 5 when no daemon is running.",
     )
