@@ -3,6 +3,9 @@ with the real gpt-oss encoding."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from openai_harmony import HarmonyEncoding, Role
 
@@ -18,7 +21,10 @@ from codexpc.harmony.events import (
     ToolArgumentsDelta,
     ToolArgumentsDone,
 )
+from codexpc.harmony.render import RenderOptions, render_responses
 from codexpc.harmony.tools import ToolRegistry, registry_from_responses
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "codex-0.169"
 
 SHELL = {
     "type": "function",
@@ -248,3 +254,14 @@ def test_nothing_after_a_stop(encoding: HarmonyEncoding, registry: ToolRegistry)
     events = [e for t in encoding.encode("<|channel|>final<|message|>ok<|return|>", allowed_special="all") for e in decoder.feed(t)]
     assert events[-1] == Stop("return") and decoder.stopped
     assert decoder.feed(RETURN) == [] and decoder.feed(42) == [] and decoder.finish("stop") == []
+
+
+def test_codex_turn_end_to_end(encoding: HarmonyEncoding) -> None:
+    """The registry a real Codex request renders with checks the calls the model makes."""
+    body = json.loads((FIXTURES / "responses-request-turn1.json").read_text())
+    registry = render_responses(body, encoding, RenderOptions(current_date="2026-11-25")).registry
+    head = "<|channel|>analysis<|message|>List the directory.<|end|><|start|>assistant to=functions.exec_command<|channel|>commentary <|constrain|>json<|message|>"
+    good = of(decode(encoding, registry, head + '{"cmd":"ls -la","yield_time_ms":1000}<|call|>'), ToolArgumentsDone)
+    assert [(d.name, d.error) for d in good] == [("exec_command", None)]
+    bad = of(decode(encoding, registry, head + '{"cmd":["ls"]}<|call|>'), ToolArgumentsDone)
+    assert bad[0].error is not None and (bad[0].error.kind, bad[0].error.path) == ("schema", "$.cmd")

@@ -214,8 +214,10 @@ class HarmonyDecoder:
         StreamableParser withholds the bytes of an unfinished UTF-8 character; when a message
         ends on such bytes they appear (as U+FFFD) only in the finished message.
         """
-        finished = self._parser.messages[-1].content
-        whole = "".join(getattr(part, "text", "") for part in finished)
+        messages = self._parser.messages
+        if not messages:  # cannot happen after a closer; never worth an exception
+            return ""
+        whole = "".join(getattr(part, "text", "") for part in messages[-1].content)
         sent = message.text()
         if whole.startswith(sent):
             return whole[len(sent) :]
