@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from codexpc.errors import RequestError
+from codexpc.harmony import tools as tools_module
 from codexpc.harmony.events import ToolCallError
 from codexpc.harmony.tools import (
     FUNCTIONS,
@@ -141,3 +142,20 @@ def test_split_recipient() -> None:
     assert split_recipient("functions.shell") == ("functions", "shell")
     assert split_recipient("multi_agent_v1.spawn_agent") == ("multi_agent_v1", "spawn_agent")
     assert split_recipient("shell") == ("functions", "shell")
+
+
+def test_schemas_are_compiled_once_per_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry, _ = registry_from_responses([SHELL])
+
+    def no_more_compiling(*args: object) -> None:
+        raise AssertionError("validate() compiled a schema")
+
+    monkeypatch.setattr(tools_module, "_compile", no_more_compiling)
+    assert registry.validate("functions.shell", '{"cmd": ["ls"]}') is None
+    assert registry.validate("functions.shell", '{"cmd": 1}') is not None
+
+
+def test_non_function_members_of_a_namespace_are_skipped() -> None:
+    custom = {"type": "custom", "name": "apply_patch"}
+    registry, skipped = registry_from_responses([dict(AGENTS, tools=[SPAWN, custom]), {"type": "web_search"}])
+    assert registry.names() == ["agents.spawn_agent"] and skipped == ["custom", "web_search"]

@@ -129,7 +129,7 @@ def registry_from_responses(tools: Any, param: str = "tools") -> tuple[ToolRegis
         if kind == "function":
             functions.append(_function(tool, FUNCTIONS, where))
         elif kind == "namespace":
-            namespaces.append(_namespace(tool, where))
+            namespaces.append(_namespace(tool, where, skipped))
         else:
             skipped.append(str(kind))
     if skipped:
@@ -181,14 +181,15 @@ def _function(tool: Mapping[str, Any], namespace: str, where: str) -> ToolSpec:
     return ToolSpec(namespace, name, description, parameters)
 
 
-def _namespace(tool: Mapping[str, Any], where: str) -> Namespace:
+def _namespace(tool: Mapping[str, Any], where: str, skipped: list[str]) -> Namespace:
+    """A `namespace` tool; member types other than function are appended to `skipped`."""
     name = tool.get("name")
     if not isinstance(name, str) or not _NAME.match(name) or name == FUNCTIONS:
         raise RequestError("a namespace name must be 1-64 letters, digits, '_' or '-'", param=f"{where}.name")
     members: list[ToolSpec] = []
     for inner, member in _items(tool.get("tools"), f"{where}.tools"):
         if member.get("type") != "function":
-            log.info("namespace %s: tool type %s left out", name, member.get("type"))
+            skipped.append(str(member.get("type")))
             continue
         members.append(_function(member, name, inner))
     return Namespace(name, str(tool.get("description") or ""), tuple(members))
