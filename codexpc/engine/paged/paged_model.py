@@ -14,7 +14,7 @@ import torch
 from codexpc.engine.config import ModelConfig
 from codexpc.engine.kernels.attention import PagedBatch, paged_attention, paged_attention_reference, write_kv
 from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4
-from codexpc.engine.model import MLPBlock, Rotary, Transformer, apply_rotary, experts_reference
+from codexpc.engine.model import MLPBlock, Transformer, apply_rotary, experts_reference
 
 
 class PagedKVCache:
@@ -39,10 +39,10 @@ class StepInputs:
     sample_rows: torch.Tensor  # [B'] rows whose logits are needed (each sampling sequence's last)
 
 
-def rope(rotary: Rotary, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def rope(inv_freq: torch.Tensor, concentration: float, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin [T, D/2] at arbitrary positions (the model's Rotary takes one contiguous run)."""
-    freqs = positions.float()[:, None] * rotary.inv_freq.to(positions.device)[None, :]
-    return freqs.cos() * rotary.concentration, freqs.sin() * rotary.concentration
+    freqs = positions.float()[:, None] * inv_freq[None, :]  # [T, D/2]
+    return freqs.cos() * concentration, freqs.sin() * concentration
 
 
 def expert_weights(mlp: MLPBlock) -> ExpertWeights:
@@ -59,13 +59,15 @@ class PagedModel:
         self.cache = cache
         self.use_kernels = use_kernels
         self._experts = [expert_weights(block.mlp) for block in model.block]
+        # On the device once: a host-to-device copy inside a CUDA graph capture is refused.
+        self._inv_freq = model.rotary.inv_freq.to(cache.k.device)
 
     @torch.inference_mode()
     def forward(self, inputs: StepInputs) -> torch.Tensor:
         """-> fp32 logits [B', V] for `inputs.sample_rows`."""
         m = self.model
         x = m.embedding(inputs.tokens)  # [T, H]
-        cos, sin = rope(m.rotary, inputs.positions)
+        cos, sin = rope(self._inv_freq, m.rotary.concentration, inputs.positions)
         for layer, block in enumerate(m.block):
             x = self._attention(layer, block.attn, x, cos, sin, inputs.batch)
             x = self._experts_step(layer, block.mlp, x)

@@ -1,0 +1,82 @@
+"""The fast engine's benchmark: kernels against their references, then the engine's figures.
+
+    python bench/fast_engine.py [--parts kernels,engine,capacity,peer] [--checkpoint DIR] [--out DIR]
+
+With --checkpoint, a gpt-oss-20b-shaped checkpoint (random weights, MXFP4 experts, the
+Hugging Face layout) is written there unless one is already there, and both codexpc and
+transformers load it; without, codexpc runs on random weights made on the GPU (seconds, no disk)
+and the peer is skipped. Prints one table: figure, codexpc, peer, ratio, share of floor, GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.fast_engine_parts import (  # noqa: E402
+    Row,
+    bench_capacity,
+    bench_engine,
+    bench_kernels,
+    bench_peer,
+    load_codexpc,
+)
+
+
+def print_table(rows: list[Row], gpu: str) -> str:
+    head = f"{'figure':<44} {'codexpc':>12} {'peer':>12} {'ratio':>8} {'of floor':>9}  GPU"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        peer = f"{r.peer:12.1f}" if r.peer is not None else f"{'-':>12}"
+        ratio = f"{r.value / r.peer:8.2f}" if r.peer else f"{'-':>8}"
+        floor = f"{r.value / r.floor:9.0%}" if r.floor else f"{'-':>9}"
+        if r.floor and r.lower_is_better:
+            floor = f"{r.floor / r.value:9.0%}"
+        lines.append(f"{r.name:<44} {r.value:12.1f} {peer} {ratio} {floor}  {gpu}")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="kernels,engine,capacity,peer")
+    parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    gpu = torch.cuda.get_device_name()
+    rows: list[Row] = []
+    started = time.time()
+    if "kernels" in parts:
+        rows += bench_kernels()
+        print_table(rows, gpu)
+    if parts & {"engine", "capacity"}:
+        model = load_codexpc(args.checkpoint)
+        if "engine" in parts:
+            rows += bench_engine(model)
+            print_table(rows, gpu)
+        if "capacity" in parts:
+            rows += bench_capacity(model)
+        del model
+        torch.cuda.empty_cache()
+    if "peer" in parts and args.checkpoint is not None:
+        rows = bench_peer(args.checkpoint, rows)
+    text = print_table(rows, gpu)
+    print(f"total {time.time() - started:.0f} s", flush=True)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "table.txt").write_text(text + "\n")
+        (args.out / "rows.json").write_text(json.dumps([r.__dict__ for r in rows], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
