@@ -14,7 +14,7 @@ from openai_harmony import HarmonyEncoding
 from codexpc.engine.scripted import ScriptedEngine
 from codexpc.harmony.encoding import load_encoding
 from codexpc.server.app import create_app
-from codexpc.server.runtime import ModelEntry, Runtime
+from codexpc.server.runtime import ModelEntry, RequestLimits, Runtime
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +152,17 @@ async def test_admin_reload_only_on_the_unix_socket(runtime: Runtime) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=over_unix), base_url="http://x") as unix:
         reply = await unix.post("/admin/reload")
     assert reply.json() == {"reloaded": True, "model": "gpt-oss-20b"} and calls == ["reload"]
+
+
+async def test_request_limits_are_4xx_naming_the_field(encoding: HarmonyEncoding) -> None:
+    limits = RequestLimits(max_output_tokens=100, max_input_items=1, max_tools=0, queue_size=0)
+    runtime = Runtime(ScriptedEngine(encoding), encoding, limits=limits)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://x") as http:
+        assert_error(await http.post("/v1/responses", json={"input": "hi", "max_output_tokens": 101}), 400,
+                     "invalid_request_error", "max_output_tokens")
+        assert_error(await http.post("/v1/responses", json={"input": ["a", "b"]}), 400, "invalid_request_error",
+                     "input")
+        assert_error(await http.post("/v1/chat/completions", json={"messages": [], "tools": [{}]}), 400,
+                     "invalid_request_error", "tools")
+        error = assert_error(await http.post("/v1/responses", json={"input": "hi"}), 429, "rate_limit_exceeded")
+    assert error["type"] == "rate_limit_error" and runtime.in_flight == 0

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.scripted import ScriptedEngine
+from codexpc.errors import OverloadedError, RequestError
 from codexpc.harmony.encoding import load_encoding
 from codexpc.server.errors import ModelNotFoundError
-from codexpc.server.runtime import ModelEntry, Runtime, default_aliases
+from codexpc.server.runtime import ModelEntry, RequestLimits, Runtime, default_aliases
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +56,27 @@ async def test_reload_with_nothing_running_closes_the_old_engine_at_once(encodin
     assert old.closed and runtime.in_flight == 0
     await runtime.close()
     assert new.closed
+
+
+def test_request_limits_from_the_daemon_config_and_their_checks() -> None:
+    @dataclass(frozen=True)
+    class LimitsConfig:  # the shape of codexpc.config's, plus a field the server does not use
+        max_output_tokens: int = 64
+        default_max_output_tokens: int = 8
+        max_input_items: int = 2
+        max_tools: int = 1
+        max_tool_schema_bytes: int = 40
+        queue_size: int = 3
+        max_body_bytes: int = 1000
+
+    limits = RequestLimits.from_config(LimitsConfig())
+    assert limits == RequestLimits(64, 8, 2, 1, 40, 3)
+    limits.check_body({"input": [1, 2], "tools": [{"type": "function", "name": "a"}]}, "input")
+    for body, param in (({"input": [1, 2, 3]}, "input"), ({"tools": [{}, {}]}, "tools"),
+                        ({"tools": [{"name": "x" * 50}]}, "tools[0]")):
+        with pytest.raises(RequestError) as refused:
+            limits.check_body(body, "input")
+        assert refused.value.param == param
+    limits.check_queue({"waiting": 2})
+    with pytest.raises(OverloadedError):
+        limits.check_queue({"waiting": 3})

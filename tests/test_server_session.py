@@ -14,7 +14,7 @@ from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.render import RenderOptions, render_responses
 from codexpc.server.app import create_app
 from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
-from codexpc.server.runtime import Runtime
+from codexpc.server.runtime import RequestLimits, Runtime
 from codexpc.server.session import SamplingRequest, Session, sampling_from_body
 
 LINES = [
@@ -44,12 +44,22 @@ async def test_each_request_logs_its_steps_in_a_stable_form(caplog: pytest.LogCa
 
 
 def test_sampling_options_from_responses_and_chat_bodies() -> None:
-    assert sampling_from_body({}, "max_output_tokens") == SamplingRequest()
+    none = RequestLimits()
+    assert sampling_from_body({}, none, "max_output_tokens") == SamplingRequest()
     body = {"max_tokens": 50, "max_completion_tokens": 20, "temperature": 0, "top_p": 0.5, "seed": 7}
-    assert sampling_from_body(body, "max_tokens", "max_completion_tokens") == SamplingRequest(20, 0.0, 0.5, 7)
+    assert sampling_from_body(body, none, "max_tokens", "max_completion_tokens") == SamplingRequest(20, 0.0, 0.5, 7)
     for bad in ({"seed": "x"}, {"top_p": 1.5}, {"temperature": float("nan")}, {"max_output_tokens": 2.5}):
         with pytest.raises(RequestError):
-            sampling_from_body(bad, "max_output_tokens")
+            sampling_from_body(bad, none, "max_output_tokens")
+
+
+def test_output_token_limits_give_a_default_and_refuse_too_much() -> None:
+    limits = RequestLimits(max_output_tokens=100, default_max_output_tokens=10)
+    assert sampling_from_body({}, limits, "max_output_tokens").max_output_tokens == 10
+    assert sampling_from_body({"max_output_tokens": 100}, limits, "max_output_tokens").max_output_tokens == 100
+    with pytest.raises(RequestError) as refused:
+        sampling_from_body({"max_tokens": 101}, limits, "max_tokens")
+    assert refused.value.param == "max_tokens"
 
 
 async def test_closing_the_engine_mid_stream_ends_the_response_as_cancelled() -> None:

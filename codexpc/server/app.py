@@ -59,8 +59,9 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastA
     async def responses(request: Request) -> Response:
         body = await read_body(request)
         model = runtime.resolve_model(body.get("model"))
-        sampling = sampling_from_body(body, "max_output_tokens")
-        meta = ResponseMeta(id=new_id("resp"), model=model.name, max_output_tokens=sampling.max_output_tokens,
+        runtime.limits.check_body(body, "input")
+        sampling = sampling_from_body(body, runtime.limits, "max_output_tokens")
+        meta = ResponseMeta(id=new_id("resp"), model=model.name, max_output_tokens=body.get("max_output_tokens"),
                             temperature=sampling.temperature, top_p=sampling.top_p, tools=body.get("tools") or [],
                             tool_choice=body.get("tool_choice", "auto"),
                             parallel_tool_calls=bool(body.get("parallel_tool_calls", True)),
@@ -78,7 +79,8 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastA
     async def chat_completions(request: Request) -> Response:
         body = await read_body(request)
         model = runtime.resolve_model(body.get("model"))
-        sampling = sampling_from_body(body, "max_tokens", "max_completion_tokens")
+        runtime.limits.check_body(body, "messages")
+        sampling = sampling_from_body(body, runtime.limits, "max_tokens", "max_completion_tokens")
         chat = ChatStream(id=new_id("chatcmpl"), model=model.name)
         session = Session(runtime, "chat", chat.id)
         await _start(session, lambda: render_chat(body, runtime.encoding, runtime.render_options), sampling)

@@ -7,15 +7,17 @@ of them ends.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.api import Engine
+from codexpc.errors import OverloadedError, RequestError
 from codexpc.harmony.render import RenderOptions
 from codexpc.server.errors import ModelNotFoundError
 from codexpc.server.metrics import Metrics
@@ -34,6 +36,50 @@ class ModelEntry:
 
     def matches(self, requested: str) -> bool:
         return requested == self.name or requested in self.aliases
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """Bounds on what one request may ask for; beyond them a request gets a 4xx naming the field."""
+
+    max_output_tokens: int | None = None  # the cap on a request's max_output_tokens; None: the context
+    default_max_output_tokens: int | None = None  # when a request does not say; None: up to the context
+    max_input_items: int | None = None
+    max_tools: int | None = None
+    max_tool_schema_bytes: int | None = None  # one tool's JSON schema, serialized
+    queue_size: int | None = None  # sequences waiting in the engine beyond which new ones get a 429
+
+    @classmethod
+    def from_config(cls, limits: Any) -> RequestLimits:
+        """From any object with these attributes (the daemon's LimitsConfig); missing ones stay None."""
+        return cls(**{f.name: getattr(limits, f.name, None) for f in fields(cls)})
+
+    def check_output_tokens(self, requested: int, param: str) -> None:
+        if self.max_output_tokens is not None and requested > self.max_output_tokens:
+            raise RequestError(f"{param} must be at most {self.max_output_tokens}", param=param)
+
+    def check_body(self, body: Mapping[str, Any], items_key: str) -> None:
+        """Counts and sizes of the request's items and tools."""
+        items = body.get(items_key)
+        if self.max_input_items is not None and isinstance(items, list) and len(items) > self.max_input_items:
+            raise RequestError(f"{items_key} has {len(items)} items; at most {self.max_input_items} are accepted",
+                               param=items_key)
+        tools = body.get("tools")
+        if not isinstance(tools, list):
+            return
+        if self.max_tools is not None and len(tools) > self.max_tools:
+            raise RequestError(f"tools has {len(tools)} tools; at most {self.max_tools} are accepted", param="tools")
+        if self.max_tool_schema_bytes is None:
+            return
+        for index, tool in enumerate(tools):
+            if len(json.dumps(tool, separators=(",", ":"))) > self.max_tool_schema_bytes:
+                raise RequestError(f"tools[{index}] is larger than {self.max_tool_schema_bytes} bytes",
+                                   param=f"tools[{index}]")
+
+    def check_queue(self, engine_stats: Mapping[str, Any]) -> None:
+        waiting = engine_stats.get("waiting", 0)
+        if self.queue_size is not None and isinstance(waiting, int) and waiting >= self.queue_size:
+            raise OverloadedError(f"{waiting} requests are waiting already; retry later")
 
 
 def default_aliases(name: str) -> tuple[str, ...]:
@@ -73,7 +119,7 @@ class Runtime:
 
     def __init__(self, engine: Engine, encoding: HarmonyEncoding, *, models: Sequence[ModelEntry] = (),
                  render_options: RenderOptions | None = None, config: Any = None,
-                 max_output_tokens: int | None = None) -> None:
+                 limits: RequestLimits | None = None, max_output_tokens: int | None = None) -> None:
         self._slot = _Slot(engine)
         self.encoding = encoding
         # Without a configured list, serve the engine's model under its own name.
@@ -82,7 +128,9 @@ class Runtime:
                        created=int(time.time())),)
         self.render_options = render_options or RenderOptions()
         self.config = config  # the daemon's DaemonConfig, kept opaque here
-        self.max_output_tokens = max_output_tokens  # a cap on any request's output, None: context only
+        self.limits = limits or RequestLimits()
+        if max_output_tokens is not None:  # a shortcut for the one limit most callers set
+            self.limits = replace(self.limits, max_output_tokens=max_output_tokens)
         self.metrics = Metrics()
         self.started_at = time.time()
         self.reloads = 0

@@ -26,7 +26,7 @@ from codexpc.harmony.decoder import HarmonyDecoder, stop_token_ids
 from codexpc.harmony.events import Event, MessageDone, MessageKind, MessageStarted, Stop, TextDelta
 from codexpc.harmony.render import RenderedPrompt
 from codexpc.server.responses_stream import Usage
-from codexpc.server.runtime import Lease, Runtime
+from codexpc.server.runtime import Lease, RequestLimits, Runtime
 
 log = logging.getLogger("codexpc.session")
 
@@ -61,16 +61,21 @@ def _count(body: Mapping[str, Any], key: str) -> int | None:
     return value
 
 
-def sampling_from_body(body: Mapping[str, Any], *max_keys: str) -> SamplingRequest:
+def sampling_from_body(body: Mapping[str, Any], limits: RequestLimits, *max_keys: str) -> SamplingRequest:
     """Sampling options of a Responses (`max_output_tokens`) or Chat (`max_tokens`...) body."""
-    limits = [n for n in (_count(body, key) for key in max_keys) if n is not None]
+    caps = []
+    for key in max_keys:
+        requested = _count(body, key)
+        if requested is not None:
+            limits.check_output_tokens(requested, key)
+            caps.append(requested)
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise RequestError("seed must be an integer", param="seed")
     top_p = _number(body, "top_p", 0.0, 1.0, 1.0)
     if top_p == 0:
         raise RequestError("top_p must be greater than 0", param="top_p")
-    return SamplingRequest(max_output_tokens=min(limits) if limits else None,
+    return SamplingRequest(max_output_tokens=min(caps) if caps else limits.default_max_output_tokens,
                            temperature=_number(body, "temperature", 0.0, 2.0, 1.0), top_p=top_p, seed=seed)
 
 
@@ -103,12 +108,13 @@ class Session:
                  len(rendered.tokens), rendered.user_parts, rendered.messages, rendered.dropped_reasoning)
         if rendered.skipped_tools:
             log.info("request=%s tools skipped=%s", rid, ",".join(rendered.skipped_tools))
+        self.runtime.limits.check_queue(self.runtime.engine.stats())
         self._lease = self.runtime.acquire()
         engine = self._lease.engine
         self._decoder = HarmonyDecoder(self.runtime.encoding, rendered.registry)
         log.info("request=%s decoder start tools=%d", rid, len(rendered.registry.names()))
         room = engine.info.context_length - len(rendered.tokens)
-        caps = [n for n in (sampling.max_output_tokens, self.runtime.max_output_tokens, room) if n is not None]
+        caps = [n for n in (sampling.max_output_tokens, room) if n is not None]
         params = SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed,
                                 max_new_tokens=max(0, min(caps)),
                                 stop_token_ids=stop_token_ids(self.runtime.encoding))
