@@ -22,6 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from codexpc.errors import DaemonNotRunning, RequestError
+from codexpc.server.client import DaemonClient
+
 # The daemon process: logging to stderr, then serve(). A scripted engine with a per-token delay
 # (CODEXPC_TEST_DELAY_S) lets a test catch a stream in flight.
 LAUNCHER = """
@@ -276,3 +279,22 @@ def test_port_in_use_is_a_clear_error() -> None:
     finally:
         blocker.close()
         process.close()
+
+
+def test_client_unix_first_then_tcp(daemon: DaemonProcess) -> None:
+    with DaemonClient(daemon.socket_path, daemon.port) as client:
+        assert client.via == "unix"
+        assert client.health()["model"] == "gpt-oss-20b"
+        assert client.reload()["reloaded"] is True
+        events = list(client.stream_responses({"input": "hi"}))
+        assert events[0]["type"] == "response.created" and events[-1]["type"] == "response.completed"
+        assert client.responses({"input": "hi"})["status"] == "completed"
+        with pytest.raises(RequestError, match="404"):
+            client.responses({"model": "nope", "input": "hi"})
+    with DaemonClient(daemon.folder / "absent.sock", daemon.port) as client:
+        assert client.via == "tcp"
+        assert client.health()["status"] == "ok"
+        with pytest.raises(DaemonNotRunning, match="Unix socket"):
+            client.reload()
+    with pytest.raises(DaemonNotRunning):
+        DaemonClient(daemon.folder / "absent.sock", None)
