@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from codexpc.errors import CodexpcError, RequestError
 from codexpc.harmony.render import render_chat, render_responses
@@ -70,7 +71,8 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastA
         await _start(session, lambda: render_responses(body, runtime.encoding, runtime.render_options), sampling)
         stream = ResponsesStream(meta)
         if body.get("stream"):
-            return StreamingResponse(_responses_sse(session, stream), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
+            return StreamingResponse(_responses_sse(session, stream), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS,
+                                     background=_closing(session))
         await _run(request, session, _drain_responses(session, stream))
         assert stream.final is not None
         return JSONResponse(stream.final.model_dump(mode="json", exclude_unset=True, warnings=False))
@@ -87,7 +89,7 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastA
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(_chat_sse(session, chat, include_usage), media_type=sse.MEDIA_TYPE,
-                                     headers=sse.HEADERS)
+                                     headers=sse.HEADERS, background=_closing(session))
         await _run(request, session, _drain_chat(session, chat))
         if chat.failure is not None:
             return JSONResponse(error_body(chat.failure.message, 500, chat.failure.code), status_code=500)
@@ -108,7 +110,7 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastA
         stats = runtime.engine.stats()
         return {"status": "ok", "model": info.model, "checkpoint": info.checkpoint, "device": info.device,
                 "engine": {"kind": info.kind, "state": "ready", "context_length": info.context_length,
-                           "stats": stats},
+                           "loaded_at": runtime.loaded_at(), "stats": stats},
                 "memory": {"process_max_rss_bytes": _max_rss_bytes(),
                            **{k: v for k, v in stats.items() if "memory" in k or "bytes" in k}},
                 "uptime_s": round(runtime.uptime_s(), 3), "in_flight": runtime.metrics.in_flight,
@@ -167,6 +169,12 @@ async def _start(session: Session, render: Callable[[], Any], sampling: Any) -> 
     except BaseException:
         await session.close("error")
         raise
+
+
+def _closing(session: Session) -> BackgroundTask:
+    # The stream's own `finally` closes the session; this covers a stream that never started
+    # (the client left before the first event), whose generator body never ran.
+    return BackgroundTask(session.close)
 
 
 async def _run(request: Request, session: Session, work: Awaitable[None]) -> None:
