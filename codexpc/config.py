@@ -187,7 +187,7 @@ def _read_file(path: Path | None) -> tuple[dict[str, Any], Path | None]:
 
 def _from_mapping(raw: Mapping[str, Any], source: Path | None) -> DaemonConfig:
     top = _Table(raw, "", allowed={f.name for f in fields(DaemonConfig)} - {"config_path", "overrides"})
-    listen_t = _Table(top.table("listen"), "listen.", allowed=_names(ListenConfig) | {"socket"})
+    listen_t = _Table(top.table("listen"), "listen.", allowed=(_names(ListenConfig) - {"socket_path"}) | {"socket"})
     limits_t = _Table(top.table("limits"), "limits.", allowed=_names(LimitsConfig))
     models = tuple(_model(name, value) for name, value in top.table("models").items())
     default = top.optional_string("default_model")

@@ -113,6 +113,7 @@ def test_require_servable_needs_a_checkpoint() -> None:
         ("[listen]\nhosts = ['0.0.0.0']\nallow_non_loopback = true\n", {}, "token_file"),
         ("[listen]\ntcp = false\nunix = false\n", {}, "listen.tcp"),
         ("[listen]\nbogus = 1\n", {}, "listen.bogus"),
+        ("[listen]\nsocket_path = '/x'\n", {}, "listen.socket_path"),
         ("[limits]\nqueue_size = 0\n", {}, "limits.queue_size"),
         ("[limits]\nmax_output_tokens = 10\n", {}, "default_max_output_tokens"),
         ('[models."m"]\nengine = "tpu"\n', {}, 'models."m".engine'),

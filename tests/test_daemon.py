@@ -184,15 +184,17 @@ def test_reload_by_admin_request_and_sighup(daemon: DaemonProcess) -> None:
     assert "received SIGHUP: reloading" in daemon.log()
 
 
-def test_sigterm_lets_a_running_stream_finish_and_exits_0() -> None:
-    process = DaemonProcess(delay_s=0.03).start()  # ~40 tokens: about 1.2 s of stream
+def test_reload_and_sigterm_mid_stream_lose_nothing() -> None:
+    process = DaemonProcess(delay_s=0.05).start()  # ~40 tokens: about 2 s of stream
     try:
         events: list[dict] = []
         with process.unix_client() as unix:
             reader = threading.Thread(target=_read_stream, args=(unix, events, process))
             reader.start()
             _wait_for(lambda: bool(events), process)
-            process.signal(signal.SIGTERM)
+            process.signal(signal.SIGHUP)  # the stream goes on on the old engine
+            _wait_for(lambda: "old_in_flight=1" in process.log(), process)
+            process.signal(signal.SIGTERM)  # and is allowed to finish
             reader.join(30)
         assert events[-1]["type"] == "response.completed", [e["type"] for e in events]
         assert process.wait_exit() == 0
