@@ -59,11 +59,21 @@ async def test_invalid_json_and_non_objects_are_400(http: httpx.AsyncClient) -> 
     ({"input": "hi", "max_output_tokens": True}, "max_output_tokens"),
     ({"input": "hi", "reasoning": {"effort": "extreme"}}, "reasoning.effort"),
     ({"input": "hi", "metadata": {"a": 1}}, "metadata"),
+    ({"input": "hi", "parallel_tool_calls": "x"}, "parallel_tool_calls"),
 ])
 async def test_wrong_types_and_ranges_are_400_naming_the_param(http: httpx.AsyncClient, body: dict[str, Any],
                                                                param: str) -> None:
     error = assert_error(await http.post("/v1/responses", json=body), 400, "invalid_request_error", param)
     assert param.split(".")[0] in error["message"]
+
+
+async def test_chat_options_of_the_wrong_type_are_400(http: httpx.AsyncClient, runtime: Runtime) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    for options in ("x", {"include_usage": "yes"}):
+        reply = await http.post("/v1/chat/completions", json={"messages": messages, "stream": True,
+                                                              "stream_options": options})
+        assert_error(reply, 400, "invalid_request_error", "stream_options" if options == "x" else "include_usage")
+    assert runtime.in_flight == 0 and runtime.metrics.in_flight == 0
 
 
 async def test_bad_input_items_are_4xx_from_the_renderer(http: httpx.AsyncClient) -> None:

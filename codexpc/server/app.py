@@ -65,7 +65,7 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastA
         meta = ResponseMeta(id=new_id("resp"), model=model.name, max_output_tokens=body.get("max_output_tokens"),
                             temperature=sampling.temperature, top_p=sampling.top_p, tools=body.get("tools") or [],
                             tool_choice=body.get("tool_choice", "auto"),
-                            parallel_tool_calls=bool(body.get("parallel_tool_calls", True)),
+                            parallel_tool_calls=_flag(body, "parallel_tool_calls", True),
                             reasoning=_reasoning(body), metadata=_metadata(body))
         session = Session(runtime, "responses", meta.id)
         await _start(session, lambda: render_responses(body, runtime.encoding, runtime.render_options), sampling)
@@ -83,11 +83,11 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastA
         model = runtime.resolve_model(body.get("model"))
         runtime.limits.check_body(body, "messages")
         sampling = sampling_from_body(body, runtime.limits, "max_tokens", "max_completion_tokens")
+        include_usage = _include_usage(body)
         chat = ChatStream(id=new_id("chatcmpl"), model=model.name)
         session = Session(runtime, "chat", chat.id)
         await _start(session, lambda: render_chat(body, runtime.encoding, runtime.render_options), sampling)
         if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(_chat_sse(session, chat, include_usage), media_type=sse.MEDIA_TYPE,
                                      headers=sse.HEADERS, background=_closing(session))
         await _run(request, session, _drain_chat(session, chat))
@@ -235,6 +235,20 @@ async def _drain_chat(session: Session, chat: ChatStream) -> None:
         if chat.failure is not None:
             break
     chat.close(session.usage(), session.engine_error, include_usage=False)
+
+
+def _flag(body: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise RequestError(f"{key} must be a boolean", param=key)
+    return value
+
+
+def _include_usage(body: Mapping[str, Any]) -> bool:
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict):
+        raise RequestError("stream_options must be an object", param="stream_options")
+    return _flag(options, "include_usage", False)
 
 
 def _reasoning(body: Mapping[str, Any]) -> dict[str, Any] | None:
