@@ -14,6 +14,7 @@ and checks each candidate against the genuine file's digest:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -117,12 +118,12 @@ def checkpoint_sources(checkpoint: Path) -> list[tuple[str, Callable[[], bytes]]
     for folder in (root, root.parent):  # `original/` and `metal/` sit beside the HF root
         candidate = folder / "tokenizer.json"
         if candidate.is_file():
-            found.append((f"checkpoint tokenizer {candidate}", lambda p=candidate: from_tokenizer_json(p)))
+            found.append((f"checkpoint tokenizer {candidate}", functools.partial(from_tokenizer_json, candidate)))
             break
     metal_files = [checkpoint] if checkpoint.is_file() else [root / "model.bin", root / "metal" / "model.bin"]
     for candidate in metal_files:
         if candidate.is_file() and candidate.suffix == ".bin":
-            found.append((f"metal model.bin tokenizer {candidate}", lambda p=candidate: _from_metal(p)))
+            found.append((f"metal model.bin tokenizer {candidate}", functools.partial(_from_metal, candidate)))
     return found
 
 

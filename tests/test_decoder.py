@@ -24,7 +24,7 @@ from codexpc.harmony.events import (
 from codexpc.harmony.render import RenderOptions, render_responses
 from codexpc.harmony.tools import ToolRegistry, registry_from_responses
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "codex-0.169"
+FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169"
 
 SHELL = {
     "type": "function",

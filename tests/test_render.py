@@ -13,8 +13,8 @@ from codexpc.errors import RequestError, UnsupportedContentError
 from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.render import RenderedPrompt, RenderOptions, render_chat, render_responses
 
-# The real Codex CLI requests live beside the repository, in ../shared/fixtures.
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "codex-0.169"
+# Real Codex CLI requests, copied from shared/fixtures (captured with codex 0.169).
+FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169"
 OPTIONS = RenderOptions(current_date="2026-11-25")
 SHELL = {"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}}
 

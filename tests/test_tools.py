@@ -21,8 +21,8 @@ from codexpc.harmony.tools import (
     split_recipient,
 )
 
-# The real Codex CLI requests live beside the repository, in ../shared/fixtures.
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "codex-0.169"
+# Real Codex CLI requests, copied from shared/fixtures (captured with codex 0.169).
+FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169"
 SHELL = {
     "type": "function",
     "name": "shell",
