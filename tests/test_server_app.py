@@ -72,7 +72,7 @@ async def test_chat_options_of_the_wrong_type_are_400(http: httpx.AsyncClient, r
     for options in ("x", {"include_usage": "yes"}):
         reply = await http.post("/v1/chat/completions", json={"messages": messages, "stream": True,
                                                               "stream_options": options})
-        assert_error(reply, 400, "invalid_request_error", "stream_options" if options == "x" else "include_usage")
+        assert_error(reply, 400, "invalid_request_error", "stream_options" if options == "x" else "stream_options.include_usage")
     assert runtime.in_flight == 0 and runtime.metrics.in_flight == 0
 
 

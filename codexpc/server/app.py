@@ -237,10 +237,10 @@ async def _drain_chat(session: Session, chat: ChatStream) -> None:
     chat.close(session.usage(), session.engine_error, include_usage=False)
 
 
-def _flag(body: Mapping[str, Any], key: str, default: bool) -> bool:
+def _flag(body: Mapping[str, Any], key: str, default: bool, param: str | None = None) -> bool:
     value = body.get(key, default)
     if not isinstance(value, bool):
-        raise RequestError(f"{key} must be a boolean", param=key)
+        raise RequestError(f"{param or key} must be a boolean", param=param or key)
     return value
 
 
@@ -248,7 +248,7 @@ def _include_usage(body: Mapping[str, Any]) -> bool:
     options = body.get("stream_options") or {}
     if not isinstance(options, dict):
         raise RequestError("stream_options must be an object", param="stream_options")
-    return _flag(options, "include_usage", False)
+    return _flag(options, "include_usage", False, "stream_options.include_usage")
 
 
 def _reasoning(body: Mapping[str, Any]) -> dict[str, Any] | None:
