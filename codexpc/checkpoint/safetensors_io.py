@@ -9,9 +9,11 @@ Writing declares every tensor up front, then streams them one by one.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import mmap
 import struct
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,8 @@ import torch
 
 from codexpc.checkpoint.tensors import ST_DTYPES, ST_NAMES, TensorSpec
 from codexpc.errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 100 * 2**20  # a real 120b header is about 100 KB; bound what a file can make us parse
 
@@ -107,19 +111,33 @@ def check_entry(entry: Entry, spec: TensorSpec, allowed: frozenset[str] = frozen
 
 
 class MappedFile:
-    """A private (copy-on-write) memory map; tensors are views of it, alive as long as they are."""
+    """A memory map of a weights file; tensors are views of it, alive as long as they are.
+
+    The map is private and writable (copy-on-write: nothing ever reaches the file), so an in-place
+    op on a view cannot crash. Where the kernel refuses to commit that much (a file larger than
+    memory under strict overcommit), the map is read-only: then views must not be modified.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.writable = True
         with path.open("rb") as f:
-            # ACCESS_COPY: writable views without ever writing to the file (torch warns on read-only buffers)
-            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+            try:
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+            except OSError as exc:
+                log.warning("%s: read-only map (%s); loaded tensors must not be modified in place", path, exc)
+                self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                self.writable = False
 
     def view(self, dtype: torch.dtype, shape: tuple[int, ...], offset: int) -> torch.Tensor:
         count = math.prod(shape)
         if count == 0:
             return torch.empty(shape, dtype=dtype)
-        return torch.frombuffer(self._map, dtype=dtype, count=count, offset=offset).view(shape)
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="The given buffer is not writable"
+            )  # read-only fallback
+            return torch.frombuffer(self._map, dtype=dtype, count=count, offset=offset).view(shape)
 
     def tensor(self, entry: Entry) -> torch.Tensor:
         return self.view(ST_DTYPES[entry.dtype], entry.shape, entry.start)
