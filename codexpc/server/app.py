@@ -162,7 +162,10 @@ async def until_disconnect(request: Request, work: Awaitable[None]) -> None:
 async def _start(session: Session, render: Callable[[], Any], sampling: Any) -> None:
     """Render and submit; a refusal here is an HTTP error, before any stream begins."""
     try:
-        session.start(render(), sampling)
+        # In a worker thread: a Codex turn renders ~40 KB of tools and instructions (tens of
+        # ms), and the loop must keep streaming other requests' tokens meanwhile.
+        rendered = await anyio.to_thread.run_sync(render)
+        session.start(rendered, sampling)
     except CodexpcError as exc:
         await session.close(exc.code)
         raise
