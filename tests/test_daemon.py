@@ -204,11 +204,6 @@ def test_reload_and_sigterm_mid_stream_lose_nothing() -> None:
         process.close()
 
 
-@pytest.mark.xfail(
-    reason="ScriptedEngine.close() does not yet cancel running generations (Engine.close's contract); "
-    "TorchEngine does",
-    strict=False,
-)
 def test_sigterm_deadline_ends_streams_with_a_final_event() -> None:
     toml = "[limits]\nshutdown_timeout_s = 0.5\n"
     process = DaemonProcess(delay_s=0.5, toml=toml).start()  # a stream of ~20 s
@@ -300,3 +295,15 @@ def test_client_unix_first_then_tcp(daemon: DaemonProcess) -> None:
             client.reload()
     with pytest.raises(DaemonNotRunning):
         DaemonClient(daemon.folder / "absent.sock", None)
+
+
+def test_a_bad_checkpoint_is_a_clear_error_and_frees_the_socket() -> None:
+    toml = 'default_model = "broken"\n[models.broken]\nengine = "torch"\ncheckpoint = "/nonexistent/ckpt"\n'
+    process = DaemonProcess(toml=toml)
+    try:
+        process.start(wait=False)
+        assert process.wait_exit(60) == 4  # CheckpointError's exit code
+        assert "cannot start: /nonexistent/ckpt" in process.log()
+        assert not process.socket_path.exists()
+    finally:
+        process.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -123,6 +124,10 @@ class Daemon:
         self.signals += 1
         if self.signals == 1:
             log.info("received %s: shutting down", sig.name)
+        elif not self.servers:
+            # Still loading: the load runs in a thread that nothing can interrupt.
+            log.warning("received %s again while loading: exiting now", sig.name)
+            os._exit(128 + sig.value)
         else:
             log.warning("received %s again: exiting without waiting for streams", sig.name)
             for server in self.servers:
@@ -130,6 +135,9 @@ class Daemon:
         self.stop.set()
 
     def _on_reload_signal(self) -> None:
+        if self.runtime is None or self.stop.is_set():
+            log.warning("received SIGHUP while starting or stopping: ignored")
+            return
         log.info("received SIGHUP: reloading")
         task = asyncio.create_task(self._reload_logged())
         self._tasks.add(task)  # keep a reference until it ends
@@ -140,6 +148,9 @@ class Daemon:
             await self.reload()
         except CodexpcError as exc:
             log.error("reload failed, still serving the old model: %s", exc)
+        except Exception:
+            # A bug in a loader must not take down a daemon that is serving fine.
+            log.exception("reload failed unexpectedly, still serving the old model")
 
     # -- the engine -----------------------------------------------------------------------------
 
