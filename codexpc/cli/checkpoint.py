@@ -55,17 +55,33 @@ def describe(path: Path) -> dict[str, Any]:
     return info
 
 
-def _lines(info: dict[str, Any], indent: str = "") -> list[str]:
-    out: list[str] = []
-    for key, value in info.items():
-        if isinstance(value, dict):
-            out.append(f"{indent}{key}:")
-            out.extend(_lines(value, indent + "  "))
-        elif isinstance(value, list | tuple) and len(value) > 8:
-            out.append(f"{indent}{key}: {len(value)} entries, first {', '.join(map(str, value[:3]))}, …")
-        else:
-            out.append(f"{indent}{key:<12} {value}")
-    return out
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _lines(info: dict[str, Any]) -> list[str]:
+    c = info["config"]
+    files = info.get("files", [])
+    lines = [
+        f"checkpoint  {info['path']} ({info['layout']} layout)",
+        f"files       {len(files)} file(s), {_size(info.get('file_bytes', 0))}: {', '.join(files[:3])}"
+        + (" …" if len(files) > 3 else ""),
+        f"model       {c['num_hidden_layers']} layers, hidden {c['hidden_size']}, {c['num_attention_heads']} q / "
+        f"{c['num_key_value_heads']} kv heads of {c['head_dim']}, {c['num_experts']} experts (top "
+        f"{c['experts_per_token']}), vocabulary {c['vocab_size']}, context {c['context_length']}",
+        f"parameters  {info.get('parameters', 0) / 1e6:,.1f} M in {info.get('tensors')} tensors "
+        f"({', '.join(info.get('dtypes', []))})",
+        f"shapes      (layer 0 of {c['num_hidden_layers']})",
+    ]
+    shapes: dict[str, list[int]] = info.get("shapes", {})
+    lines += [f"  {name:<36} {shape}" for name, shape in shapes.items()]
+    lines.append(f"vocabulary  {info['vocabulary']}")
+    lines += [f"note        {note}" for note in info.get("notes", [])]
+    return lines
 
 
 def run_inspect(args: argparse.Namespace) -> int:

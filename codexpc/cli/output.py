@@ -14,7 +14,8 @@ def add_json_flag(parser: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
 
 
-def emit_json(data: Mapping[str, Any], stream: TextIO = sys.stdout) -> None:
+def emit_json(data: Mapping[str, Any], stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout  # looked up late: tests and redirections replace sys.stdout
     stream.write(json.dumps(data, indent=2, default=str) + "\n")
     stream.flush()
 

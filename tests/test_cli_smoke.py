@@ -1,0 +1,38 @@
+"""`codexpc smoke` with no daemon running: it builds the tiny checkpoint once and serves it for the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_cli_daemon import codexpc, user_env
+
+
+def test_smoke_builds_the_tiny_checkpoint_once_and_starts_a_daemon(tmp_path: Path) -> None:
+    env = user_env(tmp_path)
+    result = codexpc(env, "smoke", "--json", "--max-output-tokens", "16", timeout=240)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["ok"] and not data["warm"]
+    assert "started a daemon for this run (tiny random checkpoint" in data["how"]
+    assert data["outcome"] in ("response.completed", "response.incomplete", "response.failed")
+    assert data["input_tokens"] > 0
+    cached = tmp_path / "cache" / "checkpoints" / "tiny-original"
+    assert (cached / "model.safetensors").exists()
+    # The daemon it started is gone, and left no socket behind in the user's folder.
+    assert codexpc(env, "health").returncode == 5
+
+
+def test_smoke_with_a_wrong_checkpoint_path_exits_4(tmp_path: Path) -> None:
+    result = codexpc(user_env(tmp_path), "smoke", "--checkpoint", str(tmp_path / "missing"))
+    assert result.returncode == 4
+    assert "missing does not exist" in result.stderr
+
+
+def test_smoke_with_a_broken_checkpoint_reports_the_daemon_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    result = codexpc(user_env(tmp_path), "smoke", "--checkpoint", str(broken), timeout=120)
+    assert result.returncode == 4, result.stderr
+    assert "exited with code 4" in result.stderr and "no gpt-oss checkpoint found" in result.stderr
