@@ -12,6 +12,7 @@ from transformers.integrations.mxfp4 import convert_moe_packed_tensors
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
 from codexpc.checkpoint import open_checkpoint, write_checkpoint
+from codexpc.engine import model as model_module
 from codexpc.engine.config import GPT_OSS_20B, TINY, ModelConfig
 from codexpc.engine.model import Transformer, attention_reference, swiglu, yarn_inv_freq
 from codexpc.engine.mxfp4 import FP4_VALUES, dequantize, quantize
@@ -192,3 +193,26 @@ def test_loading_refuses_missing_unexpected_and_misshapen_tensors(tiny_files: di
         load_model(_Tensors(TINY, tensors | {"block.0.attn.extra": torch.zeros(1)}), cpu)
     with pytest.raises(CheckpointError, match="block.1.attn.sinks"):
         load_model(_Tensors(TINY, tensors | {"block.1.attn.sinks": torch.zeros(3)}), cpu)
+
+
+def test_query_chunks_and_key_slices_give_the_unchunked_attention(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = torch.Generator().manual_seed(4)
+    q, k, v = torch.randn(40, 2, 3, 8, generator=g), torch.randn(45, 2, 8, generator=g), torch.randn(45, 2, 8, generator=g)
+    sinks = torch.randn(6, generator=g)
+    for window in (0, 7):
+        whole = attention_reference(q, k, v, sinks, q_start=5, k_start=0, window=window)
+        monkeypatch.setattr(model_module, "ATTENTION_SCORE_BUDGET", 6 * 45 * 3)  # chunks of 3 queries
+        chunked = attention_reference(q, k, v, sinks, q_start=5, k_start=0, window=window)
+        monkeypatch.undo()
+        torch.testing.assert_close(chunked, whole)
+
+
+def test_gathered_and_grouped_experts_agree(ours: Transformer) -> None:
+    mlp = ours.block[1].mlp
+    t = torch.randn(6, TINY.hidden_size, generator=torch.Generator().manual_seed(5))
+    top = torch.topk(mlp.gate(t), k=TINY.experts_per_token, dim=-1)
+    weights = torch.softmax(top.values, dim=-1)
+    gathered = model_module._experts_gathered(t, top.indices, weights, mlp)
+    grouped = model_module._experts_grouped(t, top.indices, weights, mlp)
+    torch.testing.assert_close(gathered, grouped, atol=1e-5, rtol=1e-5)
+    assert gathered.abs().max() > 0

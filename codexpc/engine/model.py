@@ -22,6 +22,9 @@ from codexpc.engine.mxfp4 import BYTES_PER_BLOCK, VALUES_PER_BLOCK, dequantize
 
 SWIGLU_ALPHA = 1.702
 ATTENTION_SCORE_BUDGET = 2**28  # score elements per query chunk (1 GiB in fp32)
+# (token, expert) routes up to which experts are gathered per token rather than grouped per expert;
+# 16 routes of the 20b dequantize to 0.8 GiB of bf16.
+GATHER_MAX_ROUTES = 16
 
 
 class RMSNorm(nn.Module):
@@ -84,29 +87,37 @@ def attention_reference(
     """Causal GQA attention with sinks. q [T, KV, QM, D]; k, v [S, KV, D]; sinks [KV * QM].
 
     Query i sits at position q_start + i, key j at k_start + j. `window` > 0 lets a query see only
-    the `window` latest positions, itself included. Returns [T, KV * QM * D].
+    the `window` latest positions, itself included. Returns [T, KV * QM * D]. Queries go in chunks
+    that bound the score matrix, each against only the keys it can see.
     """
-    n_q, n_kv, q_mult, d_head = q.shape
-    n_k = k.shape[0]
-    scale = 1.0 / math.sqrt(d_head)
-    # gpt-oss quirk: one learned sink logit per head, an extra softmax column whose value is zero.
-    sink_logits = sinks.float().reshape(n_kv, q_mult, 1, 1)
-    k_pos = torch.arange(k_start, k_start + n_k, device=q.device)  # [S]
-    chunk = max(1, ATTENTION_SCORE_BUDGET // (n_kv * q_mult * n_k))
+    n_q, n_kv, q_mult, _ = q.shape
+    chunk = max(1, ATTENTION_SCORE_BUDGET // (n_kv * q_mult * k.shape[0]))
     out = []
     for c0 in range(0, n_q, chunk):
-        qc = q[c0 : c0 + chunk]  # [t, KV, QM, D]
-        q_pos = torch.arange(q_start + c0, q_start + c0 + qc.shape[0], device=q.device)  # [t]
-        allowed = k_pos[None, :] <= q_pos[:, None]  # [t, S] causal
-        if window > 0:
-            # gpt-oss quirk: the sliding window (even layers) is exactly `window` positions wide.
-            allowed &= k_pos[None, :] > q_pos[:, None] - window
-        scores = torch.einsum("qhmd,khd->hmqk", qc, k).float() * scale  # [KV, QM, t, S]
-        scores = scores.masked_fill(~allowed, -math.inf)
-        scores = torch.cat((scores, sink_logits.expand(-1, -1, qc.shape[0], 1)), dim=-1)  # [KV, QM, t, S+1]
-        weights = torch.softmax(scores, dim=-1)[..., :-1].to(v.dtype)  # drop the sink column
-        out.append(torch.einsum("hmqk,khd->qhmd", weights, v).reshape(qc.shape[0], -1))
+        first, last = q_start + c0, q_start + min(c0 + chunk, n_q) - 1  # positions of the chunk's queries
+        lo = max(first - window + 1, k_start) if window else k_start  # earliest key any of them sees
+        keys = slice(lo - k_start, last + 1 - k_start)  # causal: nothing past the last query
+        out.append(_attend(q[c0 : c0 + chunk], k[keys], v[keys], sinks, first, lo, window))
     return torch.cat(out, dim=0)
+
+
+def _attend(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sinks: torch.Tensor, q_start: int, k_start: int, window: int
+) -> torch.Tensor:
+    """One chunk of attention_reference: q [t, KV, QM, D], k, v [s, KV, D] -> [t, KV * QM * D]."""
+    n_q, n_kv, q_mult, d_head = q.shape
+    q_pos = torch.arange(q_start, q_start + n_q, device=q.device)  # [t]
+    k_pos = torch.arange(k_start, k_start + k.shape[0], device=q.device)  # [s]
+    allowed = k_pos[None, :] <= q_pos[:, None]  # [t, s] causal
+    if window > 0:
+        # gpt-oss quirk: the sliding window (even layers) is exactly `window` positions wide.
+        allowed &= k_pos[None, :] > q_pos[:, None] - window
+    scores = torch.einsum("qhmd,khd->hmqk", q, k).float() / math.sqrt(d_head)  # [KV, QM, t, s]
+    scores = scores.masked_fill(~allowed, -math.inf)
+    # gpt-oss quirk: one learned sink logit per head, an extra softmax column whose value is zero.
+    sink = sinks.float().reshape(n_kv, q_mult, 1, 1).expand(-1, -1, n_q, 1)  # [KV, QM, t, 1]
+    weights = torch.softmax(torch.cat((scores, sink), dim=-1), dim=-1)[..., :-1]  # drop the sink column
+    return torch.einsum("hmqk,khd->qhmd", weights.to(v.dtype), v).reshape(n_q, -1)
 
 
 class AttentionBlock(nn.Module):
@@ -168,10 +179,27 @@ def swiglu(x: torch.Tensor, limit: float, alpha: float = SWIGLU_ALPHA) -> torch.
     return gate * torch.sigmoid(alpha * gate) * (up + 1)
 
 
-def experts_reference(
-    t: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor, mlp: MLPBlock
-) -> torch.Tensor:
-    """t [T, H]; indices, weights [T, k] -> [T, H]: the weighted sum of the chosen experts."""
+def experts_reference(t: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor, mlp: MLPBlock) -> torch.Tensor:
+    """t [T, H]; indices, weights [T, k] -> [T, H]: the weighted sum of the chosen experts.
+
+    Few tokens (decoding): dequantize each token's chosen experts and use them directly, with no
+    host sync. Many tokens (prefill): dequantize each expert once and run the tokens that chose it.
+    """
+    if indices.numel() <= GATHER_MAX_ROUTES:
+        return _experts_gathered(t, indices, weights, mlp)
+    return _experts_grouped(t, indices, weights, mlp)
+
+
+def _experts_gathered(t: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor, mlp: MLPBlock) -> torch.Tensor:
+    w1 = dequantize(mlp.mlp1_weight.blocks[indices], mlp.mlp1_weight.scales[indices], t.dtype)  # [T, k, 2I, H]
+    h = torch.einsum("tkoh,th->tko", w1, t) + mlp.mlp1_bias[indices]  # [T, k, 2I]
+    h = swiglu(h, mlp.limit)  # [T, k, I]
+    w2 = dequantize(mlp.mlp2_weight.blocks[indices], mlp.mlp2_weight.scales[indices], t.dtype)  # [T, k, H, I]
+    y = torch.einsum("tkhi,tki->tkh", w2, h) + mlp.mlp2_bias[indices]  # [T, k, H]
+    return torch.einsum("tkh,tk->th", y.float(), weights.float()).to(t.dtype)
+
+
+def _experts_grouped(t: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor, mlp: MLPBlock) -> torch.Tensor:
     out = torch.zeros_like(t, dtype=torch.float32)
     for e in torch.unique(indices).tolist():
         rows, slot = torch.where(indices == e)  # tokens that chose e, and in which of their k slots

@@ -127,8 +127,9 @@ class TorchEngine:
         for seq in self._active + _drain(self._incoming):
             seq.generation.deliver_threadsafe(TokenEvent(None, "cancelled"))
         self._active.clear()
+        # The weights go with the last reference to the model (the daemon drops the engine after
+        # close); whatever the KV caches held is free now.
         if self.model.device.type == "cuda":
-            self.model.to("meta")  # drops the weights now, not when the last reference goes
             torch.cuda.empty_cache()
 
     def _check_prompt(self, prompt: Sequence[int]) -> None:
