@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 import pytest
+from test_cli_daemon import codexpc, user_env
 
 from codexpc.cli.main import main
-from test_cli_daemon import codexpc, user_env
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
