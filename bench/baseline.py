@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import logging
@@ -24,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -123,13 +125,18 @@ def bench_codexpc(ckpt_dir: Path, device: torch.device, prefill: list[int], step
     return {"codexpc torch": row}
 
 
+def codexpc_prefill(model: Transformer, n: int, device: torch.device) -> float:
+    tokens = prompt_tokens(n, model.config.vocab_size, device)
+    return n / timed(device, lambda: model(tokens))
+
+
 def measure_codexpc(
     row: dict[str, object], model: Transformer, device: torch.device, prefill: list[int], steps: int, budget: Budget
 ) -> None:
     vocab = model.config.vocab_size
     model(prompt_tokens(64, vocab, device))  # warm-up: kernels, allocator, cuBLAS handles
     for n in prefill:
-        measure(row, f"prefill_{n}", budget, 30, lambda n=n: n / timed(device, lambda: model(prompt_tokens(n, vocab, device))))
+        measure(row, f"prefill_{n}", budget, 30, functools.partial(codexpc_prefill, model, n, device))
 
     def decode() -> float:
         kv = model.new_kv(DECODE_PROMPT + steps + 1)
@@ -190,14 +197,14 @@ def bench_transformers(
     return results
 
 
-def load_transformers(ckpt_dir: Path, device: torch.device) -> torch.nn.Module:
+def load_transformers(ckpt_dir: Path, device: torch.device) -> Any:
     import importlib.util
 
-    from transformers import GptOssForCausalLM, Mxfp4Config
+    from transformers import GptOssForCausalLM, Mxfp4Config  # type: ignore[attr-defined]
 
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     # Dequantized: transformers' MXFP4 kernels come from the `kernels` package, over the network.
-    options = {"quantization_config": Mxfp4Config(dequantize=True), "dtype": dtype, "attn_implementation": "eager"}
+    options: dict[str, Any] = {"quantization_config": Mxfp4Config(dequantize=True), "dtype": dtype, "attn_implementation": "eager"}
     if device.type == "cpu":
         return GptOssForCausalLM.from_pretrained(ckpt_dir, **options).eval()
     if importlib.util.find_spec("accelerate") is not None:
@@ -208,7 +215,7 @@ def load_transformers(ckpt_dir: Path, device: torch.device) -> torch.nn.Module:
 
 def measure_transformers(
     row: dict[str, object],
-    model: torch.nn.Module,
+    model: Any,
     attn: str,
     device: torch.device,
     prefill: list[int],
@@ -221,19 +228,19 @@ def measure_transformers(
         row["load_s"] = f"cannot use {attn}: {exc}"[:100]
         return
     for n in prefill:
-        measure(row, f"prefill_{n}", budget, 60, lambda n=n: hf_prefill(model, n, device))
+        measure(row, f"prefill_{n}", budget, 60, functools.partial(hf_prefill, model, n, device))
     measure(row, "decode_b1", budget, 90, lambda: hf_decode(model, steps, device))
 
 
 @torch.inference_mode()
-def hf_prefill(model: torch.nn.Module, n: int, device: torch.device) -> float:
+def hf_prefill(model: Any, n: int, device: torch.device) -> float:
     ids = prompt_tokens(n, model.config.vocab_size, device)[None]
     model(ids, use_cache=False, logits_to_keep=1)  # warm-up at this length (flex compiles per shape)
     return n / timed(device, lambda: model(ids, use_cache=False, logits_to_keep=1))
 
 
 @torch.inference_mode()
-def hf_decode(model: torch.nn.Module, steps: int, device: torch.device) -> float:
+def hf_decode(model: Any, steps: int, device: torch.device) -> float:
     """Tokens/s of the decode steps alone: generate(1 + steps) minus generate(1)."""
     ids = prompt_tokens(DECODE_PROMPT, model.config.vocab_size, device)[None]
 

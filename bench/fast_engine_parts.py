@@ -61,6 +61,7 @@ def random_experts(c: ModelConfig) -> ExpertWeights:
 def bench_kernels() -> list[Row]:
     bw, flops = ceilings()
     rows = [Row("copy bandwidth (GB/s)", bw / 1e9), Row("bf16 matmul (TFLOP/s)", flops / 1e12)]
+    print(rows, flush=True)
     c = CONFIG
     w = random_experts(c)
     expert_bytes = (w.w1_blocks[0].numel() + w.w1_scales[0].numel() + w.w2_blocks[0].numel() + w.w2_scales[0].numel())
@@ -84,6 +85,7 @@ def bench_kernels() -> list[Row]:
             ref = 2 * t * 4 * params_per_expert / (ref_ms * 1e-3) / 1e12
             rows.append(Row(f"MoE layer T={t}: TFLOP/s (err {err:.1e})", tf, ref, flops / 1e12))
         rows.append(Row(f"MoE layer T={t}: us", ms * 1e3, ref_ms * 1e3, lower_is_better=True))
+        print(rows[-2:], flush=True)
     rows += bench_attention_kernel(bw, flops)
     return rows
 
@@ -129,6 +131,7 @@ def bench_attention_kernel(bw: float, flops: float) -> list[Row]:
             f = sum(4 * n * (c + n / 2) * d * kv * qm for c, n in specs)  # causal: half the square
             rows.append(Row(f"attention {name}: TFLOP/s", f / (ms * 1e-3) / 1e12, f / (ref_ms * 1e-3) / 1e12,
                             flops / 1e12))
+        print(rows[-1], f"{ms * 1e3:.0f} us vs {ref_ms * 1e3:.0f} us", flush=True)
     return rows
 
 
@@ -227,13 +230,16 @@ def decode_rate(d: Driver, n: int, prompt: int, steps: int) -> float:
 def bench_engine(model: Transformer) -> list[Row]:
     bw, flops = ceilings()
     c = model.config
+    torch.cuda.empty_cache()  # free_bytes sees only memory the caching allocator gave back
     budget = derive_budget(c, free_bytes(DEV), block_size=16)
     print(budget, flush=True)
     rows = []
     eager = Driver(model, budget, graphs=False)
     rows.append(Row("decode batch 1, no CUDA graph (tok/s)", decode_rate(eager, 1, 256, 20)))
     del eager
+    t0 = time.perf_counter()
     d = Driver(model, budget)
+    print(f"decode graphs captured in {time.perf_counter() - t0:.1f} s", flush=True)
     rows.append(Row("decode batch 1 (tok/s)", decode_rate(d, 1, 256, 100), 26.7, bw / model_bytes(c, 4)))
     rows.append(Row("decode 64 sequences, aggregate (tok/s)", decode_rate(d, 64, 256, 30), 240.0,
                     64 * bw / model_bytes(c, c.num_experts)))
@@ -262,6 +268,7 @@ def bench_engine(model: Transformer) -> list[Row]:
 
 
 def bench_capacity(model: Transformer) -> list[Row]:
+    torch.cuda.empty_cache()
     budget = derive_budget(model.config, free_bytes(DEV), block_size=16)
     d = Driver(model, budget, graphs=False)
     seqs = [d.add(rand_tokens(8192), 2) for _ in range(64)]

@@ -26,7 +26,6 @@ from codexpc.engine.kernels.attention import (  # noqa: E402
     write_kv,
 )
 from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4, moe_reference  # noqa: E402
-from codexpc.engine.mxfp4 import quantize  # noqa: E402
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 # Triton's interpreter computes bf16 wrongly (numpy has no bf16): fp32 there, bf16 on GPUs.
@@ -63,10 +62,17 @@ def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
     return ((out.float() - ref.float()).norm() / ref.float().norm()).item()
 
 
+def random_mxfp4(e: int, rows: int, cols: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Any bytes are valid MXFP4; scales near 2^-6 keep the products' sizes realistic."""
+    blocks = torch.randint(0, 256, (e, rows, cols // 32, 16), generator=g, dtype=torch.uint8)
+    scales = torch.randint(117, 123, (e, rows, cols // 32), generator=g, dtype=torch.uint8)
+    return blocks, scales
+
+
 def random_experts(e: int, h: int, i: int, seed: int) -> ExpertWeights:
     g = torch.Generator().manual_seed(seed)
-    w1b, w1s = quantize(torch.randn(e, 2 * i, h, generator=g) * h**-0.5)
-    w2b, w2s = quantize(torch.randn(e, h, i, generator=g) * i**-0.5)
+    w1b, w1s = random_mxfp4(e, 2 * i, h, g)
+    w2b, w2s = random_mxfp4(e, h, i, g)
     b1 = torch.randn(e, 2 * i, generator=g) * 0.1
     b2 = torch.randn(e, h, generator=g) * 0.1
     return ExpertWeights(w1b.to(DEVICE), w1s.to(DEVICE), b1.to(DEVICE, DTYPE), w2b.to(DEVICE), w2s.to(DEVICE),

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from codexpc.engine.kernels.attention import PagedBatch
 
 LOG2E = 1.4426950408889634
+_LOG2E = tl.constexpr(LOG2E)  # kernels may read only constexpr globals
 
 
 @triton.jit
@@ -45,7 +46,7 @@ def _paged_attention_kernel(
     q = tl.load(q_ptr + (q0 + tok)[:, None].to(tl.int64) * stride_qt + head[:, None] * D + dd[None, :],
                 mask=row_ok[:, None], other=0.0)  # [M, D]
     # gpt-oss quirk: the sink logit per head is an extra softmax column with value zero.
-    m_i = tl.load(sinks_ptr + head).to(tl.float32) * LOG2E  # [M] in log2 units
+    m_i = tl.load(sinks_ptr + head).to(tl.float32) * _LOG2E  # [M] in log2 units
     l_i = tl.full([BLOCK_Q * QM], 1.0, dtype=tl.float32)
     acc = tl.zeros([BLOCK_Q * QM, D], dtype=tl.float32)
     last = tl.minimum(first + (qt + 1) * BLOCK_Q, length)  # one past the last key any row sees
