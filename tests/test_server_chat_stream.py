@@ -16,7 +16,7 @@ from codexpc.harmony.events import (
     ToolCallError,
 )
 from codexpc.server.chat_stream import ChatStream
-from codexpc.server.responses_stream import Usage
+from codexpc.server.session import Usage
 
 USAGE = Usage(prompt_tokens=10, cached_tokens=4, output_tokens=6, reasoning_tokens=2)
 REASONING: list[Event] = [MessageStarted("reasoning", "analysis", None, None), TextDelta("reasoning", "analysis", "hm"),

@@ -20,7 +20,8 @@ from codexpc.harmony.events import (
     ToolCallError,
 )
 from codexpc.server import sse
-from codexpc.server.responses_stream import ResponseMeta, ResponsesStream, Usage
+from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
+from codexpc.server.session import Usage
 
 STRICT = TypeAdapter(ResponseStreamEvent)
 USAGE = Usage(prompt_tokens=100, cached_tokens=40, output_tokens=12, reasoning_tokens=5)

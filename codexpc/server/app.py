@@ -23,9 +23,9 @@ from codexpc.harmony.render import render_chat, render_responses
 from codexpc.server import sse
 from codexpc.server.chat_stream import ChatStream
 from codexpc.server.errors import ForbiddenError, error_body, install_error_handlers
-from codexpc.server.responses_stream import ResponseMeta, ResponsesStream, new_id
+from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
 from codexpc.server.runtime import Runtime
-from codexpc.server.session import Session, sampling_from_body
+from codexpc.server.session import Session, new_id, sampling_from_body
 
 log = logging.getLogger(__name__)
 

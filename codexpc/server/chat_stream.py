@@ -35,7 +35,8 @@ from codexpc.harmony.events import (
     ToolArgumentsDone,
 )
 from codexpc.harmony.tools import split_recipient
-from codexpc.server.responses_stream import Failure, Usage, new_id, tool_failure
+from codexpc.server.errors import Failure, tool_failure
+from codexpc.server.session import Usage, new_id
 
 
 @dataclass

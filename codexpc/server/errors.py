@@ -7,6 +7,7 @@ and installs the handlers, so that no client mistake ever becomes a bare 500 or 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from codexpc.errors import CodexpcError, RequestError
+from codexpc.harmony.events import ToolCallError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,20 @@ class ForbiddenError(RequestError):
 
     http_status = 403
     code = "forbidden"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a response that already streamed ends as failed (response.failed, or an error frame)."""
+
+    code: str
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. tool, path for an invalid call
+
+
+def tool_failure(error: ToolCallError) -> Failure:
+    message = f"invalid call of {error.tool}: {error.message} (at {error.path})"
+    return Failure("invalid_tool_call", message, {"tool": error.tool, "path": error.path, "kind": error.kind})
 
 
 def _error_type(status: int) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,17 +53,14 @@ from codexpc.harmony.events import (
     TextDelta,
     ToolArgumentsDelta,
     ToolArgumentsDone,
-    ToolCallError,
 )
 from codexpc.harmony.tools import FUNCTIONS, split_recipient
+from codexpc.server.errors import Failure, tool_failure
+from codexpc.server.session import Usage, new_id
 
 log = logging.getLogger("codexpc.session")
 
 OutputItem = ResponseReasoningItem | ResponseOutputMessage | ResponseFunctionToolCall
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 @dataclass(frozen=True)
@@ -84,22 +80,6 @@ class ResponseMeta:
     metadata: dict[str, str] | None = None
 
 
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    cached_tokens: int
-    output_tokens: int
-    reasoning_tokens: int
-
-    def to_openai(self) -> ResponseUsage:
-        return ResponseUsage(
-            input_tokens=self.prompt_tokens,
-            input_tokens_details=InputTokensDetails(cached_tokens=self.cached_tokens, cache_write_tokens=0),
-            output_tokens=self.output_tokens,
-            output_tokens_details=OutputTokensDetails(reasoning_tokens=self.reasoning_tokens),
-            total_tokens=self.prompt_tokens + self.output_tokens)
-
-
 @dataclass
 class _Open:
     """The output item being streamed."""
@@ -112,18 +92,6 @@ class _Open:
     call_id: str = ""
 
 
-@dataclass(frozen=True)
-class Failure:
-    code: str
-    message: str
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. tool, path for an invalid call
-
-
-def tool_failure(error: ToolCallError) -> Failure:
-    message = f"invalid call of {error.tool}: {error.message} (at {error.path})"
-    return Failure("invalid_tool_call", message, {"tool": error.tool, "path": error.path, "kind": error.kind})
-
-
 class ResponsesStream:
     def __init__(self, meta: ResponseMeta) -> None:
         self.meta = meta
@@ -133,11 +101,6 @@ class ResponsesStream:
         self._stop: StopReason | None = None
         self.failure: Failure | None = None  # set: the response ends as failed
         self.final: Response | None = None  # the terminal Response, once finish() ran
-
-    @property
-    def ended(self) -> bool:
-        """True once nothing more should be fed: a stop, or a failure that ends the response."""
-        return self._stop is not None or self.failure is not None
 
     def start(self) -> list[ResponseStreamEvent]:
         response = self._response("in_progress")
@@ -216,11 +179,7 @@ class ResponsesStream:
         return events
 
     def _text_delta(self, event: TextDelta) -> list[ResponseStreamEvent]:
-        events: list[ResponseStreamEvent] = []
-        if self._open is None or self._open.kind != event.kind:
-            events += self._close_open("incomplete") + self._open_item(event.kind, None)
-        opened = self._open
-        assert opened is not None
+        events, opened = self._ensure_open(event.kind, None)
         opened.text += event.text
         seq = self._next()
         if opened.kind == "reasoning":
@@ -234,11 +193,7 @@ class ResponsesStream:
         return events
 
     def _arguments_delta(self, event: ToolArgumentsDelta) -> list[ResponseStreamEvent]:
-        events: list[ResponseStreamEvent] = []
-        if self._open is None or self._open.kind != "tool_call":
-            events += self._close_open("incomplete") + self._open_item("tool_call", event.recipient)
-        opened = self._open
-        assert opened is not None
+        events, opened = self._ensure_open("tool_call", event.recipient)
         opened.text += event.text
         events.append(ResponseFunctionCallArgumentsDeltaEvent(
             type="response.function_call_arguments.delta", item_id=opened.item_id, output_index=opened.index,
@@ -252,16 +207,20 @@ class ResponsesStream:
                         event.error.path, event.error.message)
             self._drop_open()  # an invalid call is never handed to the client to run
             return []
-        events: list[ResponseStreamEvent] = []
-        if self._open is None or self._open.kind != "tool_call":
-            events += self._close_open("incomplete") + self._open_item("tool_call", event.recipient)
-        opened = self._open
-        assert opened is not None
+        events, opened = self._ensure_open("tool_call", event.recipient)
         opened.text = event.arguments
         events.append(ResponseFunctionCallArgumentsDoneEvent(
             type="response.function_call_arguments.done", item_id=opened.item_id, output_index=opened.index,
             arguments=event.arguments, sequence_number=self._next()))
         return events
+
+    def _ensure_open(self, kind: MessageKind, recipient: str | None) -> tuple[list[ResponseStreamEvent], _Open]:
+        """The open item of `kind`, opening one if the decoder skipped its MessageStarted."""
+        events: list[ResponseStreamEvent] = []
+        if self._open is None or self._open.kind != kind:
+            events = self._close_open("incomplete") + self._open_item(kind, recipient)
+        assert self._open is not None
+        return events, self._open
 
     def _close_open(self, status: str) -> list[ResponseStreamEvent]:
         opened, self._open = self._open, None
@@ -348,7 +307,7 @@ class ResponsesStream:
             "parallel_tool_calls": m.parallel_tool_calls, "tool_choice": m.tool_choice, "tools": m.tools,
             "temperature": m.temperature, "top_p": m.top_p, "max_output_tokens": m.max_output_tokens,
             "reasoning": m.reasoning, "metadata": m.metadata or {}, "error": error,
-            "incomplete_details": incomplete, "usage": usage.to_openai() if usage else None,
+            "incomplete_details": incomplete, "usage": _usage(usage) if usage else None,
         }
         if status != "in_progress":
             fields["completed_at"] = time.time()
@@ -358,3 +317,12 @@ class ResponsesStream:
     def _next(self) -> int:
         self._seq += 1
         return self._seq - 1
+
+
+def _usage(usage: Usage) -> ResponseUsage:
+    return ResponseUsage(
+        input_tokens=usage.prompt_tokens,
+        input_tokens_details=InputTokensDetails(cached_tokens=usage.cached_tokens, cache_write_tokens=0),
+        output_tokens=usage.output_tokens,
+        output_tokens_details=OutputTokensDetails(reasoning_tokens=usage.reasoning_tokens),
+        total_tokens=usage.prompt_tokens + usage.output_tokens)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +26,22 @@ from codexpc.errors import RequestError
 from codexpc.harmony.decoder import HarmonyDecoder, stop_token_ids
 from codexpc.harmony.events import Event, MessageDone, MessageKind, MessageStarted, Stop, TextDelta
 from codexpc.harmony.render import RenderedPrompt
-from codexpc.server.responses_stream import Usage
 from codexpc.server.runtime import Lease, RequestLimits, Runtime
 
 log = logging.getLogger("codexpc.session")
+
+
+def new_id(prefix: str) -> str:
+    """A request or item id: "resp_…", "msg_…", "call_…"."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    cached_tokens: int  # prompt tokens whose KV came from the prefix cache
+    output_tokens: int
+    reasoning_tokens: int  # output tokens inside analysis messages
 
 
 @dataclass(frozen=True)
