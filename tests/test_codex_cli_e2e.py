@@ -34,7 +34,9 @@ def codex_binary() -> Path:
     pytest.skip(f"the Codex CLI is not installed at {CODEX} (run `make codex-cli`)")
 
 
-def run_codex(home: Path, workdir: Path, port: int, model: str = "gpt-oss-20b") -> list[dict]:
+def run_codex(
+    home: Path, workdir: Path, port: int, model: str = "gpt-oss-20b", token: str | None = None
+) -> list[dict]:
     """`codex exec --json` with a provider entry pointing at the daemon; its JSONL events."""
     home.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -49,6 +51,7 @@ def run_codex(home: Path, workdir: Path, port: int, model: str = "gpt-oss-20b") 
         'wire_api = "responses"\n'
         "stream_max_retries = 0\n"
         "request_max_retries = 0\n"
+        + ('env_key = "CODEXPC_TOKEN"\n' if token else "")  # sent as a bearer token
     )
     # Only loopback: anything Codex tries elsewhere goes to a proxy port where nothing listens.
     nowhere = "http://127.0.0.1:9"
@@ -61,6 +64,7 @@ def run_codex(home: Path, workdir: Path, port: int, model: str = "gpt-oss-20b") 
         "ALL_PROXY": nowhere,
         "NO_PROXY": "127.0.0.1,localhost,::1",
         "RUST_LOG": "error",
+        **({"CODEXPC_TOKEN": token} if token else {}),
     }
     command = [
         str(codex_binary()), "exec", "--json", "--skip-git-repo-check",
@@ -84,10 +88,11 @@ def items(events: list[dict], kind: str) -> list[dict]:
 def test_codex_runs_the_scripted_tool_call_and_prints_the_answer(tmp_path: Path) -> None:
     codex_binary()
     capture = tmp_path / "capture"
-    daemon = DaemonProcess(toml=f'capture_dir = "{capture}"').start()
+    token = "codex-e2e-token-0123456789abcdef"
+    daemon = DaemonProcess(toml=f'capture_dir = "{capture}"', token=token).start()
     try:
         assert daemon.port is not None
-        events = run_codex(tmp_path / "home", tmp_path / "work", daemon.port)
+        events = run_codex(tmp_path / "home", tmp_path / "work", daemon.port, token=token)
         commands = items(events, "command_execution")
         assert commands and SCRIPTED_OUTPUT in commands[0]["command"]
         assert commands[0]["exit_code"] == 0 and SCRIPTED_OUTPUT in commands[0]["aggregated_output"]

@@ -54,7 +54,13 @@ class DaemonProcess:
     """`codexpc serve` as a subprocess, with its own socket folder, config file and log."""
 
     def __init__(
-        self, *, delay_s: float = 0.0, toml: str = "", port: int = 0, folder: Path | None = None
+        self,
+        *,
+        delay_s: float = 0.0,
+        toml: str = "",
+        port: int = 0,
+        folder: Path | None = None,
+        token: str | None = None,
     ) -> None:
         # A short folder: socket paths are limited to about 100 bytes.
         self.folder = folder or Path(tempfile.mkdtemp(prefix="cxd-"))
@@ -62,9 +68,15 @@ class DaemonProcess:
         self.log_path = self.folder / "daemon.log"
         self.config_path = self.folder / "config.toml"
         self.delay_s = delay_s
+        self.token = token
+        listen = f'port = {port}\nsocket = "{self.socket_path}"\nhosts = ["127.0.0.1"]\n'
+        if token is not None:
+            token_file = self.folder / "token"
+            token_file.write_text(token)
+            token_file.chmod(0o600)
+            listen += f'token_file = "{token_file}"\n'
         self.config_path.write_text(
-            f'{toml}\n[listen]\nport = {port}\nsocket = "{self.socket_path}"\nhosts = ["127.0.0.1"]\n'
-            '[models."gpt-oss-20b"]\nengine = "scripted"\n'
+            f'{toml}\n[listen]\n{listen}[models."gpt-oss-20b"]\nengine = "scripted"\n'
         )
         self.proc: subprocess.Popen[bytes] | None = None
         self.port: int | None = None
@@ -110,8 +122,9 @@ class DaemonProcess:
         transport = httpx.HTTPTransport(uds=str(self.socket_path))
         return httpx.Client(transport=transport, base_url="http://codexpc", timeout=30, **kwargs)  # type: ignore[arg-type]
 
-    def tcp_client(self) -> httpx.Client:
-        return httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+    def tcp_client(self, with_token: bool = True) -> httpx.Client:
+        headers = {"authorization": f"Bearer {self.token}"} if self.token and with_token else {}
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30, headers=headers)
 
     @property
     def base_url(self) -> str:
@@ -128,9 +141,12 @@ def sse_events(lines: Iterator[str]) -> list[dict]:
     return [json.loads(line[len("data: ") :]) for line in lines if line.startswith("data: {")]
 
 
+TOKEN = "a-token-of-32-characters-0123456"
+
+
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[DaemonProcess]:
-    process = DaemonProcess().start()
+    process = DaemonProcess(token=TOKEN).start()
     try:
         yield process
     finally:
@@ -152,6 +168,14 @@ def test_both_listeners_answer(daemon: DaemonProcess) -> None:
 
 def mode_of(path: Path) -> int:
     return os.stat(path).st_mode & 0o777
+
+
+def test_tcp_needs_the_token_and_unix_does_not(daemon: DaemonProcess) -> None:
+    with daemon.tcp_client(with_token=False) as tcp, daemon.unix_client() as unix:
+        refused = tcp.get("/health")
+        assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error"
+        assert tcp.get("/health", headers={"authorization": "Bearer " + "x" * 32}).status_code == 401
+        assert unix.get("/health").status_code == 200
 
 
 def test_tcp_refuses_browsers_and_admin(daemon: DaemonProcess) -> None:
@@ -279,7 +303,7 @@ def test_port_in_use_is_a_clear_error() -> None:
 
 
 def test_client_unix_first_then_tcp(daemon: DaemonProcess) -> None:
-    with DaemonClient(daemon.socket_path, daemon.port) as client:
+    with DaemonClient(daemon.socket_path, daemon.port, TOKEN) as client:
         assert client.via == "unix"
         assert client.health()["model"] == "gpt-oss-20b"
         assert client.reload()["reloaded"] is True
@@ -288,7 +312,7 @@ def test_client_unix_first_then_tcp(daemon: DaemonProcess) -> None:
         assert client.responses({"input": "hi"})["status"] == "completed"
         with pytest.raises(RequestError, match="404"):
             client.responses({"model": "nope", "input": "hi"})
-    with DaemonClient(daemon.folder / "absent.sock", daemon.port) as client:
+    with DaemonClient(daemon.folder / "absent.sock", daemon.port, TOKEN) as client:
         assert client.via == "tcp"
         assert client.health()["status"] == "ok"
         with pytest.raises(DaemonNotRunning, match="Unix socket"):
