@@ -60,3 +60,13 @@ def test_progress_reports_every_byte(written: dict[str, Path]) -> None:
 def test_detect_layout(written: dict[str, Path]) -> None:
     assert detect_layout(written["original"]) == "original"
     assert detect_layout(written["hf"]) == "hf"
+
+
+def test_the_safetensors_library_reads_our_files_alike(written: dict[str, Path]) -> None:
+    from safetensors import safe_open
+
+    ours = open_checkpoint(written["original"]).state_dict()
+    with safe_open(str(written["original"] / "model.safetensors"), framework="pt") as f:
+        assert set(f.keys()) == set(ours)
+        for name in ("embedding.weight", "block.2.mlp.mlp1_weight.blocks", "block.3.attn.sinks"):
+            assert torch.equal(f.get_tensor(name), ours[name])
