@@ -76,6 +76,12 @@ async def test_chat_options_of_the_wrong_type_are_400(http: httpx.AsyncClient, r
     assert runtime.in_flight == 0 and runtime.metrics.in_flight == 0
 
 
+async def test_stored_state_is_refused_rather_than_ignored(http: httpx.AsyncClient) -> None:
+    for key, value in (("previous_response_id", "resp_1"), ("conversation", "conv_1"), ("background", True)):
+        assert_error(await http.post("/v1/responses", json={"input": "hi", key: value}), 400,
+                     "unsupported_parameter", key)
+
+
 async def test_bad_input_items_are_4xx_from_the_renderer(http: httpx.AsyncClient) -> None:
     for body in ({"input": 5}, {"input": [{"type": "message", "role": "user", "content": 5}]},
                  {"messages": "hi"}):

@@ -59,6 +59,7 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastA
     @app.post("/v1/responses")
     async def responses(request: Request) -> Response:
         body = await read_body(request)
+        _refuse_stored_state(body)
         model = runtime.resolve_model(body.get("model"))
         runtime.limits.check_body(body, "input")
         sampling = sampling_from_body(body, runtime.limits, "max_output_tokens")
@@ -238,6 +239,18 @@ async def _drain_chat(session: Session, chat: ChatStream) -> None:
         if chat.failure is not None:
             break
     chat.close(session.usage(), session.engine_error, include_usage=False)
+
+
+def _refuse_stored_state(body: Mapping[str, Any]) -> None:
+    # Nothing is stored here (Codex sends store: false and the whole conversation each turn);
+    # silently ignoring these would answer a different question than the one asked.
+    for key in ("previous_response_id", "conversation"):
+        if body.get(key) is not None:
+            raise RequestError(f"{key} is not supported: this server stores no responses; send the whole "
+                               "conversation in input", param=key, code="unsupported_parameter")
+    if body.get("background"):
+        raise RequestError("background responses are not supported", param="background",
+                           code="unsupported_parameter")
 
 
 def _flag(body: Mapping[str, Any], key: str, default: bool, param: str | None = None) -> bool:
