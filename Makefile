@@ -5,9 +5,21 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CODEX_VERSION := 0.169.0
 CODEX := .cache/codex/node_modules/.bin/codex
-TYPED := codexpc/harmony codexpc/vocab.py codexpc/settings.py codexpc/errors.py codexpc/engine/api.py
+TYPED := codexpc/harmony codexpc/vocab.py codexpc/settings.py codexpc/errors.py codexpc/engine/api.py \
+	codexpc/cli codexpc/service codexpc/logs.py codexpc/codex_config.py
 
-.PHONY: setup test check lint types pytest smoke codex-cli
+# The CLI as the venv runs it (works before and after the `codexpc` script is installed).
+CODEXPC := $(BIN)/python -m codexpc
+LAST ?= 10m
+MODEL ?= gpt-oss-20b
+PROMPT ?= Run the shell command echo codexpc, then tell me what it printed.
+BENCH ?= baseline
+BENCH_ARGS ?=
+# The daemon's TCP port as codexpc's own config sees it (file, CODEXPC_PORT, default 8787).
+PORT = $(shell $(BIN)/python -c "from codexpc.config import load_config; print(load_config().listen.port)")
+
+.PHONY: setup test check lint types pytest smoke codex-cli serve install uninstall health logs reload \
+	warmup codex-config codex-test bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,5 +51,49 @@ test: lint types pytest
 
 check: test
 
+# One streaming request end to end: the running daemon if there is one, else a daemon started
+# for the run on CHECKPOINT=... or on a tiny random checkpoint (built once, cached).
 smoke: setup
-	$(BIN)/codexpc smoke $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
+	$(CODEXPC) smoke $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
+
+# --- operating the daemon (the old macOS runbook's targets) ---------------------------------
+
+serve: setup
+	$(CODEXPC) serve $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
+
+# The user service (systemd or launchd), then Codex pointed at it.
+install: setup
+	$(CODEXPC) install $(if $(CHECKPOINT),--checkpoint $(abspath $(CHECKPOINT)),)
+	$(CODEXPC) codex-config
+
+uninstall: setup
+	$(CODEXPC) uninstall
+
+health: setup
+	$(CODEXPC) health
+
+logs: setup
+	$(CODEXPC) logs --since $(LAST)
+
+reload: setup
+	$(CODEXPC) reload
+
+warmup: setup
+	$(CODEXPC) warmup --wait 600
+
+codex-config: setup
+	$(CODEXPC) codex-config
+
+# The real Codex CLI against the running daemon, configured by -c flags only: the user's
+# ~/.codex is neither read for the provider nor changed.
+codex-test: setup codex-cli
+	$(CODEXPC) health
+	$(CODEX) exec --skip-git-repo-check --json \
+		-c model_provider=codexpc \
+		-c 'model_providers.codexpc={name="codexpc",base_url="http://127.0.0.1:$(PORT)/v1",wire_api="responses"}' \
+		-m $(MODEL) "$(PROMPT)" </dev/null | tee .cache/codex-test.jsonl
+	grep -q '"type":"turn.completed"' .cache/codex-test.jsonl
+
+# BENCH=baseline|fast_engine|decoder_throughput; on a CPU: make bench BENCH_ARGS="--size tiny"
+bench: setup
+	$(BIN)/python bench/$(BENCH).py $(BENCH_ARGS)

@@ -159,13 +159,12 @@ def _report(args: argparse.Namespace, how: str, health: dict[str, Any], line: ti
     say(f"request: {args.prompt!r}, at most {args.max_output_tokens} output tokens")
     for row in timeline.render(line.rows):
         say("  " + row)
-    ttft, rate = summary["ttft_s"], summary["tokens_per_s"]
-    say(
-        f"time to first token {ttft * 1000:.1f} ms; " if ttft is not None else "no token deltas; ",
-        end="",
-    )
-    say(f"{summary['output_tokens']} output tokens" + (f", {rate:.1f} tokens/s" if rate else "")
-        + f"; prompt {summary['input_tokens']} tokens ({summary['cached_tokens']} cached)")
+    ttft, rate, total = summary["ttft_s"], summary["tokens_per_s"], summary["total_s"]
+    first = f"time to first token {ttft * 1000:.1f} ms" if ttft is not None else "no text deltas"
+    speed = f", {rate:.1f} tokens/s after the first" if rate else ""
+    whole = f" in {total:.2f}s in all" if total else ""
+    say(f"{first}; {summary['output_tokens']} output tokens{whole}{speed}; "
+        f"prompt {summary['input_tokens']} tokens ({summary['cached_tokens']} cached)")
     if summary["text"]:
         say(f"text: {summary['text']!r}")
     say(verdict)

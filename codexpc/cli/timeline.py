@@ -88,9 +88,14 @@ class Timeline:
         # The first token's time is the TTFT; the rate counts the tokens after it.
         return (tokens - 1) / span if span > 0 and tokens > 1 else None
 
+    def total_s(self) -> float | None:
+        """From the request to the terminal event: prompt, generation and streaming together."""
+        return self.rows[-1].last_at if self.terminal is not None else None
+
     def summary(self) -> dict[str, Any]:
         usage = self.usage
         return {
+            "total_s": self.total_s(),
             "outcome": self.outcome,
             "events": self.events,
             "ttft_s": self.ttft_s(),
