@@ -36,6 +36,7 @@ def test_metal_round_trip_equals_original_within_its_vocabulary(written: dict[st
             original[name][:rows] if name in ("embedding.weight", "unembedding.weight") else original[name]
         )
         assert torch.equal(tensor, expected), name
+        assert tensor.is_contiguous(), name
 
 
 def test_folder_holding_model_bin_is_detected_as_metal(written: dict[str, Path]) -> None:

@@ -181,11 +181,12 @@ def _reader(config: ModelConfig, mapped: MappedFile, place: fmt.Placement):
     def read() -> torch.Tensor:
         if place.count == 1:
             tensor = mapped.view(spec.dtype, spec.shape, place.offset)
-        else:  # one piece per expert, `stride` bytes apart: a strided view of the map, no copy
+        else:  # one piece per expert, `stride` bytes apart
             piece = spec.nbytes // place.count
             raw = mapped.view(torch.uint8, (place.end - place.offset,), place.offset)
             rows = raw.as_strided((place.count, piece), (place.stride, 1))
-            tensor = rows.view(spec.dtype).view(spec.shape)
+            # one contiguous copy of this tensor: what `.to(device)` would make of a strided view anyway
+            tensor = rows.view(spec.dtype).reshape(spec.shape).contiguous()
         if spec.name.endswith("attn.qkv.weight") or spec.name.endswith("attn.qkv.bias"):
             return from_metal_qkv(config, tensor)
         if spec.name.endswith(".scales"):

@@ -35,8 +35,9 @@ def write_checkpoint(config: ModelConfig, layout: Layout, out: Path, seed: int =
         from codexpc.checkpoint.hf import write_hf
         from codexpc.checkpoint.tokenizer import write_tokenizer_files
 
+        out.mkdir(parents=True, exist_ok=True)
+        write_tokenizer_files(out, config)  # first: a missing vocabulary fails before gigabytes are written
         result = write_hf(config, tensors, out)
-        write_tokenizer_files(out, config)
     elif layout == "metal":
         from codexpc.checkpoint.metal import write_metal
 
