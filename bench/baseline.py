@@ -210,7 +210,7 @@ def load_transformers(ckpt_dir: Path, device: torch.device) -> Any:
     if importlib.util.find_spec("accelerate") is not None:
         return GptOssForCausalLM.from_pretrained(ckpt_dir, device_map=str(device), **options).eval()
     log.warning("accelerate is not installed: transformers loads on the CPU, then moves to %s", device)
-    return GptOssForCausalLM.from_pretrained(ckpt_dir, **options).to(device).eval()
+    return GptOssForCausalLM.from_pretrained(ckpt_dir, **options).to(device).eval()  # type: ignore[arg-type]
 
 
 def measure_transformers(

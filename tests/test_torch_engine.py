@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -181,3 +184,21 @@ def test_auto_device_is_cuda_only_where_available() -> None:
 def test_create_engine_scripted_needs_no_weights() -> None:
     engine = create_engine("scripted", model="gpt-oss-20b", checkpoint=None)
     assert engine.info.kind == "scripted" and engine.info.model == "gpt-oss-20b"
+
+
+def test_baseline_bench_runs_on_cpu_without_the_server_packages(tmp_path: Path) -> None:
+    # The GPU benchmark host has no openai-harmony, fastapi or quicktok: the engine must not need them.
+    script = (
+        "import sys, runpy; sys.modules['openai_harmony'] = None; sys.modules['fastapi'] = None; sys.modules['quicktok'] = None; "
+        f"sys.argv = ['baseline', '--size', 'tiny', '--checkpoint', {str(tmp_path / 'ckpt')!r}, "
+        f"'--out', {str(tmp_path / 'out')!r}, '--prefill', '40', '--decode-tokens', '3', '--no-flex']; "
+        "runpy.run_path('bench/baseline.py', run_name='__main__')"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = os.environ | {"CODEXPC_CACHE_DIR": str(tmp_path / "empty-cache"), "CODEXPC_VOCAB": ""}
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (tmp_path / "ckpt" / "tokenizer.json").exists()  # no vocabulary there: weights only
+    report = next((tmp_path / "out").glob("baseline-tiny-*.md")).read_text()
+    assert "| prefill 40 (tok/s) |" in report and "transformers eager" in report
+    assert "failed" not in report
