@@ -216,11 +216,18 @@ def test_reload_and_sigterm_mid_stream_lose_nothing() -> None:
             reader = threading.Thread(target=_read_stream, args=(unix, events, process))
             reader.start()
             _wait_for(lambda: bool(events), process)
+            # The reload re-reads the config file: a new default model.
+            text = process.config_path.read_text()
+            process.config_path.write_text(
+                'default_model = "gpt-oss-120b"\n' + text + '[models."gpt-oss-120b"]\nengine = "scripted"\n'
+            )
             process.signal(signal.SIGHUP)  # the stream goes on on the old engine
             _wait_for(lambda: "old_in_flight=1" in process.log(), process)
+            assert unix.get("/health").json()["model"] == "gpt-oss-120b"
             process.signal(signal.SIGTERM)  # and is allowed to finish
             reader.join(30)
         assert events[-1]["type"] == "response.completed", [e["type"] for e in events]
+        assert events[-1]["response"]["model"] == "gpt-oss-20b"
         assert process.wait_exit() == 0
         assert not process.socket_path.exists()  # removed on the way out
         assert "stopping: no new connections; 1 request(s) running" in process.log()
