@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import httpx
 import pytest
 
-from codexpc.engine.scripted import ScriptedEngine, fixed_scripts
+from codexpc.engine.api import SamplingParams, TokenEvent
+from codexpc.engine.scripted import ScriptedEngine, ScriptedGeneration, fixed_scripts
 from codexpc.errors import RequestError
 from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.render import RenderOptions, render_responses
@@ -79,3 +82,39 @@ async def test_closing_the_engine_mid_stream_ends_the_response_as_cancelled() ->
     assert failed.type == "response.failed" and failed.response.error is not None
     assert failed.response.error.code == "cancelled"  # type: ignore[comparison-overlap]
     assert engine.stats()["cancelled"] == 1 and runtime.metrics.in_flight == 0
+
+
+class RaisingGeneration:
+    """A test double for an engine with a bug: its generation raises after three tokens."""
+
+    def __init__(self, inner: ScriptedGeneration) -> None:
+        self._inner = inner
+        self.request_id, self.prompt_tokens, self.cached_tokens = inner.request_id, inner.prompt_tokens, 0
+
+    async def _iterate(self) -> AsyncIterator[TokenEvent]:
+        count = 0
+        async for event in self._inner:
+            yield event
+            count += 1
+            if count == 3:
+                raise RuntimeError("index out of range in the sampler")
+
+    def __aiter__(self) -> AsyncIterator[TokenEvent]:
+        return self._iterate()
+
+    async def cancel(self) -> None:
+        await self._inner.cancel()
+
+
+class RaisingEngine(ScriptedEngine):
+    def submit(self, prompt: Sequence[int], params: SamplingParams, request_id: str) -> Any:
+        return RaisingGeneration(super().submit(prompt, params, request_id))
+
+
+async def test_an_engine_that_raises_still_ends_the_stream_with_a_failed_response() -> None:
+    encoding = load_encoding()
+    app = create_app(Runtime(RaisingEngine(encoding), encoding))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as http:
+        reply = await http.post("/v1/responses", json={"input": "hi", "stream": True})
+    last = reply.text.strip().splitlines()[-1]
+    assert '"type":"response.failed"' in last and "engine_error" in last and "index out of range" in last

@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from codexpc.engine.api import FinishReason, Generation, SamplingParams
+from codexpc.engine.api import FinishReason, Generation, SamplingParams, TokenEvent
 from codexpc.errors import RequestError
 from codexpc.harmony.decoder import HarmonyDecoder, stop_token_ids
 from codexpc.harmony.events import Event, MessageDone, MessageKind, MessageStarted, Stop, TextDelta
@@ -139,21 +139,31 @@ class Session:
     async def events(self) -> AsyncIterator[Event]:
         """The decoder's events, token by token, ending with a Stop."""
         assert self._generation is not None and self._decoder is not None, "start() first"
-        async for step in self._generation:
-            events: list[Event] = []
-            if step.token_id is not None:
-                self._on_token(step.token_id)
-                events += self._decoder.feed(step.token_id)
-            if step.finish_reason is not None:
-                self.finish_reason = step.finish_reason
-                self.engine_error = step.error
-                events += self._decoder.finish(step.finish_reason)
-            for event in events:
-                self._on_event(event)
+        try:
+            async for step in self._generation:
+                for event in self._step(step):
+                    yield event
+                # After the decoder's Stop nothing more counts; close() cancels what still runs.
+                if step.finish_reason is not None or self.stop_reason is not None:
+                    return
+        except Exception as exc:  # an engine bug must still end the stream with a failed response
+            log.exception("request=%s engine raised", self.request_id)
+            for event in self._step(TokenEvent(None, "error", error=f"engine failure: {exc!r}")):
                 yield event
-            # After the decoder's Stop nothing more counts; close() cancels what still runs.
-            if step.finish_reason is not None or self.stop_reason is not None:
-                return
+
+    def _step(self, step: TokenEvent) -> list[Event]:
+        assert self._decoder is not None
+        events: list[Event] = []
+        if step.token_id is not None:
+            self._on_token(step.token_id)
+            events += self._decoder.feed(step.token_id)
+        if step.finish_reason is not None:
+            self.finish_reason = step.finish_reason
+            self.engine_error = step.error
+            events += self._decoder.finish(step.finish_reason)
+        for event in events:
+            self._on_event(event)
+        return events
 
     def _on_token(self, token_id: int) -> None:
         self.output_tokens += 1
