@@ -32,12 +32,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, installed or not
 
 from codexpc.checkpoint import detect_layout, open_checkpoint, write_checkpoint  # noqa: E402
+from codexpc.checkpoint.hf import write_hf  # noqa: E402
+from codexpc.checkpoint.random_weights import random_tensors  # noqa: E402
 from codexpc.engine.api import EngineInfo, SamplingParams  # noqa: E402
 from codexpc.engine.config import GPT_OSS_20B, TINY  # noqa: E402
 from codexpc.engine.model import Transformer  # noqa: E402
 from codexpc.engine.torch_engine import TorchEngine  # noqa: E402
 from codexpc.engine.weights import load_model  # noqa: E402
-from codexpc.errors import CheckpointError, CodexpcError  # noqa: E402
+from codexpc.errors import CheckpointError, VocabularyError  # noqa: E402
 
 log = logging.getLogger("bench.baseline")
 
@@ -93,20 +95,19 @@ def prompt_tokens(n: int, vocab: int, device: torch.device) -> torch.Tensor:
 
 def ensure_checkpoint(size: str, folder: Path) -> Path:
     try:
-        if detect_layout(folder) == "hf":
+        if detect_layout(folder) == "hf" and open_checkpoint(folder).config == SIZES[size]:
             log.info("reusing the checkpoint in %s", folder)
             return folder
-    except CheckpointError:
-        pass
+    except CheckpointError as exc:  # absent, or a write that was cut short: write it again
+        log.info("no usable checkpoint in %s: %s", folder, exc)
     log.info("writing a random %s checkpoint (Hugging Face layout) to %s", size, folder)
     try:
         write_checkpoint(SIZES[size], "hf", folder, seed=0)
-    except CodexpcError as exc:
-        # The weights come first; tokenizer files need the o200k vocabulary, which neither stack
-        # needs here. Go on when only they are missing.
-        if detect_layout(folder) != "hf":
-            raise
-        log.warning("checkpoint written without tokenizer files: %s", exc)
+    except VocabularyError as exc:
+        # tokenizer.json needs the o200k vocabulary, which neither stack needs to run the weights:
+        # a host without it (no quicktok, no cached copy) gets the weights and config alone.
+        log.warning("writing the weights without tokenizer files: %s", str(exc).splitlines()[0])
+        write_hf(SIZES[size], random_tensors(SIZES[size], seed=0), folder)
     return folder
 
 
