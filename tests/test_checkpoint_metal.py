@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,8 +12,16 @@ import torch
 
 from codexpc import vocab
 from codexpc.checkpoint import detect_layout, open_checkpoint, write_checkpoint
-from codexpc.checkpoint.metal import from_metal_qkv, metal_config, read_vocab_ranks, to_metal_qkv
-from codexpc.engine.config import TINY
+from codexpc.checkpoint import metal_format as fmt
+from codexpc.checkpoint.metal import (
+    _config,
+    _model_header,
+    from_metal_qkv,
+    metal_config,
+    read_vocab_ranks,
+    to_metal_qkv,
+)
+from codexpc.engine.config import GPT_OSS_20B, GPT_OSS_120B, TINY, ModelConfig
 from codexpc.errors import CheckpointError
 
 
@@ -90,3 +99,19 @@ def test_truncated_tokenizer_is_refused(tmp_path: Path, written: dict[str, Path]
 def test_head_dim_that_cannot_fold_the_scale_exactly_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="power of 4"):
         write_checkpoint(replace(TINY, head_dim=32), "metal", tmp_path)
+
+
+@pytest.mark.parametrize("config", [GPT_OSS_20B, GPT_OSS_120B, TINY])
+def test_model_header_keeps_the_config(config: ModelConfig) -> None:
+    header = fmt.ModelHeader._make(fmt.MODEL_HEADER.unpack(_model_header(config)))
+    assert _config(Path("model.bin"), header, metal_config(config).vocab_size) == metal_config(config)
+
+
+def test_impossible_header_fields_are_refused(tmp_path: Path, written: dict[str, Path]) -> None:
+    broken = tmp_path / "model.bin"
+    data = bytearray(written["metal"].read_bytes())
+    at = 32 + fmt.MODEL_HEADER.size - 12  # yarn_scale: the third float from the end
+    data[at : at + 4] = struct.pack("<f", 0.0)
+    broken.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="impossible RoPE fields"):
+        open_checkpoint(broken)

@@ -55,48 +55,48 @@ def _expect(path: Path, found: bytes, wanted: bytes, what: str) -> None:
         raise validate.fail(path, f"bad {what}: {found.hex()} (expected {wanted.hex()})")
 
 
-def _round_if_near(value: float, digits: int = 3) -> float:
-    # the header holds float32s; undo their rounding where the value was a short decimal
-    near = round(value, digits)
-    return near if abs(near - value) < 1e-3 * max(1.0, abs(value)) else value
+def _short(value: float) -> float:
+    # the header holds float32s: 6 significant digits undo their rounding of short decimals
+    return float(f"{value:.6g}")
 
 
-def _config(path: Path, header: tuple, vocab_size: int) -> ModelConfig:
-    (
-        ctx,
-        blocks,
-        experts,
-        active,
-        dim,
-        mlp,
-        limit,
-        head_dim,
-        heads,
-        kv,
-        window,
-        theta,
-        interp,
-        offset,
-        scale,
-        _mult,
-        eps,
-    ) = header
-    if not (interp > 0 and scale > 0 and theta > 1 and head_dim > 0):
+def _yarn(path: Path, h: fmt.ModelHeader) -> tuple[int, float]:
+    """(initial context length, ntk_beta) from the header's derived YaRN numbers, with ntk_alpha = 1."""
+    try:
+        half, log_theta = h.head_dim / 2, math.log(h.rope_theta)
+        low, high = -h.yarn_offset / h.yarn_scale, (1 - h.yarn_offset) / h.yarn_scale
+        # high = half * log(L / 2pi) / log(theta) gives L; low = half * log(L / (beta 2pi)) / log(theta) gives beta
+        initial = 2 * math.pi * math.exp(high * log_theta / half)
+        beta = initial / (2 * math.pi * math.exp(low * log_theta / half))
+        return round(initial), _short(beta)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise validate.fail(path, "model header has impossible RoPE fields") from None
+
+
+def _config(path: Path, h: fmt.ModelHeader, vocab_size: int) -> ModelConfig:
+    if not h.interpolation_scale > 0:
         raise validate.fail(path, "model header has impossible RoPE fields")
-    half, log_theta = head_dim / 2, math.log(theta)
-    low, high = -offset / scale, (1 - offset) / scale
-    # gpt-oss's ntk_alpha is 1: high = half * log(L / 2pi) / log(theta) gives L, then low gives beta
-    initial = 2 * math.pi * math.exp(high * log_theta / half)
-    beta = initial / (2 * math.pi * math.exp(low * log_theta / half))
+    initial, beta = _yarn(path, h)
     fields = {
-        "num_hidden_layers": blocks, "num_experts": experts, "experts_per_token": active,
-        "vocab_size": vocab_size, "hidden_size": dim, "intermediate_size": mlp,
-        "swiglu_limit": _round_if_near(limit), "head_dim": head_dim, "num_attention_heads": heads,
-        "num_key_value_heads": kv, "sliding_window": window, "initial_context_length": round(initial),
-        "rope_theta": _round_if_near(theta), "rope_scaling_factor": _round_if_near(1 / interp),
-        "rope_ntk_alpha": 1.0, "rope_ntk_beta": _round_if_near(beta), "rms_norm_eps": _round_if_near(eps, 8),
-        "context_length": ctx,
-    }  # fmt: skip
+        "num_hidden_layers": h.num_blocks,
+        "num_experts": h.num_experts,
+        "experts_per_token": h.num_active_experts,
+        "vocab_size": vocab_size,
+        "hidden_size": h.embedding_dim,
+        "intermediate_size": h.mlp_dim,
+        "swiglu_limit": _short(h.swiglu_limit),
+        "head_dim": h.head_dim,
+        "num_attention_heads": h.num_heads,
+        "num_key_value_heads": h.num_kv_heads,
+        "sliding_window": h.attention_window,
+        "initial_context_length": initial,
+        "rope_theta": _short(h.rope_theta),
+        "rope_scaling_factor": _short(1 / h.interpolation_scale),
+        "rope_ntk_alpha": 1.0,
+        "rope_ntk_beta": beta,
+        "rms_norm_eps": _short(h.rmsnorm_epsilon),
+        "context_length": h.context_length,
+    }
     return validate.build_config(path, fields)
 
 
@@ -112,7 +112,7 @@ def _parse(path: Path) -> tuple[ModelConfig, int, int, int]:
 
     _expect(path, take(16), fmt.MAGIC, "magic")
     _expect(path, take(16), fmt.MODEL_UUID, "model UUID")
-    header = fmt.MODEL_HEADER.unpack(take(fmt.MODEL_HEADER.size))
+    header = fmt.ModelHeader._make(fmt.MODEL_HEADER.unpack(take(fmt.MODEL_HEADER.size)))
     _expect(path, take(16), fmt.LAYOUT_UUID, "layout UUID")
     _expect(path, take(16), fmt.TOKENIZER_UUID, "tokenizer UUID")
     n_special, n_text, regex_size, tokens_size = fmt.TOKENIZER_HEADER.unpack(take(fmt.TOKENIZER_HEADER.size))
@@ -260,12 +260,26 @@ def write_metal(config: ModelConfig, tensors: Iterable[tuple[TensorSpec, torch.T
 
 def _model_header(config: ModelConfig) -> bytes:
     interp, offset, scale, mult = fmt.yarn_fields(config)
-    return fmt.MODEL_HEADER.pack(
-        config.context_length, config.num_hidden_layers, config.num_experts, config.experts_per_token,
-        config.hidden_size, config.intermediate_size, config.swiglu_limit, config.head_dim,
-        config.num_attention_heads, config.num_key_value_heads, config.sliding_window, config.rope_theta,
-        interp, offset, scale, mult, config.rms_norm_eps,
-    )  # fmt: skip
+    header = fmt.ModelHeader(
+        context_length=config.context_length,
+        num_blocks=config.num_hidden_layers,
+        num_experts=config.num_experts,
+        num_active_experts=config.experts_per_token,
+        embedding_dim=config.hidden_size,
+        mlp_dim=config.intermediate_size,
+        swiglu_limit=config.swiglu_limit,
+        head_dim=config.head_dim,
+        num_heads=config.num_attention_heads,
+        num_kv_heads=config.num_key_value_heads,
+        attention_window=config.sliding_window,
+        rope_theta=config.rope_theta,
+        interpolation_scale=interp,
+        yarn_offset=offset,
+        yarn_scale=scale,
+        yarn_multiplier=mult,
+        rmsnorm_epsilon=config.rms_norm_eps,
+    )
+    return fmt.MODEL_HEADER.pack(*header)
 
 
 def _write_tensor(f, config: ModelConfig, place: fmt.Placement, tensor: torch.Tensor) -> None:

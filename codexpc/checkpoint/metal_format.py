@@ -17,6 +17,7 @@ import math
 import struct
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -28,6 +29,30 @@ MODEL_UUID = uuid.UUID("df52dc86-1789-4ed0-a295-66f10508145b").bytes
 LAYOUT_UUID = uuid.UUID("229177a8-5775-4268-bfd8-d588b351c56d").bytes  # Apple GPU layout
 TOKENIZER_UUID = uuid.UUID("7401aded-2a95-40cb-b782-9ccebaafe72b").bytes  # tiktoken
 MODEL_HEADER = struct.Struct("<IIIIIIfIIIIffffff")
+
+
+class ModelHeader(NamedTuple):
+    """The model header's fields, in file order (u32 unless noted)."""
+
+    context_length: int
+    num_blocks: int
+    num_experts: int
+    num_active_experts: int
+    embedding_dim: int
+    mlp_dim: int
+    swiglu_limit: float  # f32
+    head_dim: int
+    num_heads: int
+    num_kv_heads: int
+    attention_window: int
+    rope_theta: float  # f32, and so are the rest
+    interpolation_scale: float
+    yarn_offset: float
+    yarn_scale: float
+    yarn_multiplier: float
+    rmsnorm_epsilon: float
+
+
 TOKENIZER_HEADER = struct.Struct("<IIII")
 PREFIX_BYTES = len(MAGIC) + 16 + MODEL_HEADER.size + 16 + 16 + TOKENIZER_HEADER.size
 PAGE = 16384  # Apple Silicon's page: the loader maps weights from a page boundary
