@@ -151,9 +151,8 @@ OVERRIDE_KEYS: frozenset[str] = frozenset(
         "log_level",
         "capture_dir",
         "vocab",
-        "max_output_tokens",
-        "queue_size",
     }
+    | {f.name for f in fields(LimitsConfig)}  # every limit, e.g. max_output_tokens, queue_size
 )
 
 
@@ -187,7 +186,9 @@ def _read_file(path: Path | None) -> tuple[dict[str, Any], Path | None]:
 
 def _from_mapping(raw: Mapping[str, Any], source: Path | None) -> DaemonConfig:
     top = _Table(raw, "", allowed={f.name for f in fields(DaemonConfig)} - {"config_path", "overrides"})
-    listen_t = _Table(top.table("listen"), "listen.", allowed=(_names(ListenConfig) - {"socket_path"}) | {"socket"})
+    listen_t = _Table(
+        top.table("listen"), "listen.", allowed=(_names(ListenConfig) - {"socket_path"}) | {"socket"}
+    )
     limits_t = _Table(top.table("limits"), "limits.", allowed=_names(LimitsConfig))
     models = tuple(_model(name, value) for name, value in top.table("models").items())
     default = top.optional_string("default_model")
@@ -199,31 +200,29 @@ def _from_mapping(raw: Mapping[str, Any], source: Path | None) -> DaemonConfig:
         device=top.string("device", "auto"),
         default_reasoning_effort=cast(Effort, top.choice("default_reasoning_effort", EFFORTS, "medium")),
         log_level=top.choice("log_level", LOG_LEVELS, "info"),
-        listen=_listen(listen_t),
-        limits=_limits(limits_t),
+        listen=_listen(listen_t, ListenConfig()),
+        limits=_limits(limits_t, LimitsConfig()),
         vocab=top.path("vocab"),
         capture_dir=top.path("capture_dir"),
         config_path=source,
     )
 
 
-def _listen(t: _Table) -> ListenConfig:
-    d = ListenConfig()
+def _listen(t: _Table, base: ListenConfig) -> ListenConfig:
+    """`base` with what the table (the file's [listen], or the CLI's flags) sets."""
     return ListenConfig(
-        hosts=t.hosts("hosts", d.hosts),
-        port=t.port("port", d.port),
-        socket_path=t.path("socket") or d.socket_path,
-        tcp=t.boolean("tcp", d.tcp),
-        unix=t.boolean("unix", d.unix),
-        token_file=t.path("token_file"),
-        allow_non_loopback=t.boolean("allow_non_loopback", d.allow_non_loopback),
+        hosts=t.hosts("hosts", base.hosts),
+        port=t.port("port", base.port),
+        socket_path=t.path("socket") or base.socket_path,
+        tcp=t.boolean("tcp", base.tcp),
+        unix=t.boolean("unix", base.unix),
+        token_file=t.path("token_file") or base.token_file,
+        allow_non_loopback=t.boolean("allow_non_loopback", base.allow_non_loopback),
     )
 
 
-def _limits(t: _Table) -> LimitsConfig:
-    d = LimitsConfig()
-    values = {f.name: t.positive(f.name, getattr(d, f.name)) for f in fields(LimitsConfig)}
-    return LimitsConfig(**values)
+def _limits(t: _Table, base: LimitsConfig) -> LimitsConfig:
+    return LimitsConfig(**{f.name: t.positive(f.name, getattr(base, f.name)) for f in fields(LimitsConfig)})
 
 
 def _model(name: str, value: Any) -> ModelEntry:
@@ -274,22 +273,6 @@ def _apply_overrides(config: DaemonConfig, overrides: dict[str, Any]) -> DaemonC
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     t = _Table(given, "--", allowed=OVERRIDE_KEYS)
     config = _override_model(config, t)
-    listen = config.listen
-    listen = replace(
-        listen,
-        hosts=t.hosts("hosts", listen.hosts),
-        port=t.port("port", listen.port),
-        socket_path=t.path("socket") or listen.socket_path,
-        tcp=t.boolean("tcp", listen.tcp),
-        unix=t.boolean("unix", listen.unix),
-        token_file=t.path("token_file") or listen.token_file,
-        allow_non_loopback=t.boolean("allow_non_loopback", listen.allow_non_loopback),
-    )
-    limits = replace(
-        config.limits,
-        max_output_tokens=t.positive("max_output_tokens", config.limits.max_output_tokens),
-        queue_size=t.positive("queue_size", config.limits.queue_size),
-    )
     return replace(
         config,
         device=t.string("device", config.device),
@@ -297,8 +280,8 @@ def _apply_overrides(config: DaemonConfig, overrides: dict[str, Any]) -> DaemonC
         log_level=t.choice("log_level", LOG_LEVELS, config.log_level),
         capture_dir=t.path("capture_dir") or config.capture_dir,
         vocab=t.path("vocab") or config.vocab,
-        listen=listen,
-        limits=limits,
+        listen=_listen(t, config.listen),
+        limits=_limits(t, config.limits),
     )
 
 

@@ -163,3 +163,12 @@ def test_overrides_are_kept_for_reload(tmp_path: Path) -> None:
     again = load_config(config.config_path, dict(config.overrides))
     assert again == config
     hash(again)
+
+
+def test_every_limit_can_be_overridden(tmp_path: Path) -> None:
+    path = write(tmp_path, "[limits]\nqueue_size = 3\n")
+    config = load_config(path, {"shutdown_timeout_s": 0.5, "max_body_bytes": 1000})
+    assert config.limits.queue_size == 3
+    assert (config.limits.shutdown_timeout_s, config.limits.max_body_bytes) == (0.5, 1000)
+    with pytest.raises(ConfigError, match="--max_body_bytes"):
+        load_config(None, {"max_body_bytes": 0})
