@@ -353,13 +353,17 @@ class _Table:
         self.prefix = prefix
         unknown = sorted(set(raw) - set(allowed))
         if unknown:
-            raise ConfigError(f"unknown setting {prefix}{unknown[0]}")
+            raise ConfigError(f"unknown setting {self.name(unknown[0])}")
+
+    def name(self, key: str) -> str:
+        """The setting as the user wrote it: `listen.port`, or the flag `--max-output-tokens`."""
+        return f"--{key.replace('_', '-')}" if self.prefix == "--" else self.prefix + key
 
     def _get(self, key: str, kind: type | tuple[type, ...], what: str) -> Any:
         value = self.raw.get(key)
         # bool is an int in Python; a port of `true` is a mistake, not 1.
         if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-            raise ConfigError(f"{self.prefix}{key} must be {what}, not {value!r}")
+            raise ConfigError(f"{self.name(key)} must be {what}, not {value!r}")
         return value
 
     def table(self, key: str) -> Mapping[str, Any]:
@@ -368,7 +372,7 @@ class _Table:
     def optional_string(self, key: str) -> str | None:
         value = self._get(key, str, "a string")
         if value is not None and not value.strip():
-            raise ConfigError(f"{self.prefix}{key} must not be empty")
+            raise ConfigError(f"{self.name(key)} must not be empty")
         return cast(str | None, value)
 
     def string(self, key: str, default: str) -> str:
@@ -378,7 +382,7 @@ class _Table:
     def strings(self, key: str) -> tuple[str, ...]:
         value = self._get(key, list, "a list of strings") or []
         if not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(f"{self.prefix}{key} must be a list of strings")
+            raise ConfigError(f"{self.name(key)} must be a list of strings")
         return tuple(value)
 
     def choice(self, key: str, options: tuple[str, ...], default: Any) -> Any:
@@ -386,7 +390,7 @@ class _Table:
         if value is None:
             return default
         if value not in options:
-            raise ConfigError(f"{self.prefix}{key} must be one of {', '.join(options)}, not {value!r}")
+            raise ConfigError(f"{self.name(key)} must be one of {', '.join(options)}, not {value!r}")
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -399,19 +403,19 @@ class _Table:
         if value is None:
             return default
         if value <= 0:
-            raise ConfigError(f"{self.prefix}{key} must be positive, not {value!r}")
+            raise ConfigError(f"{self.name(key)} must be positive, not {value!r}")
         return kind(value)
 
     def port(self, key: str, default: int) -> int:
         value = self._get(key, int, "a port number")
-        return default if value is None else _check_port(value, self.prefix + key)
+        return default if value is None else _check_port(value, self.name(key))
 
     def path(self, key: str) -> Path | None:
         value = self._get(key, (str, Path), "a path")
         if value is None:
             return None
         if not str(value).strip():
-            raise ConfigError(f"{self.prefix}{key} must not be empty")
+            raise ConfigError(f"{self.name(key)} must not be empty")
         return Path(value).expanduser()
 
     def hosts(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -420,12 +424,12 @@ class _Table:
             return default
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list | tuple) or not items or not all(isinstance(h, str) for h in items):
-            raise ConfigError(f"{self.prefix}{key} must be an address or a list of addresses")
+            raise ConfigError(f"{self.name(key)} must be an address or a list of addresses")
         # Sockets bind addresses, not names: "localhost" could resolve anywhere.
         resolved = ["127.0.0.1" if h == "localhost" else h for h in items]
         for host in resolved:
             try:
                 ipaddress.ip_address(host)
             except ValueError:
-                raise ConfigError(f"{self.prefix}{key}: {host!r} is not an IP address") from None
+                raise ConfigError(f"{self.name(key)}: {host!r} is not an IP address") from None
         return tuple(dict.fromkeys(resolved))

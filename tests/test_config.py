@@ -170,5 +170,5 @@ def test_every_limit_can_be_overridden(tmp_path: Path) -> None:
     config = load_config(path, {"shutdown_timeout_s": 0.5, "max_body_bytes": 1000})
     assert config.limits.queue_size == 3
     assert (config.limits.shutdown_timeout_s, config.limits.max_body_bytes) == (0.5, 1000)
-    with pytest.raises(ConfigError, match="--max_body_bytes"):
+    with pytest.raises(ConfigError, match="--max-body-bytes"):
         load_config(None, {"max_body_bytes": 0})
