@@ -150,6 +150,11 @@ def test_token_file_rules(tmp_path: Path) -> None:
         security.load_token(tmp_path / "absent")
 
 
+def test_non_loopback_addresses_join_the_allowlist() -> None:
+    hosts = security.loopback_hosts(9000, extra=("192.168.1.5", "fd00::1"))
+    assert {"127.0.0.1:9000", "localhost:9000", "[::1]:9000", "192.168.1.5:9000", "[fd00::1]:9000"} == hosts
+
+
 def test_peer_uid_is_ours() -> None:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with a, b:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import stat
@@ -114,8 +115,10 @@ def test_bind_all_and_close_all(tmp_path: Path) -> None:
         assert listeners.port and listeners.unix is not None
         assert {s.getsockname()[1] for s in listeners.tcp} == {listeners.port}
         assert f"127.0.0.1:{listeners.port}" in listeners.tcp_addresses()
-        with socket.create_connection(("127.0.0.1", listeners.port), timeout=2):
-            pass
+        for sock in listeners.tcp:  # 127.0.0.1, and ::1 where the machine has IPv6
+            with socket.create_connection(sock.getsockname()[:2], timeout=2):
+                pass
+        assert all(ipaddress.ip_address(s.getsockname()[0]).is_loopback for s in listeners.tcp)
     finally:
         transport.close_all(listeners)
     assert not listen.socket_path.exists()
