@@ -150,9 +150,14 @@ def test_token_file_rules(tmp_path: Path) -> None:
         security.load_token(tmp_path / "absent")
 
 
-def test_non_loopback_addresses_join_the_allowlist() -> None:
-    hosts = security.loopback_hosts(9000, extra=("192.168.1.5", "fd00::1"))
-    assert {"127.0.0.1:9000", "localhost:9000", "[::1]:9000", "192.168.1.5:9000", "[fd00::1]:9000"} == hosts
+async def test_off_loopback_any_host_but_the_token_is_required() -> None:
+    policy = Policy(transport="tcp", allowed_hosts=None, token=TOKEN)
+    app = SecurityMiddleware(small_app(), policy)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://192.168.1.5:8787"
+    ) as c:
+        assert (await c.get("/health")).status_code == 401
+        assert (await c.get("/health", headers={"authorization": f"Bearer {TOKEN}"})).status_code == 200
 
 
 def test_peer_uid_is_ours() -> None:

@@ -14,6 +14,7 @@ cancelled. A second signal skips the wait.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -222,8 +223,8 @@ class Daemon:
             groups.append((Policy("unix", frozenset(), None, limits.max_body_bytes), [self.listeners.unix]))
         if self.listeners.tcp:
             assert self.listeners.port is not None
-            extra = tuple(h for h in self.config.listen.hosts if h not in ("127.0.0.1", "::1"))
-            hosts = loopback_hosts(self.listeners.port, extra)
+            off_loopback = any(not ipaddress.ip_address(h).is_loopback for h in self.config.listen.hosts)
+            hosts = None if off_loopback else loopback_hosts(self.listeners.port)
             groups.append((Policy("tcp", hosts, self.token, limits.max_body_bytes), list(self.listeners.tcp)))
         for policy, sockets in groups:
             wrapped: ASGIApp = SecurityMiddleware(_capture(app, self.config.capture_dir), policy)

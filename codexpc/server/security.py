@@ -96,16 +96,17 @@ def load_token(path: Path) -> str:
 @dataclass(frozen=True)
 class Policy:
     transport: Transport
-    allowed_hosts: frozenset[str]  # Host header values, lower case, with the port
+    # Host header values, lower case, with the port. None: any Host, only off loopback, where a
+    # token is required (load_config checks) and keeps browsers out instead.
+    allowed_hosts: frozenset[str] | None
     token: str | None = None  # TCP only
     max_body_bytes: int = 32 * 1024 * 1024
     allowed_origins: frozenset[str] = frozenset()  # none: no browser page may call us
 
 
-def loopback_hosts(port: int, extra: tuple[str, ...] = ()) -> frozenset[str]:
-    """The Host values a local client sends to our port (and any non-loopback address we bind)."""
-    names = ["127.0.0.1", "localhost", "[::1]"] + [f"[{h}]" if ":" in h else h for h in extra]
-    return frozenset(f"{name}:{port}".lower() for name in names)
+def loopback_hosts(port: int) -> frozenset[str]:
+    """The Host values a local client sends to our port."""
+    return frozenset(f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]"))
 
 
 class _Refused(Exception):
@@ -151,7 +152,7 @@ class SecurityMiddleware:
         policy = self.policy
         if policy.transport == "tcp":
             host = headers.get("host", "").lower()
-            if host not in policy.allowed_hosts:
+            if policy.allowed_hosts is not None and host not in policy.allowed_hosts:
                 raise _Refused(403, "forbidden", f"Host {host or '(none)'!r} is not allowed")
             origin = headers.get("origin")
             if origin is not None and origin.lower() not in policy.allowed_origins:
