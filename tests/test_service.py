@@ -32,6 +32,7 @@ def test_unit_quotes_paths_and_restarts_on_failure() -> None:
     unit = systemd.render_unit(_spec())
     assert f'ExecStart="{sys.executable}" "-m" "codexpc" "serve" "--checkpoint" "/models/gpt oss 20b"' in unit
     assert "Restart=on-failure" in unit
+    assert "RestartPreventExitStatus=2 3 4" in unit
     assert "StandardError=journal" in unit
     assert 'Environment="PYTHONUNBUFFERED=1"' in unit
     assert "WantedBy=default.target" in unit
@@ -94,13 +95,15 @@ def _codexpc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 @pytest.mark.skipif(sys.platform == "darwin", reason="drives the systemd path")
 def test_install_without_a_user_manager_says_what_to_do(tmp_path: Path) -> None:
     env = _user_env(tmp_path)
-    result = _codexpc(env, "install", "--model", "gpt-oss-20b")
+    config = tmp_path / "codexpc.toml"
+    config.write_text('[models."gpt-oss-20b"]\nengine = "scripted"\n')
+    result = _codexpc(env, "install", "--model", "gpt-oss-20b", "--config", str(config))
     assert result.returncode == 0, result.stderr
     unit = Path(env["XDG_CONFIG_HOME"]) / "systemd" / "user" / "codexpc.service"
     assert unit.exists()
     assert "Not started: no systemd user manager is running here" in result.stdout
     assert "systemctl --user enable --now codexpc.service" in result.stdout
-    assert f"{sys.executable} -m codexpc serve --model gpt-oss-20b" in result.stdout
+    assert f"{sys.executable} -m codexpc serve --config {config} --model gpt-oss-20b" in result.stdout
     removed = _codexpc(env, "uninstall", "--json")
     assert removed.returncode == 0 and not unit.exists()
 
@@ -113,10 +116,15 @@ def test_install_print_changes_nothing(tmp_path: Path) -> None:
     assert not (Path(env["XDG_CONFIG_HOME"]) / "systemd").exists()
 
 
-def test_install_refuses_a_missing_checkpoint(tmp_path: Path) -> None:
-    result = _codexpc(_user_env(tmp_path), "install", "--checkpoint", str(tmp_path / "nope"))
+def test_install_refuses_what_the_service_could_not_serve(tmp_path: Path) -> None:
+    env = _user_env(tmp_path)
+    result = _codexpc(env, "install", "--checkpoint", str(tmp_path / "nope"))
     assert result.returncode == 4
     assert "does not exist" in result.stderr
+    unset = _codexpc(env, "install")  # no checkpoint anywhere: it would fail at every start
+    assert unset.returncode == 2
+    assert "checkpoint is not set" in unset.stderr
+    assert not (Path(env["XDG_CONFIG_HOME"]) / "systemd").exists()
 
 
 def test_install_runs_the_manager_commands_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

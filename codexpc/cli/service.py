@@ -63,15 +63,22 @@ def _report(report: manager.ServiceReport, verb: str, json_out: bool) -> int:
     return 0
 
 
-def run_install(args: argparse.Namespace) -> int:
-    if args.checkpoint and not args.checkpoint.expanduser().exists():
-        from codexpc.errors import CheckpointError
+def _check_servable(args: argparse.Namespace) -> None:
+    """Refuse now what would make the service fail at every start (it restarts on failure)."""
+    from codexpc.config import load_config
+    from codexpc.errors import CheckpointError
 
+    if args.checkpoint and not args.checkpoint.expanduser().exists():
         raise CheckpointError(f"checkpoint {args.checkpoint} does not exist")
+    load_config(args.config, {"checkpoint": args.checkpoint, "model": args.model}).require_servable()
+
+
+def run_install(args: argparse.Namespace) -> int:
     spec = build_spec(_serve_args(args), log_file=logs.log_file().with_name("launchd.log"))
     if args.print_only:
         say(manager.render(manager.platform_manager(), spec).decode(), end="")
         return 0
+    _check_servable(args)
     return _report(manager.install(spec, start=not args.no_start), "installed", args.json)
 
 

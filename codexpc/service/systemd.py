@@ -42,6 +42,9 @@ WorkingDirectory={str(spec.working_directory).replace("%", "%%")}
 {environment}
 Restart=on-failure
 RestartSec=5
+# A bad setting, no vocabulary, a bad checkpoint (codexpc.errors' exit codes) will not mend by
+# restarting: stop and let `systemctl --user status codexpc` show why.
+RestartPreventExitStatus=2 3 4
 # Loading a model and finishing streams on SIGTERM both take a while.
 TimeoutStartSec=600
 TimeoutStopSec=30
