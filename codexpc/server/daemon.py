@@ -246,9 +246,10 @@ class Daemon:
             self.runtime.metrics.in_flight,
             deadline,
         )
+        for task in self._tasks:
+            task.cancel()  # a reload still loading: its engine would never be closed otherwise
         for server in self.servers:
             server.should_exit = True
-            server.config.timeout_graceful_shutdown = int(deadline + END_GRACE_S) + 1
         await asyncio.gather(*loops)
         shutdowns = [asyncio.create_task(server.shutdown()) for server in self.servers]
         _done, pending = await asyncio.wait(shutdowns, timeout=deadline)
