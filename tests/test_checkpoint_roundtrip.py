@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 import torch
 
+from codexpc import vocab
 from codexpc.checkpoint import detect_layout, open_checkpoint, write_checkpoint
 from codexpc.checkpoint.tensors import canonical_specs
 from codexpc.engine.config import TINY
@@ -70,3 +72,8 @@ def test_the_safetensors_library_reads_our_files_alike(written: dict[str, Path])
         assert set(f.keys()) == set(ours)
         for name in ("embedding.weight", "block.2.mlp.mlp1_weight.blocks", "block.3.attn.sinks"):
             assert torch.equal(f.get_tensor(name), ours[name])
+
+
+def test_tokenizer_json_is_an_offline_source_of_the_genuine_vocabulary(written: dict[str, Path]) -> None:
+    data = vocab.from_tokenizer_json(written["hf"] / "tokenizer.json")
+    assert hashlib.sha256(data).hexdigest() == vocab.SHA256

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from codexpc.checkpoint import SIZES, describe, write_from_size
+from codexpc.checkpoint.hf import MAX_SHARD_BYTES, hf_parts, plan_shards, shard_name
 from codexpc.checkpoint.metal import metal_config
 from codexpc.checkpoint.metal_format import PAGE, plan
 from codexpc.checkpoint.random_weights import random_tensor
@@ -78,3 +79,14 @@ def test_describe_a_tiny_checkpoint(tmp_path: Path) -> None:
     assert info["shapes"]["embedding.weight"] == [TINY.vocab_size, TINY.hidden_size]
     assert int(str(info["file_bytes"])) > int(str(info["tensor_bytes"])) > 0
     assert str(info["vocabulary"]).startswith(("ok", "unavailable"))
+
+
+def test_20b_hf_shards_are_named_like_the_published_repository() -> None:
+    specs = [p for s in canonical_specs(GPT_OSS_20B) for p in hf_parts(GPT_OSS_20B, s)]
+    shards = plan_shards(specs, MAX_SHARD_BYTES)
+    assert [shard_name(i, len(shards)) for i in range(len(shards))] == [
+        "model-00000-of-00002.safetensors",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ]
+    assert sum(len(s) for s in shards) == len(specs) == 24 * 19 + 3  # qkv weight and bias split in three

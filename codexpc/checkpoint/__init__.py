@@ -34,10 +34,11 @@ def open_checkpoint(path: Path | str) -> Checkpoint:
     return open_metal(target)
 
 
-def describe(path: Path | str) -> dict[str, object]:
+def describe(checkpoint: Checkpoint | Path | str) -> dict[str, object]:
+    """`codexpc checkpoint inspect`: layout, config, shapes, parameters, bytes, vocabulary status."""
     from codexpc.checkpoint.inspect import describe as _describe
 
-    return _describe(open_checkpoint(path))
+    return _describe(checkpoint if isinstance(checkpoint, Checkpoint) else open_checkpoint(checkpoint))
 
 
 __all__ = [

@@ -8,11 +8,14 @@ embeddings, unquantized experts) is refused rather than silently ignored.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from codexpc.checkpoint import validate
 from codexpc.engine.config import ModelConfig
+
+log = logging.getLogger(__name__)
 
 SWIGLU_ALPHA = 1.702
 MODULES_NOT_CONVERTED = [
@@ -77,7 +80,10 @@ def _rope(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], float]:
         raise validate.fail(path, "config has no rope_scaling (gpt-oss uses YaRN)")
     if rope.get("rope_type", rope.get("type")) != "yarn":
         raise validate.fail(path, f"rope type {rope.get('rope_type')!r} is not 'yarn'")
-    if rope.get("truncate", True) is not False:
+    if "truncate" not in rope:
+        # transformers would then round YaRN's correction range; gpt-oss (and codexpc) does not
+        log.warning("%s: rope_scaling has no 'truncate'; following gpt-oss (no rounding)", path)
+    elif rope["truncate"] is not False:
         raise validate.fail(path, "rope_scaling.truncate must be false for gpt-oss's YaRN")
     theta = rope.get("rope_theta", data.get("rope_theta"))
     return rope, validate.number(path, {"rope_theta": theta}, "rope_theta", kind=float)

@@ -100,13 +100,13 @@ def read_header(path: Path) -> dict[str, Entry]:
     return {name: _entry(path, name, value, 8 + length, size) for name, value in header.items()}
 
 
-def check_entry(entry: Entry, spec: TensorSpec, allowed: frozenset[str] = frozenset()) -> None:
+def check_entry(entry: Entry, spec: TensorSpec) -> None:
     """Refuse a tensor whose shape or dtype differs from what the config implies."""
     if entry.shape != spec.shape:
         raise _fail(
             entry.file, f"tensor {entry.name!r} has shape {list(entry.shape)}, expected {list(spec.shape)}"
         )
-    if entry.dtype != spec.st_dtype and entry.dtype not in allowed:
+    if entry.dtype != spec.st_dtype:
         raise _fail(entry.file, f"tensor {entry.name!r} has dtype {entry.dtype}, expected {spec.st_dtype}")
 
 
