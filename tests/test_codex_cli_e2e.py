@@ -54,6 +54,7 @@ def run_codex(
         + ('env_key = "CODEXPC_TOKEN"\n' if token else "")  # sent as a bearer token
     )
     # Only loopback: anything Codex tries elsewhere goes to a proxy port where nothing listens.
+    # (0.169 tries github.com, api.github.com and chatgpt.com, all through the proxy variables.)
     nowhere = "http://127.0.0.1:9"
     env = {
         "PATH": os.environ.get("PATH", ""),
