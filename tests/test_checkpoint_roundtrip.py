@@ -77,3 +77,20 @@ def test_the_safetensors_library_reads_our_files_alike(written: dict[str, Path])
 def test_tokenizer_json_is_an_offline_source_of_the_genuine_vocabulary(written: dict[str, Path]) -> None:
     data = vocab.from_tokenizer_json(written["hf"] / "tokenizer.json")
     assert hashlib.sha256(data).hexdigest() == vocab.SHA256
+
+
+def test_unsharded_hf_folder_without_index_is_read(tmp_path: Path, written: dict[str, Path]) -> None:
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "single"
+    folder.mkdir()
+    shutil.copy(written["hf"] / "config.json", folder / "config.json")
+    merged: dict[str, torch.Tensor] = {}
+    for shard in sorted(written["hf"].glob("model-*.safetensors")):
+        merged |= load_file(shard)
+    save_file(merged, folder / "model.safetensors")
+    assert detect_layout(folder) == "hf"
+    original = open_checkpoint(written["original"]).state_dict()
+    assert all(torch.equal(t, original[n]) for n, t in open_checkpoint(folder).iter_tensors())

@@ -16,7 +16,14 @@ METAL_FILE = "model.bin"
 
 
 def _is_hf(folder: Path) -> bool:
-    return (folder / "model.safetensors.index.json").is_file() or any(folder.glob("model-*-of-*.safetensors"))
+    if (folder / "model.safetensors.index.json").is_file() or any(folder.glob("model-*-of-*.safetensors")):
+        return True
+    # a single unsharded model.safetensors: transformers' config.json names a model_type, the reference's does not
+    config = folder / "config.json"
+    try:
+        return config.is_file() and config.stat().st_size < 1 << 20 and '"model_type"' in config.read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _is_original(folder: Path) -> bool:
