@@ -92,3 +92,13 @@ def test_errors_come_back_as_openai_errors(client: openai.OpenAI) -> None:
         client.responses.create(model="no-such-model", input="x")
     with pytest.raises(openai.BadRequestError):
         client.responses.create(model="gpt-oss-20b", input="x", temperature=9.0)
+
+
+def test_chat_completions_streaming_and_not(client: openai.OpenAI) -> None:
+    messages: list[Any] = [{"role": "user", "content": "Say hi"}]
+    completion = client.chat.completions.create(model="gpt-oss-20b", messages=messages)
+    text = completion.choices[0].message.content or ""
+    assert "Scripted answer to: Say hi" in text and completion.choices[0].finish_reason == "stop"
+    chunks = client.chat.completions.create(model="gpt-oss-20b", messages=messages, stream=True)
+    streamed = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert streamed == text
