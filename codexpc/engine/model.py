@@ -62,15 +62,21 @@ def yarn_inv_freq(config: ModelConfig) -> tuple[torch.Tensor, float]:
     return interpolation * (1 - mask) + extrapolation * mask, concentration
 
 
+Rope = tuple[torch.Tensor, torch.Tensor]  # cos, sin [T, D/2] of the new tokens' positions
+
+
 class Rotary:
-    """cos/sin tables of YaRN RoPE, computed on the device they are needed on."""
+    """YaRN RoPE: cos/sin of given positions, on the device they are needed on."""
 
     def __init__(self, config: ModelConfig) -> None:
         self.inv_freq, self.concentration = yarn_inv_freq(config)
+        self._on_device: dict[torch.device, torch.Tensor] = {}
 
-    def cos_sin(self, start: int, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def cos_sin(self, start: int, length: int, device: torch.device) -> Rope:
+        if device not in self._on_device:
+            self._on_device[device] = self.inv_freq.to(device)
         positions = torch.arange(start, start + length, dtype=torch.float32, device=device)
-        freqs = positions[:, None] * self.inv_freq.to(device)[None, :]  # [T, D/2]
+        freqs = positions[:, None] * self._on_device[device][None, :]  # [T, D/2]
         return freqs.cos() * self.concentration, freqs.sin() * self.concentration
 
 
@@ -133,7 +139,7 @@ class AttentionBlock(nn.Module):
         self.sinks = nn.Parameter(torch.empty(c.num_attention_heads, device=device, dtype=torch.float32))
         self.out = nn.Linear(c.head_dim * c.num_attention_heads, c.hidden_size, device=device, dtype=dtype)
 
-    def forward(self, x: torch.Tensor, kv: SequenceKV, start: int, rotary: Rotary) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: SequenceKV, start: int, rope: Rope) -> torch.Tensor:
         c = self.config
         n, d = x.shape[0], c.head_dim
         qkv = self.qkv(self.norm(x))  # [T, (heads + 2 KV) * D]
@@ -141,8 +147,7 @@ class AttentionBlock(nn.Module):
         q = qkv[:, :q_end].reshape(n, c.num_attention_heads, d)
         k = qkv[:, q_end:k_end].reshape(n, c.num_key_value_heads, d)
         v = qkv[:, k_end:].reshape(n, c.num_key_value_heads, d)
-        cos, sin = rotary.cos_sin(start, n, x.device)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         kv.write(self.layer, start, k, v)
         # A windowed layer needs only the keys the first new query can still see.
         k_start = max(0, start - self.window + 1) if self.window else 0
@@ -239,8 +244,8 @@ class Block(nn.Module):
         self.attn = AttentionBlock(config, layer, dtype, device)
         self.mlp = MLPBlock(config, dtype, device)
 
-    def forward(self, x: torch.Tensor, kv: SequenceKV, start: int, rotary: Rotary) -> torch.Tensor:
-        return self.mlp(self.attn(x, kv, start, rotary))
+    def forward(self, x: torch.Tensor, kv: SequenceKV, start: int, rope: Rope) -> torch.Tensor:
+        return self.mlp(self.attn(x, kv, start, rope))
 
 
 class Transformer(nn.Module):
@@ -271,8 +276,9 @@ class Transformer(nn.Module):
         start = kv.length
         kv.reserve(start + tokens.shape[0])
         x = self.embedding(tokens.to(self.device))  # [T, H]
+        rope = self.rotary.cos_sin(start, tokens.shape[0], self.device)  # shared by every layer
         for block in self.block:
-            x = block(x, kv, start, self.rotary)
+            x = block(x, kv, start, rope)
         kv.length = start + tokens.shape[0]
         x = x if all_logits else x[-1:]
         return self.unembedding(self.norm(x)).float()  # [T or 1, V]
