@@ -54,9 +54,10 @@ test: lint types pytest
 check: test
 
 # One streaming request end to end: the running daemon if there is one, else a daemon started
-# for the run on CHECKPOINT=... or on a tiny random checkpoint (built once, cached).
+# for the run on CHECKPOINT=... or on a tiny random checkpoint (built once, cached). KEEP=1
+# leaves that daemon running, so the next smoke (or Codex) finds it warm.
 smoke: setup
-	$(CODEXPC) smoke $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
+	$(CODEXPC) smoke $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(if $(KEEP),--keep,)
 
 # --- operating the daemon (the old macOS runbook's targets) ---------------------------------
 

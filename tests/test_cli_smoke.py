@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import time
 from pathlib import Path
 
 from test_cli_daemon import codexpc, user_env
@@ -16,11 +20,26 @@ def test_smoke_builds_the_tiny_checkpoint_once_and_starts_a_daemon(tmp_path: Pat
     assert data["ok"] and not data["warm"]
     assert "started a daemon for this run (tiny random checkpoint" in data["how"]
     assert data["outcome"] in ("response.completed", "response.incomplete", "response.failed")
-    assert data["input_tokens"] > 0
+    assert data["input_tokens"] > 0 and data["total_s"] > 0
     cached = tmp_path / "cache" / "checkpoints" / "tiny-original"
     assert (cached / "model.safetensors").exists()
     # The daemon it started is gone, and left no socket behind in the user's folder.
     assert codexpc(env, "health").returncode == 5
+
+
+def test_smoke_keep_leaves_a_warm_daemon_for_the_next_smoke(tmp_path: Path) -> None:
+    env = {**user_env(tmp_path), "CODEXPC_PORT": "0"}  # the kept daemon's TCP port: any free one
+    first = codexpc(env, "smoke", "--keep", "--engine", "scripted", "--checkpoint", str(tmp_path), timeout=240)
+    assert first.returncode == 0, first.stderr
+    pid = int(re.search(r"left running \(pid (\d+)\)", first.stdout).group(1))
+    try:
+        started = time.monotonic()
+        second = codexpc(env, "smoke")
+        assert second.returncode == 0, second.stderr
+        assert "using the running daemon" in second.stdout and "no load" in second.stdout
+        assert time.monotonic() - started < 20
+    finally:
+        os.kill(pid, signal.SIGTERM)
 
 
 def test_smoke_with_a_wrong_checkpoint_path_exits_4(tmp_path: Path) -> None:

@@ -54,15 +54,22 @@ class ChildDaemon:
         return self.process.returncode
 
 
-def start(serve_args: Sequence[str], timeout_s: float, on_wait: Callable[[float], None] | None = None) -> ChildDaemon:
-    """Start `codexpc serve` and wait until it answers; raise with its last words if it dies."""
+def start(serve_args: Sequence[str], timeout_s: float, on_wait: Callable[[float], None] | None = None,
+          keep_at: Path | None = None) -> ChildDaemon:
+    """Start `codexpc serve` and wait until it answers; raise with its last words if it dies.
+
+    keep_at: serve on the user's own socket (and TCP port) instead, in its own session so that
+    it outlives this command: the next command finds it warm.
+    """
     # A short folder name: a socket path must fit in 104 bytes on macOS.
     folder = Path(tempfile.mkdtemp(prefix="codexpc-"))
     os.chmod(folder, 0o700)
-    sock = folder / "s.sock"
-    cmd = [sys.executable, "-m", "codexpc", "serve", "--socket", str(sock), "--no-tcp", *serve_args]
+    sock = keep_at or folder / "s.sock"
+    where = [] if keep_at else ["--socket", str(sock), "--no-tcp"]
+    cmd = [sys.executable, "-m", "codexpc", "serve", *where, *serve_args]
     with open(folder / "serve.stderr", "wb") as err:
-        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                   start_new_session=keep_at is not None)
     child = ChildDaemon(process, sock, folder)
     started = time.monotonic()
     while True:

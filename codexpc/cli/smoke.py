@@ -39,6 +39,8 @@ def register(commands: Any) -> None:
     p.add_argument("--config", type=Path, metavar="FILE", help="config file naming the daemon's socket")
     p.add_argument("--socket", type=Path, metavar="PATH", help="the running daemon's Unix socket")
     p.add_argument("--fresh", action="store_true", help="start a daemon for the run even if one is running")
+    p.add_argument("--keep", action="store_true",
+                   help="leave the daemon it starts running on the usual socket and port, for the next command")
     p.add_argument("--prompt", default=DEFAULT_PROMPT)
     p.add_argument("--max-output-tokens", type=int, default=48, metavar="N")
     p.add_argument("--start-timeout", type=float, default=600.0, metavar="S", help="seconds to wait for a load")
@@ -87,7 +89,8 @@ def _same_checkpoint(health: dict[str, Any], wanted: Path | None) -> bool:
     return wanted is None or Path(str(health.get("checkpoint"))).resolve() == wanted.resolve()
 
 
-def _start_daemon(args: argparse.Namespace, checkpoint: Path, quiet: bool) -> daemon_proc.ChildDaemon:
+def _start_daemon(args: argparse.Namespace, checkpoint: Path, quiet: bool,
+                  keep_at: Path | None) -> daemon_proc.ChildDaemon:
     serve_args = ["--checkpoint", str(checkpoint)]
     if args.engine:
         serve_args += ["--engine", args.engine]
@@ -95,7 +98,8 @@ def _start_daemon(args: argparse.Namespace, checkpoint: Path, quiet: bool) -> da
         serve_args += ["--device", args.device]
     progress = Progress(total=1, label="loading", enabled=Progress(1, "").enabled and not quiet)
     try:
-        return daemon_proc.start(serve_args, args.start_timeout, on_wait=lambda s: progress.advance(0, f"{s:.0f}s"))
+        return daemon_proc.start(serve_args, args.start_timeout, on_wait=lambda s: progress.advance(0, f"{s:.0f}s"),
+                                 keep_at=keep_at)
     finally:
         progress.close()
 
@@ -107,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is not None and not args.checkpoint.exists():
         raise CheckpointError(f"checkpoint {args.checkpoint} does not exist")
     warm_health: dict[str, Any] | None = None
+    kept = False
     if not args.fresh and probe(socket_path) is None:
         with Link(socket_path) as link:
             health = link.get("/health")
@@ -118,10 +123,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             synthetic = args.checkpoint is None
             checkpoint = args.checkpoint or tiny_checkpoint()
-            child = _start_daemon(args, checkpoint, args.json)
+            keep_at = socket_path if args.keep and not args.fresh else None
+            kept = keep_at is not None
+            child = _start_daemon(args, checkpoint, args.json, keep_at)
             socket_path = child.socket_path
             what = "tiny random checkpoint" if synthetic else "checkpoint"
             how = f"started a daemon for this run ({what} {checkpoint}): ready in {child.load_s:.1f}s"
+            if keep_at is not None:
+                how += f"; left running (pid {child.process.pid}) on {keep_at}: stop it with kill {child.process.pid}"
         with Link(socket_path) as link:
             health = warm_health or link.get("/health")
             body = request_body(str(health["model"]), args.prompt, args.max_output_tokens)
@@ -129,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             for event in link.stream("/v1/responses", body):
                 line.add(event)
     finally:
-        if child is not None:
+        if child is not None and not kept:
             child.stop()
     return _report(args, how, health, line, synthetic, warm_health is not None)
 
