@@ -24,7 +24,7 @@ from codexpc.harmony.encoding import load_encoding
 from codexpc.server.app import create_app
 from codexpc.server.runtime import Runtime
 
-FIXTURES = Path("/work/shared/fixtures/codex-0.169")
+FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169"
 EXEC_TOOL = {"type": "function", "name": "exec_command", "description": "Run a command.",
              "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"],
                             "additionalProperties": False}}

@@ -1,0 +1,1 @@
+"""The HTTP side: routes, sessions, stream mapping, listeners, security."""
