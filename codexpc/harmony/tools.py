@@ -7,6 +7,7 @@ built; a finished call's arguments are then parsed and validated against it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -109,13 +110,21 @@ def split_recipient(recipient: str) -> tuple[str, str]:
 
 def _compile(recipient: str, schema: Mapping[str, Any]) -> Validator:
     """A validator for the schema's own `$schema` dialect, Draft 2020-12 when it names none."""
-    cls = validators.validator_for(schema, default=Draft202012Validator)
+    # Codex re-sends the same dozen schemas every turn: checking them is most of rendering's cost.
+    key = json.dumps(schema, sort_keys=True)
     try:
-        cls.check_schema(schema)
+        return _compile_cached(key)
     except SchemaError as exc:
         raise RequestError(
             f"the parameters of tool {recipient!r} are not a valid JSON schema: {exc.message}", param="tools"
         ) from exc
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_cached(schema_json: str) -> Validator:
+    schema = json.loads(schema_json)
+    cls = validators.validator_for(schema, default=Draft202012Validator)
+    cls.check_schema(schema)
     return cls(schema)
 
 
