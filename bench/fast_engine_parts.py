@@ -12,8 +12,10 @@ from triton.testing import do_bench
 
 from codexpc.engine.api import SamplingParams
 from codexpc.engine.config import GPT_OSS_20B, ModelConfig
+from codexpc.engine.kernels import moe_mxfp4 as moe_mxfp4_module
 from codexpc.engine.kernels.attention import PagedBatch, paged_attention, paged_attention_reference
-from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4, moe_reference
+from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4, moe_reference, pick_block_m
+from codexpc.engine.kernels.moe_mxfp4_triton import TUNED, Tiles
 from codexpc.engine.model import Transformer
 from codexpc.engine.paged.block_manager import BlockManager
 from codexpc.engine.paged.cache_sizing import CacheBudget, derive_budget, free_bytes
@@ -86,6 +88,17 @@ def bench_kernels() -> list[Row]:
             rows.append(Row(f"MoE layer T={t}: TFLOP/s (err {err:.1e})", tf, ref, flops / 1e12))
         rows.append(Row(f"MoE layer T={t}: us", ms * 1e3, ref_ms * 1e3, lower_is_better=True))
         print(rows[-2:], flush=True)
+    rows += sweep_moe(bw, flops)
+    for t in (1, 64, 8192):  # the tuned tiles, as the engine will run them
+        x = torch.randn(t, c.hidden_size, device=DEV, dtype=torch.bfloat16)
+        ids = torch.stack([torch.randperm(c.num_experts, device=DEV)[:4] for _ in range(t)])
+        wts = torch.softmax(torch.randn(t, 4, device=DEV), -1)
+        ms = graph_ms(partial(moe_mxfp4, x, ids, wts, w))
+        used = len(torch.unique(ids))
+        rows.append(Row(f"MoE layer T={t} tuned, graph: weight GB/s", used * expert_bytes / (ms * 1e-3) / 1e9,
+                        floor=bw / 1e9))
+        rows.append(Row(f"MoE layer T={t} tuned, graph: us", ms * 1e3, lower_is_better=True))
+        print(rows[-2:], flush=True)
     rows += bench_attention_kernel(bw, flops)
     return rows
 
@@ -109,6 +122,52 @@ def random_paged_batch(specs: list[tuple[int, int]], kv: int, qm: int, d: int, p
                        torch.tensor(slots, device=DEV), max(n for _, n in specs), tuple(starts), tuple(lens))
     q = torch.randn(starts[-1], kv * qm, d, device=DEV, dtype=torch.bfloat16)
     return q, kc, vc, batch
+
+
+def graph_ms(fn) -> float:  # type: ignore[no-untyped-def]
+    """GPU time of `fn` replayed as a CUDA graph (no Python launch gaps), median ms."""
+    fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return do_bench(graph.replay, return_mode="median")
+
+
+SWEEP_SMALL = [Tiles(64, 128, 4, 4), Tiles(64, 64, 4, 3), Tiles(32, 128, 4, 4), Tiles(32, 64, 2, 4),
+               Tiles(128, 128, 8, 3), Tiles(128, 64, 4, 4), Tiles(32, 256, 4, 3)]
+SWEEP_LARGE = [Tiles(128, 64, 8, 3), Tiles(128, 128, 8, 3), Tiles(256, 64, 8, 3), Tiles(64, 64, 4, 3),
+               Tiles(128, 64, 4, 4)]
+
+
+def sweep_moe(bw: float, flops: float) -> list[Row]:
+    """Time tile shapes under CUDA graphs, keep the best for each row-block size (TUNED)."""
+    c = CONFIG
+    w = random_experts(c)
+    rows = []
+    for t, configs in ((64, SWEEP_SMALL), (8192, SWEEP_LARGE)):
+        x = torch.randn(t, c.hidden_size, device=DEV, dtype=torch.bfloat16)
+        ids = torch.stack([torch.randperm(c.num_experts, device=DEV)[:4] for _ in range(t)])
+        wts = torch.softmax(torch.randn(t, 4, device=DEV), -1)
+        bm = pick_block_m(4 * t, c.num_experts)
+        results = []
+        for dense in ((False, True) if t > 64 else (False,)):
+            for tiles in configs:
+                TUNED[bm] = tiles
+                try:
+                    ms = graph_ms(partial(moe_mxfp4, x, ids, wts, w, dense))
+                except Exception as exc:  # noqa: BLE001 - a config that fails to compile is skipped
+                    print(f"T={t} {tiles} dense={dense}: failed {type(exc).__name__}", flush=True)
+                    continue
+                print(f"T={t} {tiles} dense={dense}: {ms * 1e3:.0f} us", flush=True)
+                results.append((ms, tiles, dense))
+        ms, best, dense = min(results, key=lambda r: r[0])
+        TUNED[bm] = best
+        if t > 64:
+            moe_mxfp4_module.DENSE_MIN_SLOTS_PER_EXPERT = 512 if dense else 10**9
+        rows.append(Row(f"MoE T={t} best {best.bn}x{best.bk}/{best.warps}w dense={dense} (us, graph)", ms * 1e3,
+                        lower_is_better=True))
+    return rows
 
 
 def bench_attention_kernel(bw: float, flops: float) -> list[Row]:

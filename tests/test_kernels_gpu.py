@@ -87,19 +87,25 @@ def random_routing(t: int, e: int, k: int, seed: int) -> tuple[torch.Tensor, tor
 
 
 SHAPES = [(2880, 2880, 32, 4)] if HAS_CUDA else [(64, 96, 4, 2)]  # hidden, width, experts, k
-TOKENS = [1, 7, 64, 1000] if HAS_CUDA else [1, 5, 40]
+TOKENS = [1, 7, 64, 1000, 4200] if HAS_CUDA else [1, 5, 40]
 
 
 @gpu_or_interpreter
+@pytest.mark.parametrize("variant", ["auto", "dense", "plain-e2m1"])
 @pytest.mark.parametrize("tokens", TOKENS)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_moe_mxfp4_matches_dequantize_then_matmul(tokens: int, shape: tuple[int, int, int, int]) -> None:
+def test_moe_mxfp4_matches_dequantize_then_matmul(
+    tokens: int, shape: tuple[int, int, int, int], variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codexpc.engine.kernels import moe_mxfp4_triton
+
     h, i, e, k = shape
     w = random_experts(e, h, i, seed=tokens)
     ids, weights = random_routing(tokens, e, k, seed=tokens + 1)
     x = torch.randn(tokens, h, device=DEVICE).to(DTYPE)
     ref = moe_reference(x, ids, weights, w)
-    out = moe_mxfp4(x, ids, weights, w)
+    monkeypatch.setattr(moe_mxfp4_triton, "FAST_E2M1", variant != "plain-e2m1")
+    out = moe_mxfp4(x, ids, weights, w, dense=True if variant == "dense" else None)
     assert out.shape == ref.shape
     assert rel_err(out, ref) < BOUND
 

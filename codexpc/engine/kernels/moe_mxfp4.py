@@ -92,12 +92,26 @@ def pick_block_m(num_slots: int, num_experts: int) -> int:
     return 128
 
 
-def moe_mxfp4(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights) -> torch.Tensor:
-    """The Triton path: same function as `moe_reference`. x [T, H] bf16 -> [T, H]."""
-    from codexpc.engine.kernels.moe_mxfp4_triton import launch_down, launch_up  # needs triton
+# Slots per expert from which a bf16 copy of the layer's experts pays: each weight tile is then
+# used by several row blocks, and dequantizing it once beats dequantizing it in each of them.
+DENSE_MIN_SLOTS_PER_EXPERT = 512
+
+
+def moe_mxfp4(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights,
+              dense: bool | None = None) -> torch.Tensor:
+    """The Triton path: same function as `moe_reference`. x [T, H] bf16 -> [T, H].
+
+    `dense` (None: chosen by batch size) first dequantizes every expert of the layer to bf16.
+    """
+    from codexpc.engine.kernels.moe_mxfp4_triton import dequantize_all, launch_down, launch_up  # needs triton
 
     t, k = ids.shape
+    if dense is None:
+        dense = t * k >= DENSE_MIN_SLOTS_PER_EXPERT * w.num_experts
     order = order_by_expert(ids, w.num_experts, pick_block_m(t * k, w.num_experts))
-    h = launch_up(x, order, w.w1_blocks, w.w1_scales, w.b1, k, w.limit, SWIGLU_ALPHA)  # [P, I]
-    y = launch_down(h, order, w.w2_blocks, w.w2_scales, w.b2, weights.flatten().float(), t * k)  # [S, H]
+    w1 = dequantize_all(w.w1_blocks, w.w1_scales, x.dtype) if dense else None
+    h = launch_up(x, order, w.w1_blocks, w.w1_scales, w.b1, k, w.limit, SWIGLU_ALPHA, w1)  # [P, I]
+    del w1  # one layer's bf16 copy at a time: W1's is freed before W2's is made
+    w2 = dequantize_all(w.w2_blocks, w.w2_scales, x.dtype) if dense else None
+    y = launch_down(h, order, w.w2_blocks, w.w2_scales, w.b2, weights.flatten().float(), t * k, w2)  # [S, H]
     return y.view(t, k, -1).sum(dim=1).to(x.dtype)

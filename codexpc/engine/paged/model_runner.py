@@ -21,6 +21,10 @@ from codexpc.engine.sampling import sample
 
 log = logging.getLogger(__name__)
 
+# One prompt length per kernel variant (MoE rows per program 16/32/64/128, the bf16-copy path,
+# the attention's query tiles): see pick_block_m, DENSE_MIN_SLOTS_PER_EXPERT and _block_q.
+WARMUP_TOKENS = (1, 40, 400, 1000, 2000, 4096)
+
 
 def kernels_available(device: torch.device) -> bool:
     if device.type != "cuda":
@@ -86,12 +90,28 @@ class ModelRunner:
         # One block more than the manager hands out: the scratch block of padded graph rows.
         cache = PagedKVCache(config, budget.num_blocks + 1, budget.block_size, dtype, device)
         model = PagedModel(transformer, cache, kernels_available(device))
-        graphs = None
+        runner = cls(model, budget)
+        if model.use_kernels:
+            runner.warm_up()
         if cuda_graphs and model.use_kernels:
             max_blocks = -(-config.context_length // budget.block_size)
             graphs = DecodeGraphs(model, budget.max_num_seqs, max_blocks, scratch_block=budget.num_blocks)
             graphs.capture()
-        return cls(model, budget, graphs)
+            runner.graphs = graphs
+        return runner
+
+    def warm_up(self) -> None:
+        """Compile every kernel variant a step can pick, before any request: a Triton compile
+        in the middle of a request would add a second or more to its latency."""
+        bs = self.budget.block_size
+        for n in WARMUP_TOKENS:
+            if n > self.budget.max_num_batched_tokens or -(-n // bs) > self.budget.num_blocks:
+                continue
+            # Nothing is cached yet, so blocks 0.. may hold garbage; slot = position here.
+            table = list(range(-(-n // bs)))
+            host = HostStep([0] * n, list(range(n)), [0, n], [n], [table], list(range(n)), [n - 1], [])
+            self.model.forward(self._to_device(host))
+        torch.cuda.synchronize(self.device)
 
     def step(self, out: SchedulerOutput, generators: dict[str, torch.Generator]) -> dict[str, int]:
         """Run one scheduled step; returns the sampled token of every sequence that samples."""
