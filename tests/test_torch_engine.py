@@ -19,7 +19,7 @@ from codexpc.engine.factory import create_engine, resolve_device
 from codexpc.engine.model import Transformer
 from codexpc.engine.torch_engine import TorchEngine
 from codexpc.engine.weights import load_model
-from codexpc.errors import ConfigError, ContextLengthError, RequestError
+from codexpc.errors import ConfigError, ContextLengthError, EngineError, RequestError
 
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=8)
 
@@ -101,6 +101,8 @@ async def test_bad_prompts_are_refused_at_submit(model: Transformer) -> None:
     events = await collect(engine, PROMPT, replace(GREEDY, max_new_tokens=0))
     await engine.close()
     assert events == [TokenEvent(None, "length")]
+    with pytest.raises(EngineError):
+        engine.submit(PROMPT, GREEDY, "after-close")
 
 
 async def test_concurrent_sequences_each_get_their_own_tokens(model: Transformer) -> None:

@@ -21,7 +21,7 @@ from codexpc.engine.api import EngineInfo, FinishReason, SamplingParams, TokenEv
 from codexpc.engine.kv_cache import SequenceKV
 from codexpc.engine.model import Transformer
 from codexpc.engine.sampling import make_generator, sample
-from codexpc.errors import ContextLengthError, RequestError
+from codexpc.errors import ContextLengthError, EngineError, RequestError
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,9 @@ class TorchEngine:
     # ----- the daemon's side (event loop thread) -----
 
     def submit(self, prompt: Sequence[int], params: SamplingParams, request_id: str) -> TorchGeneration:
+        """Queue a sequence; call from the event loop that will iterate the generation."""
+        if self._closing:
+            raise EngineError("the engine is closed")
         self._check_prompt(prompt)
         generation = TorchGeneration(request_id, len(prompt), asyncio.get_running_loop())
         if params.max_new_tokens == 0:
@@ -201,6 +204,7 @@ class TorchEngine:
         reason = self._finish_reason(seq, token)
         if reason is not None:
             self._free(seq)
+            log.debug("request %s: %d tokens, finished (%s)", seq.generation.request_id, len(seq.output), reason)
         if not seq.generation.deliver_threadsafe(TokenEvent(token, reason)) and reason is None:
             self._free(seq)
 
