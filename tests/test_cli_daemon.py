@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -121,6 +122,24 @@ def test_logs_show_the_requests(served: Served) -> None:
     result = codexpc(served.env, "logs", "--since", "10m")
     assert result.returncode == 0
     assert "INFO" in result.stdout
+
+
+CODEX = ROOT / ".cache" / "codex" / "node_modules" / ".bin" / "codex"
+
+
+@pytest.mark.skipif(not CODEX.exists(), reason="the Codex CLI is not installed (make codex-cli)")
+def test_codex_dash_p_codexpc_works_after_codex_config(served: Served, tmp_path: Path) -> None:
+    log = Path(served.env["CODEXPC_STATE_DIR"]) / "codexpc.log"
+    port = re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read_text()).group(1)
+    env = {**served.env, "CODEX_HOME": str(tmp_path / "codex-home")}
+    assert codexpc(env, "codex-config", "--port", port).returncode == 0
+    # The user's way in: the profile that codex-config wrote, nothing else.
+    run = subprocess.run([str(CODEX), "exec", "-p", "codexpc", "--skip-git-repo-check", "--json", "Say hello"],
+                         env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert any(e["type"] == "turn.completed" for e in events)
+    assert any(e.get("item", {}).get("type") == "agent_message" for e in events)
 
 
 def test_a_second_serve_on_the_same_socket_fails_clearly(served: Served) -> None:
