@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+import torch
+
 from codexpc.checkpoint.base import LAYOUTS, Layout
 from codexpc.checkpoint.random_weights import random_tensors
+from codexpc.checkpoint.tensors import TensorSpec, canonical_specs
 from codexpc.engine.config import GPT_OSS_20B, GPT_OSS_120B, TINY, ModelConfig
 from codexpc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 Size = Literal["tiny", "20b", "120b"]
+LOG_EVERY_S = 5.0
 SIZES: dict[str, ModelConfig] = {"tiny": TINY, "20b": GPT_OSS_20B, "120b": GPT_OSS_120B}
 
 
@@ -26,7 +31,7 @@ def write_checkpoint(config: ModelConfig, layout: Layout, out: Path, seed: int =
     """Write a random checkpoint; return the path `open_checkpoint` takes (a folder, or model.bin)."""
     out = Path(out)
     started = time.monotonic()
-    tensors = random_tensors(config, seed)
+    tensors = _logged(random_tensors(config, seed), config, out)
     if layout == "original":
         from codexpc.checkpoint.original import write_original
 
@@ -46,6 +51,20 @@ def write_checkpoint(config: ModelConfig, layout: Layout, out: Path, seed: int =
         raise ConfigError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
     log.info("wrote random %s checkpoint %s in %.1f s", layout, result, time.monotonic() - started)
     return result
+
+
+def _logged(
+    tensors: Iterator[tuple[TensorSpec, torch.Tensor]], config: ModelConfig, out: Path
+) -> Iterator[tuple[TensorSpec, torch.Tensor]]:
+    """Pass tensors through, logging progress every few seconds (a 120b write takes minutes)."""
+    total = sum(s.nbytes for s in canonical_specs(config))
+    done, last = 0, time.monotonic()
+    for spec, tensor in tensors:
+        yield spec, tensor
+        done += spec.nbytes
+        if time.monotonic() - last > LOG_EVERY_S:
+            last = time.monotonic()
+            log.info("writing %s: %.1f of %.1f GiB", out, done / 2**30, total / 2**30)
 
 
 def write_from_size(size: str, layout: str, out: Path, seed: int = 0) -> Path:
