@@ -179,6 +179,10 @@ class _Tensors:
         self.config = config
         self._tensors = tensors
 
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self._tensors.values())
+
     def iter_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
         yield from self._tensors.items()
 

@@ -30,6 +30,9 @@ class TensorSource(Protocol):
     @property
     def config(self) -> ModelConfig: ...
 
+    @property
+    def nbytes(self) -> int: ...  # of all tensors, for progress
+
     def iter_tensors(self) -> Iterator[tuple[str, torch.Tensor]]: ...
 
 
@@ -53,7 +56,8 @@ def load_model(checkpoint: TensorSource, device: torch.device, dtype: torch.dtyp
         loaded_bytes += tensor.numel() * tensor.element_size()
         if time.monotonic() - last_report > PROGRESS_EVERY_S:
             last_report = time.monotonic()
-            log.info("loading weights: %d of %d tensors, %.1f GiB", len(loaded), len(targets), loaded_bytes / 2**30)
+            total = max(checkpoint.nbytes, 1)
+            log.info("loading weights: %.1f of %.1f GiB (%.0f%%)", loaded_bytes / 2**30, total / 2**30, 100 * loaded_bytes / total)
     missing = sorted(set(targets) - loaded)
     if missing:
         raise CheckpointError(f"the checkpoint lacks {len(missing)} tensors, first {missing[0]}")
