@@ -26,18 +26,19 @@ from codexpc.errors import DaemonNotRunning, RequestError
 from codexpc.server.client import DaemonClient
 
 # The daemon process: logging to stderr, then serve(). A scripted engine with a per-token delay
-# (CODEXPC_TEST_DELAY_S) lets a test catch a stream in flight.
+# (argv[2]) lets a test catch a stream in flight; a load time (argv[3]) catches the loading.
 LAUNCHER = """
-import logging, os, sys
+import logging, os, sys, time
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
 from codexpc.config import load_config
 from codexpc.server.daemon import serve
 
-delay = float(sys.argv[2])
+delay, load_s = float(sys.argv[2]), float(sys.argv[3])
 
 def engine_factory(kind, *, model, checkpoint, device="auto"):
     from codexpc.engine.factory import create_engine
+    time.sleep(load_s)
     if kind == "scripted" and delay:
         from codexpc.engine.scripted import ScriptedEngine
         from codexpc.harmony.encoding import load_encoding
@@ -61,6 +62,7 @@ class DaemonProcess:
         port: int = 0,
         folder: Path | None = None,
         token: str | None = None,
+        load_s: float = 0.0,
     ) -> None:
         # A short folder: socket paths are limited to about 100 bytes.
         self.folder = folder or Path(tempfile.mkdtemp(prefix="cxd-"))
@@ -68,6 +70,7 @@ class DaemonProcess:
         self.log_path = self.folder / "daemon.log"
         self.config_path = self.folder / "config.toml"
         self.delay_s = delay_s
+        self.load_s = load_s
         self.token = token
         listen = f'port = {port}\nsocket = "{self.socket_path}"\nhosts = ["127.0.0.1"]\n'
         if token is not None:
@@ -84,7 +87,7 @@ class DaemonProcess:
     def start(self, wait: bool = True) -> DaemonProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", LAUNCHER, str(self.config_path), str(self.delay_s)],
+                [sys.executable, "-c", LAUNCHER, str(self.config_path), str(self.delay_s), str(self.load_s)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -336,5 +339,33 @@ def test_a_bad_checkpoint_is_a_clear_error_and_frees_the_socket() -> None:
         assert process.wait_exit(60) == 4  # CheckpointError's exit code
         assert "cannot start: /nonexistent/ckpt" in process.log()
         assert not process.socket_path.exists()
+    finally:
+        process.close()
+
+
+def test_signals_while_loading() -> None:
+    """SIGHUP is ignored, SIGTERM waits for the load then exits 0, a second SIGTERM exits now."""
+    process = DaemonProcess(load_s=3.0)
+    try:
+        process.start(wait=False)
+        _wait_for(lambda: "loading model=" in process.log(), process, timeout=60)
+        process.signal(signal.SIGHUP)
+        process.signal(signal.SIGTERM)
+        assert process.wait_exit() == 0
+        log = process.log()
+        assert "received SIGHUP while starting or stopping: ignored" in log
+        assert " ready model=" not in log
+    finally:
+        process.close()
+    process = DaemonProcess(load_s=30.0)
+    try:
+        process.start(wait=False)
+        _wait_for(lambda: "loading model=" in process.log(), process, timeout=60)
+        process.signal(signal.SIGTERM)
+        _wait_for(lambda: "shutting down" in process.log(), process)
+        started = time.monotonic()
+        process.signal(signal.SIGTERM)
+        assert process.wait_exit() == 128 + signal.SIGTERM
+        assert time.monotonic() - started < 5
     finally:
         process.close()
