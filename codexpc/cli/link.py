@@ -55,6 +55,18 @@ def probe(path: Path) -> str | None:
     return None
 
 
+def request_body(model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
+    # The shape Codex sends, cut down to one user message.
+    return {
+        "model": model,
+        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": prompt}]}],
+        "stream": True,
+        "store": False,
+        "max_output_tokens": max_tokens,
+        "reasoning": {"effort": "low", "summary": "auto"},
+    }
+
+
 @dataclass(frozen=True)
 class SseEvent:
     name: str  # the event's `type`

@@ -17,7 +17,7 @@ from typing import Any
 from codexpc import settings
 from codexpc.cli import daemon_proc, timeline
 from codexpc.cli.health import format_duration
-from codexpc.cli.link import Link, probe
+from codexpc.cli.link import Link, probe, request_body
 from codexpc.cli.output import Progress, add_json_flag, emit_json, say
 from codexpc.errors import CheckpointError
 
@@ -63,18 +63,6 @@ def tiny_checkpoint() -> Path:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return final
-
-
-def request_body(model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
-    # The shape Codex sends, cut down to one user message.
-    return {
-        "model": model,
-        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": prompt}]}],
-        "stream": True,
-        "store": False,
-        "max_output_tokens": max_tokens,
-        "reasoning": {"effort": "low", "summary": "auto"},
-    }
 
 
 def _running_socket(args: argparse.Namespace) -> Path:

@@ -11,9 +11,8 @@ import time
 from typing import Any
 
 from codexpc.cli.daemon_proc import ready
-from codexpc.cli.link import Link, add_daemon_flags, socket_from_args
+from codexpc.cli.link import Link, add_daemon_flags, request_body, socket_from_args
 from codexpc.cli.output import Progress, add_json_flag, emit_json, say
-from codexpc.cli.smoke import request_body
 from codexpc.errors import CodexpcError, DaemonNotRunning
 
 # Rough prompt sizes in tokens: a chat turn, a Codex first turn (10k+ tokens), a long session.
