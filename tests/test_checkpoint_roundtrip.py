@@ -94,3 +94,13 @@ def test_unsharded_hf_folder_without_index_is_read(tmp_path: Path, written: dict
     assert detect_layout(folder) == "hf"
     original = open_checkpoint(written["original"]).state_dict()
     assert all(torch.equal(t, original[n]) for n, t in open_checkpoint(folder).iter_tensors())
+
+
+def test_a_published_style_repository_holds_all_three_layouts(tmp_path: Path) -> None:
+    root = write_checkpoint(TINY, "hf", tmp_path / "repo")
+    write_checkpoint(TINY, "original", root / "original")
+    write_checkpoint(TINY, "metal", root / "metal")
+    assert open_checkpoint(root).layout == "hf"  # the root is transformers' layout
+    assert open_checkpoint(root / "original").layout == "original"
+    assert open_checkpoint(root / "metal").layout == "metal"
+    assert open_checkpoint(root / "metal" / "model.bin").layout == "metal"

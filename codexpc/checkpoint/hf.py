@@ -168,6 +168,9 @@ def write_hf(
     limit = max_shard_bytes or min(MAX_SHARD_BYTES, max(1, total // 2))
     shards = plan_shards(hf_specs, limit)
     (out / CONFIG).write_text(json.dumps(hf_config.config_json(config), indent=2) + "\n")
+    (out / "generation_config.json").write_text(
+        json.dumps(hf_config.generation_config_json(), indent=2) + "\n"
+    )
     weight_map = {s.name: shard_name(i, len(shards)) for i, shard in enumerate(shards) for s in shard}
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (out / INDEX).write_text(json.dumps(index, indent=2) + "\n")

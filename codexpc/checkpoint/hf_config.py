@@ -74,6 +74,16 @@ def config_json(config: ModelConfig) -> dict[str, Any]:
     }
 
 
+def generation_config_json() -> dict[str, Any]:
+    """As published: stop on <|return|>, <|endoftext|> and <|call|>."""
+    return {
+        "bos_token_id": 199998,
+        "do_sample": True,
+        "eos_token_id": [200002, 199999, 200012],
+        "pad_token_id": 199999,
+    }
+
+
 def _rope(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], float]:
     rope = data.get("rope_parameters") or data.get("rope_scaling")
     if not isinstance(rope, dict):
