@@ -51,14 +51,14 @@ def _report(report: manager.ServiceReport, verb: str, json_out: bool) -> int:
     if json_out:
         emit_json({"ok": True, **asdict(report)})
         return 0
-    say(f"{verb} {report.manager} service: {report.path}")
+    say(f"{verb} the {report.manager} service file: {report.path}")
     for line in report.commands:
         say(f"  ran: {line}")
     if report.problem:
-        say(f"Not started: {report.problem}.")
+        say(f"Not {'started' if verb == 'wrote' else 'stopped'}: {report.problem}.")
     for line in report.instructions:
         say(line)
-    if report.active and verb == "installed":
+    if report.active and verb == "wrote":
         say("Check it: codexpc health; its log: codexpc logs --follow")
     return 0
 
@@ -79,7 +79,7 @@ def run_install(args: argparse.Namespace) -> int:
         say(manager.render(manager.platform_manager(), spec).decode(), end="")
         return 0
     _check_servable(args)
-    return _report(manager.install(spec, start=not args.no_start), "installed", args.json)
+    return _report(manager.install(spec, start=not args.no_start), "wrote", args.json)
 
 
 def run_uninstall(args: argparse.Namespace) -> int:
