@@ -125,13 +125,27 @@ def test_bind_all_and_close_all(tmp_path: Path) -> None:
 
 
 def test_bind_all_failure_closes_what_was_bound(tmp_path: Path) -> None:
-    blocker = transport.bind_unix(tmp_path / "codexpc.sock")
-    listen = ListenConfig(port=0, hosts=("127.0.0.1",), socket_path=tmp_path / "codexpc.sock")
+    blocker = transport.bind_tcp("127.0.0.1", 0)
+    port = blocker.getsockname()[1]
+    listen = ListenConfig(port=port, hosts=("127.0.0.1",), socket_path=tmp_path / "codexpc.sock")
     try:
-        with pytest.raises(AlreadyRunning):
+        with pytest.raises(ListenError, match="already in use"):
             transport.bind_all(listen)
+        assert not listen.socket_path.exists()  # the Unix socket bound first is gone again
     finally:
         blocker.close()
+
+
+def test_second_daemon_is_told_already_running_before_port_in_use(tmp_path: Path) -> None:
+    listen = ListenConfig(port=0, hosts=("127.0.0.1",), socket_path=tmp_path / "codexpc.sock")
+    first = transport.bind_all(listen)
+    try:
+        with pytest.raises(AlreadyRunning):
+            transport.bind_all(
+                ListenConfig(port=first.port or 0, hosts=listen.hosts, socket_path=listen.socket_path)
+            )
+    finally:
+        transport.close_all(first)
 
 
 def test_close_all_leaves_a_replaced_socket(tmp_path: Path) -> None:

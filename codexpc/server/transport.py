@@ -165,8 +165,10 @@ def _ipv6_missing(exc: ListenError) -> bool:
 
 def bind_all(listen: ListenConfig) -> Listeners:
     """Every socket the config asks for, or none at all (a failure closes what was bound)."""
+    # The Unix socket first: a second daemon is then told "already running", not "port in use".
+    unix = bind_unix(listen.socket_path) if listen.unix else None
+    unix_inode = os.lstat(listen.socket_path).st_ino if unix else None
     bound: list[socket.socket] = []
-    unix: socket.socket | None = None
     try:
         port = listen.port
         for host in listen.hosts if listen.tcp else ():
@@ -180,17 +182,18 @@ def bind_all(listen: ListenConfig) -> Listeners:
                 raise
             bound.append(sock)
             port = sock.getsockname()[1]  # with port 0, every address gets the first one's port
-        if listen.unix:
-            unix = bind_unix(listen.socket_path)
     except BaseException:
         for sock in bound:
             sock.close()
+        if unix is not None and unix_inode is not None:
+            remove_socket(listen.socket_path, unix_inode)
+            unix.close()
         raise
     return Listeners(
         unix=unix,
         tcp=tuple(bound),
         socket_path=listen.socket_path if unix else None,
-        socket_inode=os.lstat(listen.socket_path).st_ino if unix else None,
+        socket_inode=unix_inode,
         port=bound[0].getsockname()[1] if bound else None,
     )
 
