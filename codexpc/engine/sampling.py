@@ -25,11 +25,11 @@ def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Genera
     if params.temperature == 0:
         return int(torch.argmax(logits).item())
     probs = torch.softmax(logits.float() / params.temperature, dim=-1)  # [V]
+    if params.top_p >= 1.0:
+        return int(torch.multinomial(probs.cpu(), 1, generator=generator).item())
     probs, ids = torch.sort(probs, descending=True)  # [V] each
-    if params.top_p < 1.0:
-        # Keep the smallest prefix whose mass reaches top_p (the most likely token always stays).
-        before = torch.cumsum(probs, dim=-1) - probs  # mass of the tokens ranked above each one
-        keep = int((before < params.top_p).sum().item())
-        probs, ids = probs[: max(keep, 1)], ids[: max(keep, 1)]
-    choice = torch.multinomial(probs.cpu(), 1, generator=generator)  # probs need not sum to 1
+    # Keep the smallest prefix whose mass reaches top_p (the most likely token always stays).
+    before = torch.cumsum(probs, dim=-1) - probs  # mass of the tokens ranked above each one
+    keep = max(int((before < params.top_p).sum().item()), 1)
+    choice = torch.multinomial(probs[:keep].cpu(), 1, generator=generator)  # need not sum to 1
     return int(ids[int(choice.item())].item())
