@@ -64,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             emit_json({"ok": False, "error": {"code": exc.code, "message": str(exc)}})
         warn(f"codexpc {args.command}: {exc}")
         return exc.exit_code
+    except OSError as exc:
+        # A file or folder the user can fix (permissions, a full disk): the message, not a traceback.
+        log.debug("command %s failed", args.command, exc_info=True)
+        warn(f"codexpc {args.command}: {exc}")
+        return 1
     except KeyboardInterrupt:
         warn("interrupted")
         return 130
