@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ import torch
 from codexpc.checkpoint import hf_config, validate
 from codexpc.checkpoint.base import Checkpoint, TensorSource
 from codexpc.checkpoint.original import sources_for
-from codexpc.checkpoint.safetensors_io import Entry, read_header, write_safetensors
+from codexpc.checkpoint.safetensors_io import Entry, MapCache, read_header, write_safetensors
 from codexpc.checkpoint.tensors import TensorSpec, canonical_specs
 from codexpc.engine.config import ModelConfig
 
@@ -104,15 +105,15 @@ def _entries(folder: Path) -> dict[str, Entry]:
     return found
 
 
-def _source(parts: list[Entry], single: TensorSource | None, name: str) -> TensorSource:
-    if single is not None:
-        return single
-    reads = sources_for(parts, [p.name for p in parts])
+def _source(name: str, entries: list[Entry], maps: MapCache) -> TensorSource:
+    reads = sources_for(entries, [e.name for e in entries], maps)
+    if len(reads) == 1:
+        return replace(reads[0], name=name)
 
     def read() -> torch.Tensor:
         return torch.cat([r.read() for r in reads], dim=0)  # q, k, v rows back into one qkv
 
-    return TensorSource(name, parts[0].file, sum(p.nbytes for p in parts), read)
+    return TensorSource(name, entries[0].file, sum(e.nbytes for e in entries), read)
 
 
 def open_hf(folder: Path) -> Checkpoint:
@@ -121,13 +122,13 @@ def open_hf(folder: Path) -> Checkpoint:
     sources: list[TensorSource] = []
     files: set[Path] = set()
     expected: set[str] = set()
+    maps = MapCache()
     for spec in canonical_specs(config):
         parts = hf_parts(config, spec)
         entries = validate.check_tensors(folder, parts, found)
         expected.update(p.name for p in parts)
         files.update(e.file for e in entries)
-        single = sources_for(entries, [spec.name])[0] if len(entries) == 1 else None
-        sources.append(_source(entries, single, spec.name))
+        sources.append(_source(spec.name, entries, maps))
     extra = set(found) - expected
     if extra:
         log.warning("%s: ignoring %d unexpected tensors, e.g. %s", folder, len(extra), sorted(extra)[0])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import torch
 
 from codexpc.checkpoint import validate
 from codexpc.checkpoint.base import Checkpoint, TensorSource
-from codexpc.checkpoint.safetensors_io import Entry, MappedFile, read_header, write_safetensors
+from codexpc.checkpoint.safetensors_io import Entry, MapCache, read_header, write_safetensors
 from codexpc.checkpoint.tensors import TensorSpec, canonical_specs
 from codexpc.engine.config import ModelConfig
 
@@ -87,17 +87,11 @@ def weight_entries(folder: Path) -> dict[str, Entry]:
     return entries
 
 
-def sources_for(entries: Iterable[Entry], names: Iterable[str]) -> tuple[TensorSource, ...]:
-    """Read plans for safetensors entries, one lazily opened map per file."""
-    maps: dict[Path, MappedFile] = {}
+def sources_for(entries: Iterable[Entry], names: Iterable[str], maps: MapCache) -> tuple[TensorSource, ...]:
+    """Read plans for safetensors entries, under canonical names."""
 
-    def reader(entry: Entry):
-        def read() -> torch.Tensor:
-            if entry.file not in maps:
-                maps[entry.file] = MappedFile(entry.file)
-            return maps[entry.file].tensor(entry)
-
-        return read
+    def reader(entry: Entry) -> Callable[[], torch.Tensor]:
+        return lambda: maps.get(entry.file).tensor(entry)
 
     return tuple(TensorSource(n, e.file, e.nbytes, reader(e)) for n, e in zip(names, entries, strict=True))
 
@@ -112,7 +106,8 @@ def open_original(folder: Path) -> Checkpoint:
     if extra:
         log.warning("%s: ignoring %d unexpected tensors, e.g. %s", folder, len(extra), sorted(extra)[0])
     files = tuple(sorted({e.file for e in entries}))
-    return Checkpoint(folder, "original", config, files, sources_for(entries, [s.name for s in specs]))
+    sources = sources_for(entries, [s.name for s in specs], MapCache())
+    return Checkpoint(folder, "original", config, files, sources)
 
 
 def write_original(

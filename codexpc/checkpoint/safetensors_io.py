@@ -14,14 +14,14 @@ import math
 import mmap
 import struct
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from codexpc.checkpoint.tensors import ST_DTYPES, ST_NAMES, TensorSpec
+from codexpc.checkpoint.tensors import ST_DTYPES, TensorSpec
 from codexpc.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -190,14 +190,13 @@ def write_safetensors(
     return written
 
 
-def iter_entries(entries: Iterable[Entry]) -> Iterator[tuple[Entry, torch.Tensor]]:
-    """Views of each entry, opening each file's map once."""
-    maps: dict[Path, MappedFile] = {}
-    for entry in entries:
-        if entry.file not in maps:
-            maps[entry.file] = MappedFile(entry.file)
-        yield entry, maps[entry.file].tensor(entry)
+class MapCache:
+    """One map per file for all of a checkpoint's tensors, opened on first use."""
 
+    def __init__(self) -> None:
+        self._maps: dict[Path, MappedFile] = {}
 
-def st_dtype_name(dtype: torch.dtype) -> str:
-    return ST_NAMES[dtype]
+    def get(self, path: Path) -> MappedFile:
+        if path not in self._maps:
+            self._maps[path] = MappedFile(path)
+        return self._maps[path]
