@@ -27,8 +27,6 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch; a plain `torch` requirement would pull a multi-GB CUDA build.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test]'
-	# codex-config's comment-keeping TOML editor; a no-op once pyproject.toml lists it.
-	$(BIN)/python -c "import tomlkit" 2>/dev/null || $(BIN)/python -m pip install -q 'tomlkit>=0.13'
 	touch $@
 
 setup: $(STAMP)
