@@ -225,7 +225,7 @@ def metal_config(config: ModelConfig) -> ModelConfig:
     """The config a model.bin written from `config` holds: the vocabulary ends after the specials."""
     from dataclasses import replace
 
-    return replace(config, vocab_size=fmt.N_SPECIAL + 199998)
+    return replace(config, vocab_size=fmt.VOCAB_SIZE)
 
 
 def _check_writable(config: ModelConfig, out: Path) -> None:
@@ -234,7 +234,7 @@ def _check_writable(config: ModelConfig, out: Path) -> None:
         raise CheckpointError(
             f"{out}: head_dim {config.head_dim} is not a power of 4; Metal's folded q/k scale would be inexact"
         )
-    if config.vocab_size < fmt.N_SPECIAL + 199998:
+    if config.vocab_size < fmt.VOCAB_SIZE:
         raise CheckpointError(
             f"{out}: vocab_size {config.vocab_size} cannot hold the o200k Harmony vocabulary"
         )

@@ -59,6 +59,7 @@ PAGE = 16384  # Apple Silicon's page: the loader maps weights from a page bounda
 ALIGN = 16
 UE8_OFFSET = 14  # Metal stores MXFP4 exponents biased by 127 + 14
 N_SPECIAL = 16  # ids 199998..200013
+VOCAB_SIZE = 199998 + N_SPECIAL  # the o200k ranks, then the specials up to <|refusal|>
 SPECIAL_UUIDS = {  # token id -> UUID; ids not named here get 16 zero bytes
     200000: uuid.UUID("07d7da55-b346-4cff-8b37-7cefacf8a3e8").bytes,  # <|untrusted|>
     200002: uuid.UUID("f799ff69-1992-43c4-a3d8-d831f475dc75").bytes,  # <|return|>

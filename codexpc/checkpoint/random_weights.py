@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -23,6 +23,8 @@ from codexpc.engine.config import ModelConfig
 CHUNK = 1 << 22  # elements per independent random stream; fixed, so values never depend on threads
 # std of a uniformly random e2m1 value: sqrt(mean of squares of 0, .5, 1, 1.5, 2, 3, 4, 6) = 2.93
 E2M1_STD = math.sqrt((0 + 0.25 + 1 + 2.25 + 4 + 9 + 16 + 36) / 8)
+
+ChunkFiller = Callable[[torch.Tensor, np.random.Generator], None]
 
 _pool: ThreadPoolExecutor | None = None
 
@@ -40,7 +42,7 @@ def _stream(seed: int, name: str, chunk: int) -> np.random.Generator:
     )
 
 
-def _fill(out: torch.Tensor, seed: int, name: str, fill_chunk) -> torch.Tensor:
+def _fill(out: torch.Tensor, seed: int, name: str, fill_chunk: ChunkFiller) -> torch.Tensor:
     flat = out.view(-1)
     starts = range(0, flat.numel(), CHUNK)
     list(_threads().map(lambda s: fill_chunk(flat[s : s + CHUNK], _stream(seed, name, s // CHUNK)), starts))

@@ -30,6 +30,8 @@ SIZES: dict[str, ModelConfig] = {"tiny": TINY, "20b": GPT_OSS_20B, "120b": GPT_O
 def write_checkpoint(config: ModelConfig, layout: Layout, out: Path, seed: int = 0) -> Path:
     """Write a random checkpoint; return the path `open_checkpoint` takes (a folder, or model.bin)."""
     out = Path(out)
+    if seed < 0:
+        raise ConfigError(f"seed {seed} must be a non-negative integer")
     started = time.monotonic()
     tensors = _logged(random_tensors(config, seed), config, out)
     if layout == "original":
