@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from codexpc import vocab
-from codexpc.checkpoint import detect_layout, open_checkpoint, write_checkpoint
+from codexpc.checkpoint import convert_checkpoint, detect_layout, open_checkpoint, write_checkpoint
 from codexpc.checkpoint.tensors import canonical_specs
 from codexpc.engine.config import TINY
 
@@ -104,3 +104,12 @@ def test_a_published_style_repository_holds_all_three_layouts(tmp_path: Path) ->
     assert open_checkpoint(root / "original").layout == "original"
     assert open_checkpoint(root / "metal").layout == "metal"
     assert open_checkpoint(root / "metal" / "model.bin").layout == "metal"
+
+
+def test_convert_between_layouts_keeps_every_tensor(tmp_path: Path, written: dict[str, Path]) -> None:
+    metal = convert_checkpoint(written["hf"], "metal", tmp_path / "metal")
+    back = open_checkpoint(convert_checkpoint(metal, "original", tmp_path / "original"))
+    assert back.config.vocab_size == 200014  # Metal keeps the vocabulary up to the last Harmony special
+    original = open_checkpoint(written["original"]).state_dict()
+    for name, tensor in back.iter_tensors():
+        assert torch.equal(tensor, original[name][: tensor.shape[0]]), name

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from codexpc.checkpoint.base import LAYOUTS, Checkpoint, Layout, Progress
 from codexpc.checkpoint.layout import detect_layout, resolve
-from codexpc.checkpoint.writer import SIZES, write_checkpoint, write_from_size
+from codexpc.checkpoint.writer import SIZES, convert_checkpoint, write_checkpoint, write_from_size
 
 
 def open_checkpoint(path: Path | str) -> Checkpoint:
@@ -47,6 +47,7 @@ __all__ = [
     "Checkpoint",
     "Layout",
     "Progress",
+    "convert_checkpoint",
     "describe",
     "detect_layout",
     "open_checkpoint",

@@ -29,11 +29,27 @@ SIZES: dict[str, ModelConfig] = {"tiny": TINY, "20b": GPT_OSS_20B, "120b": GPT_O
 
 def write_checkpoint(config: ModelConfig, layout: Layout, out: Path, seed: int = 0) -> Path:
     """Write a random checkpoint; return the path `open_checkpoint` takes (a folder, or model.bin)."""
-    out = Path(out)
     if seed < 0:
         raise ConfigError(f"seed {seed} must be a non-negative integer")
+    return write_tensors(config, random_tensors(config, seed), layout, Path(out))
+
+
+def convert_checkpoint(source: Path, layout: Layout, out: Path) -> Path:
+    """Rewrite an existing checkpoint in another layout, one tensor at a time."""
+    from codexpc.checkpoint import open_checkpoint
+
+    checkpoint = open_checkpoint(source)
+    specs = {s.name: s for s in canonical_specs(checkpoint.config)}
+    tensors = ((specs[name], tensor) for name, tensor in checkpoint.iter_tensors())
+    return write_tensors(checkpoint.config, tensors, layout, Path(out))
+
+
+def write_tensors(
+    config: ModelConfig, tensors: Iterator[tuple[TensorSpec, torch.Tensor]], layout: Layout, out: Path
+) -> Path:
+    """Write canonical tensors (canonical order) in `layout` under `out`."""
     started = time.monotonic()
-    tensors = _logged(random_tensors(config, seed), config, out)
+    tensors = _logged(tensors, config, out)
     if layout == "original":
         from codexpc.checkpoint.original import write_original
 
@@ -51,7 +67,7 @@ def write_checkpoint(config: ModelConfig, layout: Layout, out: Path, seed: int =
         result = write_metal(config, tensors, out / "model.bin")
     else:
         raise ConfigError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
-    log.info("wrote random %s checkpoint %s in %.1f s", layout, result, time.monotonic() - started)
+    log.info("wrote %s checkpoint %s in %.1f s", layout, result, time.monotonic() - started)
     return result
 
 
