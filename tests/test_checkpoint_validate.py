@@ -204,3 +204,13 @@ def test_nothing_recognisable(tmp_path: Path) -> None:
         detect_layout(tmp_path)
     with pytest.raises(CheckpointError, match="missing file or folder"):
         open_checkpoint(tmp_path / "absent")
+
+
+def test_overlapping_tensors(copy: Callable[[str], Path]) -> None:
+    folder = copy("original")
+
+    def edit(header: dict[str, Any]) -> None:
+        header["norm.scale"]["data_offsets"] = header["block.0.attn.norm.scale"]["data_offsets"]
+
+    _rewrite_header(folder / "model.safetensors", edit)
+    _refused(folder, "model.safetensors", "overlap")

@@ -97,7 +97,12 @@ def read_header(path: Path) -> dict[str, Entry]:
     if not isinstance(header, dict):
         raise _fail(path, "header is not a JSON object")
     header.pop("__metadata__", None)
-    return {name: _entry(path, name, value, 8 + length, size) for name, value in header.items()}
+    entries = {name: _entry(path, name, value, 8 + length, size) for name, value in header.items()}
+    ordered = sorted(entries.values(), key=lambda e: e.start)
+    for before, after in zip(ordered, ordered[1:], strict=False):
+        if after.start < before.end:
+            raise _fail(path, f"tensors {before.name!r} and {after.name!r} overlap")
+    return entries
 
 
 def check_entry(entry: Entry, spec: TensorSpec) -> None:
