@@ -170,6 +170,18 @@ async def engine_decode(model: Transformer, device: torch.device, steps: int) ->
     return (count - 1) / (last - first)
 
 
+def guarded(name: str, run: Callable[[], Results]) -> Results:
+    """One stack's results, or a row saying why it has none (the other stack's numbers survive)."""
+    try:
+        return run()
+    except Exception as exc:  # noqa: BLE001 - a failed load is a result to report
+        log.exception("%s failed", name)
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return {name: {"load_s": f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}"}}
+
+
 def free(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
@@ -191,6 +203,8 @@ def bench_transformers(
     for attn in ["eager", "flex_attention"] if flex else ["eager"]:
         row: dict[str, object] = {"load_s": load_s}
         results[f"transformers {attn}"] = row
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         measure_transformers(row, model, attn, device, prefill, steps, budget)
         row["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     del model
@@ -315,9 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     ckpt = ensure_checkpoint(args.size, folder)
     write_s = time.perf_counter() - started
-    results = bench_codexpc(ckpt, device, prefill, args.decode_tokens, budget)
+    results = guarded("codexpc torch", lambda: bench_codexpc(ckpt, device, prefill, args.decode_tokens, budget))
     if not args.no_transformers:
-        results |= bench_transformers(ckpt, device, prefill, args.decode_tokens, budget, flex=not args.no_flex)
+        results |= guarded(
+            "transformers",
+            lambda: bench_transformers(ckpt, device, prefill, args.decode_tokens, budget, flex=not args.no_flex),
+        )
         results["transformers best"] = best_of_transformers(results, prefill)
 
     versions = f"torch {torch.__version__}"
