@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -57,6 +59,13 @@ def test_kv_cache_grows_and_keeps_what_it_held() -> None:
     keys, values = kv.read(3, 0, 10)
     assert torch.equal(keys, k) and torch.equal(values, -k)
     assert kv.nbytes() == 2 * TINY.num_hidden_layers * kv.capacity * TINY.num_key_value_heads * TINY.head_dim * 4
+
+
+def test_kv_cache_growth_stops_at_the_context_window() -> None:
+    config = replace(TINY, num_hidden_layers=1, context_length=3 * GROWTH_QUANTUM)
+    kv = SequenceKV(config, torch.device("cpu"), torch.float32, capacity=2 * GROWTH_QUANTUM)
+    kv.reserve(2 * GROWTH_QUANTUM + 1)
+    assert kv.capacity == 3 * GROWTH_QUANTUM  # not 4: no position past the window is ever written
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,8 @@ class SequenceKV:
         """Make room for `length` positions in all; doubles so appends stay amortised O(1)."""
         if length <= self.capacity:
             return
-        capacity = _round_up(max(length, 2 * self.capacity))
+        # Double, but never past the context window unless asked to.
+        capacity = _round_up(min(max(length, 2 * self.capacity), max(length, self.config.context_length)))
         k, v = self._alloc(capacity), self._alloc(capacity)
         k[:, : self.length] = self._k[:, : self.length]
         v[:, : self.length] = self._v[:, : self.length]
