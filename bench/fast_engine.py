@@ -60,6 +60,7 @@ def main() -> int:
         print_table(rows, gpu)
     if parts & {"engine", "capacity"}:
         model = load_codexpc(args.checkpoint)
+        print(f"codexpc loaded at {time.time() - started:.0f} s", flush=True)
         if "engine" in parts:
             rows += bench_engine(model)
             print_table(rows, gpu)
@@ -68,6 +69,7 @@ def main() -> int:
         del model
         torch.cuda.empty_cache()
     if "peer" in parts and args.checkpoint is not None:
+        print(f"peer starts at {time.time() - started:.0f} s", flush=True)
         rows = bench_peer(args.checkpoint, rows)
     text = print_table(rows, gpu)
     print(f"total {time.time() - started:.0f} s", flush=True)

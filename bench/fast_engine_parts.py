@@ -311,16 +311,18 @@ def bench_engine(model: Transformer) -> list[Row]:
         prefill_s = time.perf_counter() - t0
     assert seq.is_finished
     rows.append(Row("prefill 8k tokens (tok/s)", 8192 / prefill_s, 3900.0, flops / active))
-    conv = rand_tokens(16384)
-    d.add(conv, 1)
-    d.drain()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    turn = d.add(conv + rand_tokens(500), 1)
-    d.drain()
-    ttft = (time.perf_counter() - t0) * 1e3
-    rows.append(Row(f"next turn TTFT, 16k cached + 500 new (ms; {turn.num_cached_tokens} cached)", ttft,
-                    floor=max(model_bytes(c, c.num_experts) / bw, 500 * flops_per_token(c, 16384) / flops) * 1e3,
+    ttfts = []
+    for _ in range(2):  # two conversations: the first would show any compile left in the path
+        conv = rand_tokens(16384)
+        d.add(conv, 1)
+        d.drain()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        turn = d.add(conv + rand_tokens(500), 1)
+        d.drain()
+        ttfts.append((time.perf_counter() - t0) * 1e3)
+    rows.append(Row(f"next turn TTFT, 16k cached + 500 new (ms; {turn.num_cached_tokens} cached; 1st {ttfts[0]:.0f})",
+                    ttfts[1], floor=max(model_bytes(c, c.num_experts) / bw, 500 * flops_per_token(c, 16384) / flops) * 1e3,
                     lower_is_better=True))
     rows.append(Row("prefix cache hits (blocks)", float(d.blocks.prefix_hits)))
     return rows
