@@ -11,6 +11,7 @@ and the peer is skipped. Prints one table: figure, codexpc, peer, ratio, share o
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -67,6 +68,7 @@ def main() -> int:
         if "capacity" in parts:
             rows += bench_capacity(model)
         del model
+        gc.collect()  # the runner's CUDA graphs and caches sit in reference cycles
         torch.cuda.empty_cache()
     if "peer" in parts and args.checkpoint is not None:
         print(f"peer starts at {time.time() - started:.0f} s", flush=True)
