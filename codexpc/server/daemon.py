@@ -165,7 +165,7 @@ class Daemon:
             models=[_runtime_model(entry, engine)],
             render_options=RenderOptions(default_effort=config.default_reasoning_effort),
             config=config,
-            max_output_tokens=config.limits.max_output_tokens,
+            limits=rt.RequestLimits.from_config(config.limits),
         )
 
     async def _load_engine(self, config: DaemonConfig, entry: ModelEntry) -> Engine:
