@@ -168,10 +168,18 @@ async def test_create_engine_torch_loads_the_checkpoint_on_the_cpu(checkpoint: P
     assert len(events) == 8 and events[-1].finish_reason == "length"
 
 
+async def test_create_engine_paged_serves_the_same_greedy_tokens(checkpoint: Path, model: Transformer) -> None:
+    engine = create_engine("paged", model="tiny", checkpoint=checkpoint, device="cpu")
+    events = [e async for e in engine.submit(PROMPT, GREEDY, "paged")]
+    await engine.close()
+    assert engine.info.kind == "paged"
+    assert [e.token_id for e in events] == greedy_by_recompute(model, PROMPT, 8)
+
+
 def test_create_engine_refuses_what_it_cannot_build() -> None:
     with pytest.raises(ConfigError, match="checkpoint"):
         create_engine("torch", model="tiny", checkpoint=None, device="cpu")
-    with pytest.raises(ConfigError, match="paged"):
+    with pytest.raises(ConfigError, match="checkpoint"):
         create_engine("paged", model="tiny", checkpoint=None)
     with pytest.raises(ConfigError, match="unknown"):
         create_engine("tensorrt", model="tiny", checkpoint=None)

@@ -34,10 +34,8 @@ def resolve_device(device: str) -> torch.device:
 def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str = "auto") -> Engine:
     if kind == "scripted":
         return _scripted(model, checkpoint)
-    if kind == "torch":
-        return _torch(model, _need_checkpoint(kind, checkpoint), resolve_device(device))
-    if kind == "paged":
-        raise ConfigError("engine 'paged' is not available yet; use engine 'torch'")
+    if kind in ("torch", "paged"):
+        return _load(kind, model, _need_checkpoint(kind, checkpoint), resolve_device(device))
     raise ConfigError(f"unknown engine kind {kind!r} (torch, paged or scripted)")
 
 
@@ -47,22 +45,27 @@ def _need_checkpoint(kind: str, checkpoint: Path | None) -> Path:
     return checkpoint
 
 
-def _torch(model: str, checkpoint: Path, device: torch.device) -> Engine:
+def _load(kind: str, model: str, checkpoint: Path, device: torch.device) -> Engine:
     # Imported here so that the scripted engine works without the checkpoint package's readers.
     from codexpc.checkpoint import open_checkpoint
-    from codexpc.engine.torch_engine import TorchEngine
     from codexpc.engine.weights import load_model
 
     ckpt = open_checkpoint(checkpoint)
-    log.info("loading %s from %s (%s layout) onto %s", model, checkpoint, ckpt.layout, device)
+    log.info("loading %s from %s (%s layout) onto %s for the %s engine", model, checkpoint, ckpt.layout, device, kind)
     transformer = load_model(ckpt, device)
     info = EngineInfo(
-        kind="torch",
+        kind=kind,
         model=model,
         checkpoint=str(checkpoint),
         device=str(device),
         context_length=ckpt.config.context_length,
     )
+    if kind == "paged":
+        from codexpc.engine.paged.paged_engine import build_paged_engine
+
+        return build_paged_engine(transformer, info)
+    from codexpc.engine.torch_engine import TorchEngine
+
     return TorchEngine(transformer, info)
 
 
