@@ -7,7 +7,7 @@ CODEX_VERSION := 0.169.0
 CODEX := .cache/codex/node_modules/.bin/codex
 TYPED := codexpc/harmony codexpc/vocab.py codexpc/settings.py codexpc/errors.py codexpc/engine/api.py \
 	codexpc/cli codexpc/service codexpc/logs.py codexpc/codex_config.py codexpc/config.py \
-	codexpc/server
+	codexpc/server codexpc/checkpoint
 
 # The CLI as the venv runs it (works before and after the `codexpc` script is installed).
 CODEXPC := $(BIN)/python -m codexpc
