@@ -12,6 +12,7 @@ The two maths seams a fast engine replaces are `attention_reference` and `expert
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -249,6 +250,16 @@ class Block(nn.Module):
         return self.mlp(self.attn(x, kv, start, rope))
 
 
+class Blocks(nn.ModuleList):
+    """The model's blocks, typed: iterating or indexing gives a Block (for the engines built on it)."""
+
+    def __iter__(self) -> Iterator[Block]:
+        return super().__iter__()  # type: ignore[return-value]
+
+    def __getitem__(self, index: int) -> Block:  # type: ignore[override]
+        return super().__getitem__(index)  # type: ignore[return-value]
+
+
 class Transformer(nn.Module):
     def __init__(
         self, config: ModelConfig, dtype: torch.dtype = torch.float32, device: torch.device | None = None
@@ -259,7 +270,7 @@ class Transformer(nn.Module):
         self.dtype = dtype
         self.rotary = Rotary(config)
         self.embedding = nn.Embedding(c.vocab_size, c.hidden_size, device=device, dtype=dtype)
-        self.block = nn.ModuleList(Block(config, n, dtype, device) for n in range(c.num_hidden_layers))
+        self.block = Blocks(Block(config, n, dtype, device) for n in range(c.num_hidden_layers))
         self.norm = RMSNorm(c.hidden_size, c.rms_norm_eps, device)
         self.unembedding = nn.Linear(c.hidden_size, c.vocab_size, bias=False, device=device, dtype=dtype)
 
