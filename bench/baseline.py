@@ -128,6 +128,7 @@ def bench_codexpc(ckpt_dir: Path, device: torch.device, prefill: list[int], step
 
 def codexpc_prefill(model: Transformer, n: int, device: torch.device) -> float:
     tokens = prompt_tokens(n, model.config.vocab_size, device)
+    model(tokens)  # warm-up at this length, as for transformers (kernel choices depend on the shapes)
     return n / timed(device, lambda: model(tokens))
 
 
