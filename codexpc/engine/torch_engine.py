@@ -89,6 +89,7 @@ class TorchEngine:
         self._incoming: queue.Queue[_Sequence | None] = queue.Queue()
         self._active: list[_Sequence] = []
         self._tokens_generated = 0
+        self._weight_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
         self._closing = False
         self._worker = threading.Thread(target=self._run, name="codexpc-torch-engine", daemon=True)
         self._worker.start()
@@ -113,7 +114,8 @@ class TorchEngine:
         active = list(self._active)
         kv_bytes = sum(s.kv.nbytes() for s in active if s.kv is not None)
         device = self.model.device
-        memory = torch.cuda.memory_allocated(device) if device.type == "cuda" else None
+        # On a GPU, what the allocator holds for tensors; on the CPU, the weights and KV caches.
+        memory = torch.cuda.memory_allocated(device) if device.type == "cuda" else self._weight_bytes + kv_bytes
         return {
             "running": len(active),
             "waiting": self._incoming.qsize(),
