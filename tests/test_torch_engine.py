@@ -157,7 +157,7 @@ async def test_stats_count_generated_tokens(model: Transformer) -> None:
     stats = engine.stats()
     await engine.close()
     assert stats["tokens_generated"] == 8 and stats["running"] == 0 and stats["waiting"] == 0
-    assert stats["device"] == "cpu" and stats["device_memory_bytes"] > 100 * 2**20  # the fp32 weights
+    assert stats["device"] == "cpu" and stats["device_memory_bytes"] > 100_000_000  # the fp32 embeddings alone: 103 MB
 
 
 async def test_create_engine_torch_loads_the_checkpoint_on_the_cpu(checkpoint: Path) -> None:
