@@ -36,7 +36,9 @@ def print_table(rows: list[Row], gpu: str) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         peer = f"{r.peer:12.1f}" if r.peer is not None else f"{'-':>12}"
-        ratio = f"{r.value / r.peer:8.2f}" if r.peer else f"{'-':>8}"
+        # ratio: how many times better codexpc is (peer/value where lower is better)
+        speedup = (r.peer / r.value if r.lower_is_better else r.value / r.peer) if r.peer else None
+        ratio = f"{speedup:8.2f}" if speedup is not None else f"{'-':>8}"
         floor = f"{r.value / r.floor:9.0%}" if r.floor else f"{'-':>9}"
         if r.floor and r.lower_is_better:
             floor = f"{r.floor / r.value:9.0%}"
