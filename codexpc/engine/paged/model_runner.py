@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from codexpc.engine.kernels.attention import PagedBatch
+from codexpc.engine.model import Transformer
 from codexpc.engine.paged.cache_sizing import CacheBudget
 from codexpc.engine.paged.decode_graphs import DecodeGraphs
 from codexpc.engine.paged.paged_model import PagedKVCache, PagedModel, StepInputs
@@ -83,7 +84,7 @@ class ModelRunner:
         self.graphs = graphs
 
     @classmethod
-    def create(cls, transformer: torch.nn.Module, budget: CacheBudget, cuda_graphs: bool = True) -> ModelRunner:
+    def create(cls, transformer: Transformer, budget: CacheBudget, cuda_graphs: bool = True) -> ModelRunner:
         device = transformer.embedding.weight.device
         dtype = transformer.embedding.weight.dtype
         config = transformer.config

@@ -14,7 +14,7 @@ import torch
 from codexpc.engine.config import ModelConfig
 from codexpc.engine.kernels.attention import PagedBatch, paged_attention, paged_attention_reference, write_kv
 from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4
-from codexpc.engine.model import MLPBlock, Transformer, apply_rotary, experts_reference
+from codexpc.engine.model import AttentionBlock, Block, MLPBlock, Transformer, apply_rotary, experts_reference
 
 
 class PagedKVCache:
@@ -58,7 +58,7 @@ class PagedModel:
         self.config = model.config
         self.cache = cache
         self.use_kernels = use_kernels
-        self._experts = [expert_weights(block.mlp) for block in model.block]
+        self._experts = [expert_weights(block.mlp) for block in model.block if isinstance(block, Block)]
         # On the device once: a host-to-device copy inside a CUDA graph capture is refused.
         self._inv_freq = model.rotary.inv_freq.to(cache.k.device)
 
@@ -69,12 +69,13 @@ class PagedModel:
         x = m.embedding(inputs.tokens)  # [T, H]
         cos, sin = rope(self._inv_freq, m.rotary.concentration, inputs.positions)
         for layer, block in enumerate(m.block):
+            assert isinstance(block, Block)
             x = self._attention(layer, block.attn, x, cos, sin, inputs.batch)
             x = self._experts_step(layer, block.mlp, x)
         x = x[inputs.sample_rows]  # [B', H]
         return m.unembedding(m.norm(x)).float()  # [B', V]
 
-    def _attention(self, layer: int, attn: torch.nn.Module, x: torch.Tensor, cos: torch.Tensor,
+    def _attention(self, layer: int, attn: AttentionBlock, x: torch.Tensor, cos: torch.Tensor,
                    sin: torch.Tensor, batch: PagedBatch) -> torch.Tensor:
         c = self.config
         n, d = x.shape[0], c.head_dim
