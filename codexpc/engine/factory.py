@@ -15,6 +15,7 @@ from codexpc.errors import ConfigError
 log = logging.getLogger(__name__)
 
 EngineKind = Literal["torch", "paged", "scripted"]
+ENGINE_KINDS: tuple[EngineKind, ...] = ("torch", "paged", "scripted")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -37,7 +38,7 @@ def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str
         return _scripted(model, checkpoint)
     if kind in ("torch", "paged"):
         return _load(kind, model, _need_checkpoint(kind, checkpoint), resolve_device(device))
-    raise ConfigError(f"unknown engine kind {kind!r} (torch, paged or scripted)")
+    raise ConfigError(f"unknown engine kind {kind!r} (one of {', '.join(ENGINE_KINDS)})")
 
 
 def _need_checkpoint(kind: str, checkpoint: Path | None) -> Path:
