@@ -6,7 +6,6 @@ GET /metrics, POST /admin/reload (Unix socket only).
 
 from __future__ import annotations
 
-import json
 import logging
 import resource
 import sys
@@ -21,6 +20,7 @@ from starlette.background import BackgroundTask
 from codexpc.errors import CodexpcError, RequestError
 from codexpc.harmony.render import render_chat, render_responses
 from codexpc.server import sse
+from codexpc.server.body import parse_body
 from codexpc.server.chat_stream import ChatStream
 from codexpc.server.errors import ForbiddenError, error_body, install_error_handlers
 from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
@@ -29,21 +29,12 @@ from codexpc.server.session import Session, new_id, sampling_from_body
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 32 * 1024 * 1024  # Codex's first request is ~45 KB; a long session a few MB
 ReloadHook = Callable[[], Awaitable[Mapping[str, Any]]]
 
 
 async def read_body(request: Request) -> dict[str, Any]:
     """The JSON object of the request body, or a 400 that says what is wrong with it."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise RequestError(f"the body is larger than {MAX_BODY_BYTES} bytes", code="request_too_large")
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestError(f"the body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise RequestError("the body must be a JSON object", code="invalid_json")
+    body = parse_body(await request.body())
     if "stream" in body and not isinstance(body["stream"], bool):
         raise RequestError("stream must be a boolean", param="stream")
     if "model" in body and not isinstance(body["model"], str):

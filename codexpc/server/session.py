@@ -30,6 +30,9 @@ from codexpc.server.runtime import Lease, RequestLimits, Runtime
 
 log = logging.getLogger("codexpc.session")
 
+# What a torch.Generator takes (a signed or unsigned 64-bit integer); a bigger seed overflows it.
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
+
 
 def new_id(prefix: str) -> str:
     """A request or item id: "resp_…", "msg_…", "call_…"."""
@@ -85,6 +88,8 @@ def sampling_from_body(body: Mapping[str, Any], limits: RequestLimits, *max_keys
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise RequestError("seed must be an integer", param="seed")
+    if seed is not None and not SEED_MIN <= seed <= SEED_MAX:
+        raise RequestError(f"seed must be between {SEED_MIN} and {SEED_MAX}", param="seed")
     top_p = _number(body, "top_p", 0.0, 1.0, 1.0)
     if top_p == 0:
         raise RequestError("top_p must be greater than 0", param="top_p")
