@@ -79,7 +79,9 @@ class _Sequence:
     kv: SequenceKV | None = None
     computed: int = 0  # prompt tokens whose KV is cached
     output: list[int] = field(default_factory=list)
-    cancelled: bool = False  # set from the loop thread; the worker frees the KV before its next step
+    cancelled: bool = False  # set from the loop thread
+    # Held by the worker while it steps this sequence; cancel frees the KV at once when it is free.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class TorchEngine:
@@ -149,6 +151,10 @@ class TorchEngine:
 
     def _cancel(self, seq: _Sequence) -> None:
         seq.cancelled = True
+        if seq.lock.acquire(blocking=False):  # not being stepped: its KV can go now
+            seq.kv = None
+            seq.lock.release()
+        # else the worker is mid-step on it; it frees the KV right after (_drop_cancelled)
 
     # ----- the worker thread -----
 
@@ -178,11 +184,15 @@ class TorchEngine:
 
     def _free(self, seq: _Sequence) -> None:
         seq.kv = None
-        self._active.remove(seq)
+        if seq in self._active:
+            self._active.remove(seq)
 
     def _step_safely(self, seq: _Sequence) -> None:
         try:
-            self._step(seq)
+            with seq.lock:
+                if seq.cancelled:
+                    return  # cancelled since the last check; dropped before the next step
+                self._step(seq)
         except Exception as exc:  # noqa: BLE001 - CUDA OOM and the like end this sequence, not the worker
             log.exception("generation failed (request %s)", seq.generation.request_id)
             self._free(seq)
