@@ -23,7 +23,9 @@ LOG2E = 1.4426950408889634
 _LOG2E = tl.constexpr(LOG2E)  # kernels may read only constexpr globals
 
 
-@triton.jit
+# The block-table width changes every step: specializing on it (Triton's default for integer
+# arguments: divisible by 16 or not) would compile a new variant in the middle of a request.
+@triton.jit(do_not_specialize=["stride_table"])
 def _paged_attention_kernel(
     q_ptr, k_ptr, v_ptr, sinks_ptr, o_ptr, qstart_ptr, ctx_ptr, table_ptr,
     stride_qt, stride_ot, stride_table, scale_log2,

@@ -84,7 +84,8 @@ def _grouped_pid(N: tl.constexpr, BN: tl.constexpr, GROUP_M: tl.constexpr):
     return first_m + in_group % size, in_group // size
 
 
-@triton.jit
+# num_slots (tokens x k) changes every step: no specialization on it (see attention_triton.py).
+@triton.jit(do_not_specialize=["num_slots"])
 def _moe_up_kernel(x_ptr, w_ptr, s_ptr, b_ptr, h_ptr, sorted_ptr, block_expert_ptr, num_padded_ptr,
                    num_slots, K: tl.constexpr, N: tl.constexpr, stride_x, stride_we, stride_wn, stride_se, stride_sn, stride_be, stride_h,
                    limit, alpha, TOPK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
@@ -117,7 +118,7 @@ def _moe_up_kernel(x_ptr, w_ptr, s_ptr, b_ptr, h_ptr, sorted_ptr, block_expert_p
              mask=hcols[None, :] < N // 2)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_slots"])
 def _moe_down_kernel(h_ptr, w_ptr, s_ptr, b_ptr, y_ptr, route_ptr, sorted_ptr, block_expert_ptr, num_padded_ptr,
                      num_slots, K: tl.constexpr, N: tl.constexpr, stride_h, stride_we, stride_wn, stride_se, stride_sn, stride_be, stride_y,
                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, DENSE: tl.constexpr,
