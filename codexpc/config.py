@@ -88,6 +88,7 @@ class LimitsConfig:
     max_tools: int = 256
     max_tool_schema_bytes: int = 256 * 1024  # one tool's JSON schema, serialized
     queue_size: int = 64  # waiting requests beyond the running ones; then 429
+    max_in_flight: int = 128  # requests admitted at once, running or waiting; then 429
     shutdown_timeout_s: float = 10.0  # SIGTERM: streams still running after this are ended
 
 

@@ -62,6 +62,15 @@ class OverloadedError(CodexpcError):
 
     http_status = 429
     code = "rate_limit_exceeded"
+    retry_after_s = 1  # the Retry-After header: a running stream frees its slot within seconds
+
+
+class UnavailableError(CodexpcError):
+    """No engine takes requests right now (shutting down); the client should retry later."""
+
+    http_status = 503
+    code = "service_unavailable"
+    retry_after_s = 2  # a restarted daemon (systemd) is usually back within seconds
 
 
 class EngineError(CodexpcError):

@@ -70,7 +70,10 @@ def error_body(message: str, status: int, code: str | None, param: str | None = 
 
 def error_response(exc: CodexpcError) -> JSONResponse:
     param = exc.param if isinstance(exc, RequestError) else None
-    return JSONResponse(error_body(str(exc), exc.http_status, exc.code, param), status_code=exc.http_status)
+    retry_after = getattr(exc, "retry_after_s", None)  # 429 and 503: when to come back
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse(error_body(str(exc), exc.http_status, exc.code, param), status_code=exc.http_status,
+                        headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:

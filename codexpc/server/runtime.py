@@ -17,7 +17,7 @@ from typing import Any
 from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.api import Engine
-from codexpc.errors import OverloadedError, RequestError
+from codexpc.errors import OverloadedError, RequestError, UnavailableError
 from codexpc.harmony.render import RenderOptions
 from codexpc.server.errors import ModelNotFoundError
 from codexpc.server.metrics import Metrics
@@ -48,6 +48,9 @@ class RequestLimits:
     max_tools: int | None = None
     max_tool_schema_bytes: int | None = None  # one tool's JSON schema, serialized
     queue_size: int | None = None  # sequences waiting in the engine beyond which new ones get a 429
+    # Requests admitted at once (running or waiting), whatever the engine counts as waiting: an
+    # engine that runs every sequence it is given (the torch engine) never reports one waiting.
+    max_in_flight: int | None = None
 
     @classmethod
     def from_config(cls, limits: Any) -> RequestLimits:
@@ -76,10 +79,13 @@ class RequestLimits:
                 raise RequestError(f"tools[{index}] is larger than {self.max_tool_schema_bytes} bytes",
                                    param=f"tools[{index}]")
 
-    def check_queue(self, engine_stats: Mapping[str, Any]) -> None:
+    def check_queue(self, engine_stats: Mapping[str, Any], in_flight: int = 0) -> None:
+        """Admission: a 429 (with Retry-After) when the engine's queue or the daemon is full."""
         waiting = engine_stats.get("waiting", 0)
         if self.queue_size is not None and isinstance(waiting, int) and waiting >= self.queue_size:
             raise OverloadedError(f"{waiting} requests are waiting already; retry later")
+        if self.max_in_flight is not None and in_flight >= self.max_in_flight:
+            raise OverloadedError(f"{in_flight} requests are running already (limits.max_in_flight); retry later")
 
 
 def default_aliases(name: str) -> tuple[str, ...]:
@@ -157,6 +163,8 @@ class Runtime:
     def acquire(self) -> Lease:
         """The current engine, kept open until the lease is released, even across a reload."""
         slot = self._slot
+        if slot.retired:  # only close() retires the current slot: the daemon is shutting down
+            raise UnavailableError("the daemon is shutting down; retry in a moment")
         slot.in_flight += 1
         return Lease(self, slot)
 
