@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from codexpc.engine.api import SamplingParams
 from codexpc.engine.config import GPT_OSS_20B, TINY
 from codexpc.engine.paged.block_manager import BlockManager
@@ -147,3 +153,55 @@ def test_budget_for_20b_fits_64_sequences_of_8k_on_an_80gb_card() -> None:
     # With 4 GiB free the step shrinks rather than failing.
     small = derive_budget(GPT_OSS_20B, free_bytes=4 * 2**30, block_size=16)
     assert small.max_num_batched_tokens == 4096
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    prompts=st.lists(st.lists(st.integers(0, 3), min_size=1, max_size=30), min_size=1, max_size=6),
+    num_blocks=st.integers(8, 24),
+    budget=st.integers(1, 20),
+    seed=st.integers(0, 2**16),
+)
+def test_random_workloads_keep_block_accounting_exact(
+    prompts: list[list[int]], num_blocks: int, budget: int, seed: int
+) -> None:
+    """Random prompts from a 4-token vocabulary (many shared prefixes), tight memory, random
+    sampled tokens: every step keeps the books exact, and everything finishes."""
+    rng = random.Random(seed)
+    sched = make(num_blocks=num_blocks, seqs=3, tokens=budget)
+    for i, p in enumerate(prompts):
+        sched.add(Sequence(f"r{i}", list(p), len(p), SamplingParams(max_new_tokens=rng.randint(1, 6))))
+    for _ in range(2000):
+        if not sched.has_work():
+            break
+        out = sched.schedule()
+        check_books(sched)
+        sched.update(out, {s.seq.request_id: rng.randint(0, 3) for s in out.scheduled if s.samples})
+        check_books(sched)
+    assert not sched.has_work()
+    assert sched.blocks.num_used == 0
+
+
+def check_books(sched: Scheduler) -> None:
+    bm = sched.blocks
+    tables = [s.block_table for s in sched.running] + [s.block_table for s in sched.waiting]
+    refs = Counter(b for table in tables for b in table)
+    assert all(bm.ref_count(b) == n for b, n in refs.items())
+    assert bm.num_used == len(refs)
+    for s in sched.running:
+        assert len(s.block_table) * BS >= s.num_computed_tokens
+        assert s.num_computed_tokens < s.num_tokens or s.num_computed_tokens == s.num_tokens
+    for b, n in refs.items():
+        if n > 1:  # shared only through the prefix cache, so only full, hashed blocks
+            assert b in bm._by_hash.values()
+
+
+def test_a_sequence_larger_than_the_whole_cache_ends_with_context() -> None:
+    sched = make(num_blocks=3, tokens=64)  # 12 tokens of KV in all
+    sched.add(a := seq("a", 10, max_new=5))
+    step(sched)  # prompt in 3 blocks, first token sampled: 11 tokens
+    step(sched)  # 12 tokens
+    step(sched)  # 13 tokens, 12 with KV: every slot of the 3 blocks is used
+    out = sched.schedule()  # the 13th token's KV needs a 4th block that can never exist
+    assert out.finished == [a] and a.finish_reason == "context"
+    assert plan(out) == [] and not sched.has_work() and sched.blocks.num_used == 0

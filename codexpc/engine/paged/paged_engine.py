@@ -166,6 +166,8 @@ class PagedEngine:
 
     def step(self) -> None:
         out = self.scheduler.schedule()
+        for seq in out.finished:  # outgrew the whole cache: ends as if its context were full
+            self._live.pop(seq.request_id)[1].deliver_threadsafe(TokenEvent(None, seq.finish_reason))
         if out.is_empty:
             return
         for s in out.scheduled:  # known from admission on, before any token is delivered

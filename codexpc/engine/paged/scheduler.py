@@ -46,6 +46,7 @@ class ScheduledSeq:
 class SchedulerOutput:
     scheduled: list[ScheduledSeq] = field(default_factory=list)  # in batch order
     preempted: list[Sequence] = field(default_factory=list)  # lost their KV this step
+    finished: list[Sequence] = field(default_factory=list)  # ended here: they outgrew the whole cache
 
     @property
     def num_tokens(self) -> int:
@@ -93,6 +94,15 @@ class Scheduler:
     def _make_room(self, seq: Sequence, n: int, out: SchedulerOutput) -> bool:
         """Allocate blocks for `seq`, preempting the newest running sequences if needed."""
         while not self.blocks.allocate_slots(seq, n):
+            if self.running == [seq]:
+                # Alone and still out of blocks: the cache is smaller than this sequence, and
+                # recomputing would only come back here. It has reached its usable context.
+                log.warning("%s needs more KV than the whole cache holds (%d tokens)", seq.request_id,
+                            self.blocks.num_blocks * self.blocks.block_size)
+                seq.finish_reason = "context"
+                self.finish(seq)
+                out.finished.append(seq)
+                return False
             victim = self.running[-1]
             self._preempt(victim, out)
             if victim is seq:
