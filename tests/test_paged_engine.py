@@ -98,3 +98,36 @@ async def test_cancel_frees_blocks(model: Transformer) -> None:
         await asyncio.sleep(0.02)
     assert engine.stats()["kv_blocks_used"] == 0
     await engine.close()
+
+
+async def test_seeded_sampling_matches_the_plain_engine(model: Transformer) -> None:
+    params = SamplingParams(temperature=0.8, top_p=0.9, seed=1234, max_new_tokens=6)
+    plain = TorchEngine(model, info("torch"))
+    expected = (await tokens(plain, PROMPT, params, "a"))[0]
+    await plain.close()
+    engine = paged(model)
+    got, _ = await tokens(engine, PROMPT, params, "b")
+    await engine.close()
+    assert got == expected
+
+
+async def test_a_failing_step_ends_its_sequences_with_error_and_the_engine_goes_on(
+    model: Transformer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = paged(model)
+    real_step = engine.runner.step
+    calls = {"n": 0}
+
+    def flaky(out, generators):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_step(out, generators)
+
+    monkeypatch.setattr(engine.runner, "step", flaky)
+    events = [e async for e in engine.submit(PROMPT, GREEDY, "boom")]
+    assert events[-1].finish_reason == "error" and "simulated" in (events[-1].error or "")
+    assert engine.stats()["kv_blocks_used"] == 0
+    after, _ = await tokens(engine, PROMPT, GREEDY, "fine")
+    await engine.close()
+    assert len(after) == GREEDY.max_new_tokens

@@ -81,6 +81,7 @@ class PagedEngine:
         self._incoming: queue.Queue[tuple[Seq, PagedGeneration]] = queue.Queue()
         self._cancels: queue.Queue[str] = queue.Queue()
         self._live: dict[str, tuple[Seq, PagedGeneration, torch.Generator]] = {}
+        self._cancelled_early: set[str] = set()
         self._tokens_generated = 0
         self._closing = False
         self._worker = threading.Thread(target=self._run, name="codexpc-paged-engine", daemon=True)
@@ -143,6 +144,9 @@ class PagedEngine:
             while True:
                 seq, generation = self._incoming.get(block=block, timeout=IDLE_POLL_S if block else None)
                 block = False
+                if seq.request_id in self._cancelled_early:
+                    self._cancelled_early.discard(seq.request_id)
+                    continue
                 self._live[seq.request_id] = (seq, generation, make_generator(seq.params.seed))
                 self.scheduler.add(seq)
         except queue.Empty:
@@ -150,9 +154,12 @@ class PagedEngine:
 
     def _take_cancels(self) -> None:
         while not self._cancels.empty():
-            entry = self._live.pop(self._cancels.get_nowait(), None)
+            rid = self._cancels.get_nowait()
+            entry = self._live.pop(rid, None)
             if entry is not None:
                 self.scheduler.finish(entry[0])
+            else:  # cancelled before the worker took it in: drop it when it arrives
+                self._cancelled_early.add(rid)
 
     def _step_safely(self) -> None:
         try:
