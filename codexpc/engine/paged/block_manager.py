@@ -107,22 +107,25 @@ class BlockManager:
         return found
 
     def cache_full_blocks(self, seq: Sequence) -> None:
-        """Register every block of `seq` whose tokens all have KV now."""
+        """Register every block of `seq` whose tokens all have KV now (new ones only: this runs
+        for every sequence at every step, so its cost must not grow with the sequence)."""
         full = min(seq.num_computed_tokens // self.block_size, len(seq.block_table))
-        if full == 0:
+        if full <= seq.num_registered_blocks:
             return
-        seq.block_hashes = block_hashes(seq.token_ids[: full * self.block_size], self.block_size,
-                                        seq.block_hashes[:full])
-        for i in range(full):
+        bs = self.block_size
+        while len(seq.block_hashes) < full:
+            i = len(seq.block_hashes)
+            parent = seq.block_hashes[-1] if seq.block_hashes else _ROOT_HASH
+            seq.block_hashes.append(chain_hash(parent, seq.token_ids[i * bs : (i + 1) * bs]))
+        for i in range(seq.num_registered_blocks, full):
             block = self._blocks[seq.block_table[i]]
-            if block.hash is not None:
-                continue
             h = seq.block_hashes[i]
-            if h in self._by_hash:
-                continue  # the same tokens were computed twice at once; keep the first copy
+            if block.hash is not None or h in self._by_hash:
+                continue  # a prefix hit, or the same tokens computed twice at once: keep the first
             block.hash = h
-            block.tokens = tuple(seq.token_ids[i * self.block_size : (i + 1) * self.block_size])
+            block.tokens = tuple(seq.token_ids[i * bs : (i + 1) * bs])
             self._by_hash[h] = seq.block_table[i]
+        seq.num_registered_blocks = full
 
     # -- allocation ----------------------------------------------------------------------
     def allocate_slots(self, seq: Sequence, num_new_tokens: int, prefix: Seq[int] = ()) -> bool:
@@ -159,6 +162,7 @@ class BlockManager:
                 else:
                     self._free.append(bid)
         seq.block_table = []
+        seq.num_registered_blocks = 0
 
     def reset_prefix_cache(self) -> None:
         """Forget every cached block that no sequence uses (for tests and reloads)."""

@@ -34,6 +34,7 @@ class Sequence:
     block_table: list[int] = field(default_factory=list)
     # Chained hashes of this sequence's full blocks, in order; filled lazily as blocks fill.
     block_hashes: list[int] = field(default_factory=list)
+    num_registered_blocks: int = 0  # leading blocks of block_table already offered to the cache
     finish_reason: FinishReason | None = None
     num_preemptions: int = 0
 
