@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 
@@ -20,3 +22,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The tiny random gpt-oss checkpoint (original layout), written once per test run."""
+    from codexpc.checkpoint import write_checkpoint
+    from codexpc.engine.config import TINY
+
+    return write_checkpoint(TINY, "original", tmp_path_factory.mktemp("tiny") / "original", seed=0)

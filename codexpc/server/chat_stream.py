@@ -35,7 +35,7 @@ from codexpc.harmony.events import (
     ToolArgumentsDone,
 )
 from codexpc.harmony.tools import split_recipient
-from codexpc.server.errors import Failure, tool_failure
+from codexpc.server.errors import Failure, engine_failure, tool_failure
 from codexpc.server.session import Usage, new_id
 
 
@@ -95,7 +95,7 @@ class ChatStream:
     def close(self, usage: Usage, engine_error: str | None, include_usage: bool) -> list[ChatCompletionChunk]:
         """The last chunks: finish_reason, then usage when asked (stream_options.include_usage)."""
         if engine_error is not None:  # the engine's own failure explains any decode error it caused
-            self.failure = Failure("engine_error", engine_error)
+            self.failure = engine_failure(engine_error)
         if self.stop in ("error", None) and self.failure is None:
             self.failure = Failure("invalid_model_output", "the model's output ended without a valid stop")
         if self.failure is not None:

@@ -49,6 +49,15 @@ def tool_failure(error: ToolCallError) -> Failure:
     return Failure("invalid_tool_call", message, {"tool": error.tool, "path": error.path, "kind": error.kind})
 
 
+def engine_failure(message: str) -> Failure:
+    """Why the engine ended a generation; running out of device memory gets its own code, since
+    the remedy differs (retry, or a shorter conversation) and the daemon itself stays up."""
+    if "OutOfMemoryError" in message or "out of memory" in message.lower():
+        return Failure("engine_out_of_memory", "the device ran out of memory while generating this response; the "
+                       f"request was ended and the daemon goes on (retry, or shorten the conversation): {message}")
+    return Failure("engine_error", message)
+
+
 def _error_type(status: int) -> str:
     # The `type` values the OpenAI API uses, by status.
     if status == 401:

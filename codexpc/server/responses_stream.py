@@ -55,7 +55,7 @@ from codexpc.harmony.events import (
     ToolArgumentsDone,
 )
 from codexpc.harmony.tools import FUNCTIONS, split_recipient
-from codexpc.server.errors import Failure, tool_failure
+from codexpc.server.errors import Failure, engine_failure, tool_failure
 from codexpc.server.session import Usage, new_id
 
 log = logging.getLogger("codexpc.session")
@@ -133,7 +133,7 @@ class ResponsesStream:
         ended the generation itself (daemon stopping, engine closed on reload)."""
         events = self._close_open("incomplete")
         if engine_error is not None:  # the engine's own failure explains any decode error it caused
-            self.failure = Failure("engine_error", engine_error)
+            self.failure = engine_failure(engine_error)
         elif cancelled:  # the decode error the cut caused says less than this
             self.failure = Failure("cancelled", "the generation was cancelled by the server (stopping or reloading)")
         if self.failure is None and self._stop == "context":
