@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codexpc.engine.api import SamplingParams
-from codexpc.engine.config import GPT_OSS_20B, TINY
+from codexpc.engine.config import GPT_OSS_20B, GPT_OSS_120B, TINY
 from codexpc.engine.paged.block_manager import BlockManager
 from codexpc.engine.paged.cache_sizing import derive_budget, kv_bytes_per_token
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig, SchedulerOutput
@@ -150,6 +150,10 @@ def test_budget_for_20b_fits_64_sequences_of_8k_on_an_80gb_card() -> None:
     budget = derive_budget(GPT_OSS_20B, free_bytes=66 * 2**30, block_size=16)
     assert budget.num_tokens >= 64 * 8192
     assert budget.max_num_batched_tokens == 8192
+    # gpt-oss-120b on the same card: about 61 GiB of weights leave about 15 GiB, still a whole
+    # context window of KV (36 layers: 72 KiB a token).
+    big = derive_budget(GPT_OSS_120B, free_bytes=15 * 2**30, block_size=16)
+    assert big.num_tokens >= GPT_OSS_120B.context_length
     # With 4 GiB free the step shrinks rather than failing.
     small = derive_budget(GPT_OSS_20B, free_bytes=4 * 2**30, block_size=16)
     assert small.max_num_batched_tokens == 4096

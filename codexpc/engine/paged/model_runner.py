@@ -101,6 +101,15 @@ class ModelRunner:
             runner.graphs = graphs
         return runner
 
+    def release(self) -> None:
+        """Drop the KV cache, the graphs and the weights now (a reload loads the next model
+        while this object may still be referenced)."""
+        self.graphs = None
+        self.model.cache.k = self.model.cache.v = torch.empty(0)
+        if self.device.type == "cuda":
+            self.model.model.to("meta")
+            torch.cuda.empty_cache()
+
     def warm_up(self) -> None:
         """Compile every kernel variant a step can pick, before any request: a Triton compile
         in the middle of a request would add a second or more to its latency."""

@@ -120,6 +120,7 @@ class PagedEngine:
         for _, generation, _ in self._live.values():
             generation.deliver_threadsafe(TokenEvent(None, "cancelled"))
         self._live.clear()
+        self.runner.release()
 
     def _check_prompt(self, prompt: Sequence[int]) -> None:
         if not prompt:
