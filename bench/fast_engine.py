@@ -21,14 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.fast_engine_parts import (  # noqa: E402
-    Row,
-    bench_capacity,
-    bench_engine,
-    bench_kernels,
-    bench_peer,
-    load_codexpc,
-)
+from bench.fast_engine_kernels import bench_kernels  # noqa: E402
+from bench.fast_engine_parts import Row, bench_capacity, bench_engine, bench_peer, load_codexpc  # noqa: E402
 
 
 def print_table(rows: list[Row], gpu: str) -> str:
