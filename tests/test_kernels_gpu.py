@@ -160,3 +160,33 @@ def test_paged_attention_matches_reference(name: str, sliding: bool) -> None:
     out = paged_attention(q, k_cache, v_cache, sinks, batch, w)
     assert out.shape == ref.shape
     assert rel_err(out, ref) < BOUND
+
+
+@gpu_or_interpreter
+def test_paged_model_through_the_kernels_matches_the_reference_path(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The whole tiny model, one mixed prefill step then two decode steps: kernels vs reference."""
+    from codexpc.checkpoint import open_checkpoint, write_checkpoint
+    from codexpc.engine.api import SamplingParams
+    from codexpc.engine.config import TINY
+    from codexpc.engine.paged.block_manager import BlockManager
+    from codexpc.engine.paged.cache_sizing import CacheBudget
+    from codexpc.engine.paged.model_runner import ModelRunner, build_host_step
+    from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
+    from codexpc.engine.paged.sequence import Sequence
+    from codexpc.engine.weights import load_model
+
+    model = load_model(open_checkpoint(write_checkpoint(TINY, "original", tmp_path / "tiny")), torch.device(DEVICE))
+    runner = ModelRunner.create(model, CacheBudget(16, 64, 8, 256, bytes_per_block=0), cuda_graphs=False)
+    sched = Scheduler(SchedulerConfig(8, 256, TINY.context_length), BlockManager(64, 16))
+    prompts = [[5, 17, 200000, 3, 99, 1234, 7, 7, 42, 1000, 11, 12, 13], [3, 1, 4, 1, 5], [9] * 40]
+    for i, p in enumerate(prompts):
+        sched.add(Sequence(f"g{i}", list(p), len(p), SamplingParams(temperature=0.0)))
+    for _ in range(3):
+        out = sched.schedule()
+        inputs = runner._to_device(build_host_step(out, 16))
+        runner.model.use_kernels = True
+        fast = runner.model.forward(inputs)
+        runner.model.use_kernels = False
+        ref = runner.model.forward(inputs)
+        assert rel_err(fast, ref) < BOUND
+        sched.update(out, {s.seq.request_id: t for s, t in zip(out.scheduled, ref.argmax(-1).tolist(), strict=True)})

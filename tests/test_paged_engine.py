@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +12,12 @@ from codexpc.checkpoint import open_checkpoint, write_checkpoint
 from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
 from codexpc.engine.config import TINY
 from codexpc.engine.model import Transformer
+from codexpc.engine.paged.block_manager import BlockManager
 from codexpc.engine.paged.cache_sizing import CacheBudget
+from codexpc.engine.paged.model_runner import ModelRunner, build_host_step
 from codexpc.engine.paged.paged_engine import PagedEngine
+from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
+from codexpc.engine.paged.sequence import Sequence
 from codexpc.engine.torch_engine import TorchEngine
 from codexpc.engine.weights import load_model
 
@@ -131,3 +136,23 @@ async def test_a_failing_step_ends_its_sequences_with_error_and_the_engine_goes_
     after, _ = await tokens(engine, PROMPT, GREEDY, "fine")
     await engine.close()
     assert len(after) == GREEDY.max_new_tokens
+
+
+@pytest.mark.gpu
+def test_gpu_decode_graph_replay_matches_an_eager_step(tmp_path: Path) -> None:
+    """On a GPU: a decode step replayed from a CUDA graph gives the eager step's logits.
+    (Kernels vs reference maths: tests/test_kernels_gpu.py.)"""
+    path = write_checkpoint(TINY, "original", tmp_path / "tiny", seed=0)
+    model = load_model(open_checkpoint(path), torch.device("cuda"))
+    runner = ModelRunner.create(model, CacheBudget(16, 64, 8, 256, bytes_per_block=0))
+    assert runner.model.use_kernels and runner.graphs is not None
+    sched = Scheduler(SchedulerConfig(8, 256, TINY.context_length), BlockManager(64, 16))
+    for i, prompt in enumerate([PROMPT, PROMPT[::-1], [9] * 40]):
+        sched.add(Sequence(f"g{i}", list(prompt), len(prompt), GREEDY))
+    out = sched.schedule()  # the prompts, eagerly
+    logits = runner.model.forward(runner._to_device(build_host_step(out, 16)))
+    sched.update(out, {s.seq.request_id: t for s, t in zip(out.scheduled, logits.argmax(-1).tolist(), strict=True)})
+    host = build_host_step(sched.schedule(), 16)  # three decodes: padded to the graph of 4
+    replayed = runner.graphs.run(host.tokens, host.positions, host.block_tables, host.slots).clone()
+    eager = runner.model.forward(runner._to_device(host))
+    assert ((replayed.float() - eager.float()).norm() / eager.float().norm()).item() < 1e-2
