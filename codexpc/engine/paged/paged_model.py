@@ -80,10 +80,12 @@ class PagedModel:
         c = self.config
         n, d = x.shape[0], c.head_dim
         qkv = attn.qkv(attn.norm(x))  # [T, (heads + 2 KV) * D]
-        q_end, k_end = c.num_attention_heads * d, (c.num_attention_heads + c.num_key_value_heads) * d
-        q = apply_rotary(qkv[:, :q_end].reshape(n, c.num_attention_heads, d), cos, sin)
-        k = apply_rotary(qkv[:, q_end:k_end].reshape(n, c.num_key_value_heads, d), cos, sin)
-        v = qkv[:, k_end:].reshape(n, c.num_key_value_heads, d)
+        heads, kv_heads = c.num_attention_heads, c.num_key_value_heads
+        k_end = (heads + kv_heads) * d
+        # q and k are adjacent in qkv: one rotary call for both halves the small kernels of a step.
+        qk = apply_rotary(qkv[:, :k_end].reshape(n, heads + kv_heads, d), cos, sin)  # [T, heads + KV, D]
+        q, k = qk[:, :heads], qk[:, heads:]
+        v = qkv[:, k_end:].reshape(n, kv_heads, d)
         k_cache, v_cache = self.cache.k[layer], self.cache.v[layer]
         write_kv(k_cache, v_cache, k, v, batch.slot_mapping)
         attend = paged_attention if self.use_kernels else paged_attention_reference
