@@ -16,6 +16,7 @@ def seq(tokens: list[int], rid: str = "r") -> Sequence:
 def computed(bm: BlockManager, s: Sequence) -> Sequence:
     """Allocate and 'compute' every token of `s`, registering its full blocks."""
     prefix = bm.lookup_prefix(s)
+    bm.record_lookup(s, len(prefix))
     assert bm.allocate_slots(s, s.num_tokens - len(prefix) * BS, prefix)
     s.num_computed_tokens = s.num_tokens
     bm.cache_full_blocks(s)
@@ -116,7 +117,8 @@ def test_reviving_a_cached_block_counts_against_free_blocks() -> None:
 def test_hit_statistics_count_blocks() -> None:
     bm = BlockManager(num_blocks=8, block_size=BS)
     bm.free(computed(bm, seq(list(range(9)))))
-    bm.lookup_prefix(seq(list(range(8)) + [99, 98, 97, 96, 95]))
+    again = seq(list(range(8)) + [99, 98, 97, 96, 95])
+    bm.record_lookup(again, len(bm.lookup_prefix(again)))
     # First query: 2 usable blocks, 0 hits; second: 3 usable, 2 hits.
     assert (bm.prefix_queries, bm.prefix_hits) == (5, 2)
 

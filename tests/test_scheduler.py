@@ -209,3 +209,13 @@ def test_a_sequence_larger_than_the_whole_cache_ends_with_context() -> None:
     out = sched.schedule()  # the 13th token's KV needs a 4th block that can never exist
     assert out.finished == [a] and a.finish_reason == "context"
     assert plan(out) == [] and not sched.has_work() and sched.blocks.num_used == 0
+
+
+def test_prefix_statistics_count_each_admission_once() -> None:
+    sched = make(seqs=1)
+    sched.add(a := seq("a", 9, max_new=3))
+    sched.add(seq("b", 9))  # the same 9 tokens; waits for a's slot in the batch
+    while not a.is_finished:
+        step(sched)
+    step(sched)  # b admitted: its 2 usable full blocks are a's cached ones
+    assert (sched.blocks.prefix_queries, sched.blocks.prefix_hits) == (2 + 2, 2)

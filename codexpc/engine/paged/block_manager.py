@@ -102,9 +102,12 @@ class BlockManager:
             if bid is None or self._blocks[bid].tokens != tuple(tokens):
                 break
             found.append(bid)
-        self.prefix_queries += usable
-        self.prefix_hits += len(found)
         return found
+
+    def record_lookup(self, seq: Sequence, hits: int) -> None:
+        """Count one admitted prompt's lookup (a prompt that waits is looked up again later)."""
+        self.prefix_queries += (seq.num_tokens - 1) // self.block_size
+        self.prefix_hits += hits
 
     def cache_full_blocks(self, seq: Sequence) -> None:
         """Register every block of `seq` whose tokens all have KV now (new ones only: this runs

@@ -121,6 +121,7 @@ class Scheduler:
                     raise RuntimeError(f"{seq.request_id}: {n} tokens do not fit an empty cache")
                 break
             self.waiting.popleft()
+            self.blocks.record_lookup(seq, len(prefix))
             if seq.num_preemptions == 0:
                 seq.num_cached_tokens = cached
             seq.status = SeqStatus.RUNNING
