@@ -134,7 +134,6 @@ WRONG_SHAPES: list[tuple[str, Any]] = [
     (RESPONSES, {"input": "hi", "tools": [{"type": "function", "name": "f", "parameters": {"type": "bogus"}}]}),
     (RESPONSES, {"input": "hi", "reasoning": {"effort": 5}}),
     (RESPONSES, {"input": {"a": 1}}),
-    (RESPONSES, {"input": "hi", "stream": None}),
     (CHAT, {"messages": None}),
     (CHAT, {"messages": [5]}),
     (CHAT, {"messages": [{"role": "bogus", "content": "x"}]}),

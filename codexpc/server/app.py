@@ -1,7 +1,7 @@
 """The HTTP app: thin routes over a Runtime. No sockets here; the daemon owns the listeners.
 
 Routes: POST /v1/responses, POST /v1/chat/completions, GET /v1/models, GET /health,
-GET /metrics, POST /admin/reload (Unix socket only).
+GET /metrics, GET /openapi.json (server/openapi.py), POST /admin/reload (Unix socket only).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from codexpc.server import sse
 from codexpc.server.body import parse_body
 from codexpc.server.chat_stream import ChatStream
 from codexpc.server.errors import ForbiddenError, error_body, install_error_handlers
+from codexpc.server.openapi import openapi_document
 from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
 from codexpc.server.runtime import Runtime
 from codexpc.server.session import Session, new_id, sampling_from_body
@@ -35,9 +36,10 @@ ReloadHook = Callable[[], Awaitable[Mapping[str, Any]]]
 async def read_body(request: Request) -> dict[str, Any]:
     """The JSON object of the request body, or a 400 that says what is wrong with it."""
     body = parse_body(await request.body())
-    if "stream" in body and not isinstance(body["stream"], bool):
+    # null is "not given", as in OpenAI's API (its SDKs send it for unset options).
+    if body.get("stream") is not None and not isinstance(body["stream"], bool):
         raise RequestError("stream must be a boolean", param="stream")
-    if "model" in body and not isinstance(body["model"], str):
+    if body.get("model") is not None and not isinstance(body["model"], str):
         raise RequestError("model must be a string", param="model")
     return body
 
@@ -107,6 +109,10 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastA
                            **{k: v for k, v in stats.items() if "memory" in k or "bytes" in k}},
                 "uptime_s": round(runtime.uptime_s(), 3), "in_flight": runtime.metrics.in_flight,
                 "reloads": runtime.reloads}
+
+    @app.get("/openapi.json")
+    async def openapi() -> dict[str, Any]:
+        return openapi_document()
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
@@ -245,7 +251,9 @@ def _refuse_stored_state(body: Mapping[str, Any]) -> None:
 
 
 def _flag(body: Mapping[str, Any], key: str, default: bool, param: str | None = None) -> bool:
-    value = body.get(key, default)
+    value = body.get(key)
+    if value is None:
+        return default
     if not isinstance(value, bool):
         raise RequestError(f"{param or key} must be a boolean", param=param or key)
     return value
