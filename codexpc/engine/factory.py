@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Literal
@@ -63,11 +62,9 @@ def _load(kind: str, model: str, checkpoint: Path, device: torch.device) -> Engi
         context_length=ckpt.config.context_length,
     )
     if kind == "paged":
-        # By name, so that type checks of the daemon do not follow into the paged engine's
-        # modules (checked on their own); its entry point is build_paged_engine(model, info).
-        paged = importlib.import_module("codexpc.engine.paged.paged_engine")
-        engine: Engine = paged.build_paged_engine(transformer, info)
-        return engine
+        from codexpc.engine.paged.paged_engine import build_paged_engine
+
+        return build_paged_engine(transformer, info)
     from codexpc.engine.torch_engine import TorchEngine
 
     return TorchEngine(transformer, info)
