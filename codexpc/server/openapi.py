@@ -44,6 +44,10 @@ def _errors(*statuses: int) -> dict[str, Any]:
             for s in statuses}
 
 
+# One server-sent event as schemathesis parses it; Chat streams have no `event:` line.
+_SSE_EVENT = {"type": "object", "required": ["data"],
+              "properties": {"event": {"type": "string"}, "data": {"type": "string"}}}
+
 _GENERATION_ERRORS = _errors(400, 401, 403, 404, 413, 415, 429, 503)
 
 _SAMPLING: dict[str, Any] = {
@@ -54,8 +58,6 @@ _SAMPLING: dict[str, Any] = {
     "seed": {"type": "integer"},
     "tools": {"type": "array", "items": {"type": "object"}},
     "tool_choice": {},
-    "parallel_tool_calls": {"type": "boolean"},
-    "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
 }
 
 _INPUT_ITEM = {
@@ -81,6 +83,8 @@ RESPONSES_REQUEST: dict[str, Any] = {
         **_SAMPLING,
         "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": _INPUT_ITEM}]},
         "instructions": {"type": "string"},
+        "parallel_tool_calls": {"type": "boolean"},
+        "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
         "max_output_tokens": {"type": "integer", "minimum": 1},
         "reasoning": {"type": "object", "properties": _nullable({
             "effort": {"enum": ["minimal", "low", "medium", "high"]}, "summary": {}})},
@@ -120,7 +124,7 @@ def _generation(summary: str, schema_name: str) -> dict[str, Any]:
         "responses": {
             "200": {"description": "the response, or its events when stream is true",
                     "content": {"application/json": {"schema": {"type": "object"}},
-                                "text/event-stream": {"schema": {"type": "string"}}}},
+                                "text/event-stream": {"schema": _SSE_EVENT}}},
             **_GENERATION_ERRORS,
         },
     }}
