@@ -1,0 +1,74 @@
+"""The self-trained tiny gpt-oss model answers in valid Harmony through the real engine and decoder.
+
+The first run trains it (about two minutes on two CPU cores) into the per-user cache; later runs
+with the same training code reuse it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openai_harmony import HarmonyEncoding
+
+from codexpc.engine.api import Engine
+from codexpc.engine.factory import create_engine
+from codexpc.harmony.encoding import load_encoding
+from codexpc.train import ensure_trained_tiny
+from codexpc.train.completions import ANSWER_FINAL, EXEC_ARGUMENTS, REPORT_FINAL, SHELL_ARGUMENTS, Mode
+from codexpc.train.verify import MODEL_NAME, answer_all, check_answer, probe_bodies
+
+FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def encoding() -> HarmonyEncoding:
+    return load_encoding()
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Engine]:
+    engine = create_engine("torch", model=MODEL_NAME, checkpoint=ensure_trained_tiny(), device="cpu")
+    yield engine
+    asyncio.run(engine.close())
+
+
+def _fixture(name: str) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return body
+
+
+def test_greedy_answers_each_situation(engine: Engine, encoding: HarmonyEncoding) -> None:
+    probes = probe_bodies()
+    answers = answer_all(engine, encoding, [body for _, body in probes])
+    for (mode, _), answer in zip(probes, answers, strict=True):
+        assert check_answer(mode, answer) == [], (mode, encoding.decode(answer.tokens))
+        if mode is Mode.ANSWER:
+            assert answer.channel_text("final") == ANSWER_FINAL
+        elif mode is Mode.REPORT:
+            assert answer.channel_text("final") == REPORT_FINAL
+        else:
+            expected = EXEC_ARGUMENTS if mode is Mode.CALL_EXEC else SHELL_ARGUMENTS
+            assert [json.loads(c.arguments) for c in answer.calls] == [expected]
+
+
+def test_real_codex_requests(engine: Engine, encoding: HarmonyEncoding) -> None:
+    """Codex 0.169's own turns (7k-token prompts): call exec_command, then answer after its output."""
+    turns = [_fixture("responses-request-turn1.json"), _fixture("responses-request-turn2-after-tool-call.json")]
+    first, second = answer_all(engine, encoding, turns)
+    assert check_answer(Mode.CALL_EXEC, first) == [], encoding.decode(first.tokens)
+    assert check_answer(Mode.REPORT, second) == [], encoding.decode(second.tokens)
+
+
+def test_sampling_at_temperature_one_keeps_the_structure(engine: Engine, encoding: HarmonyEncoding) -> None:
+    probes = probe_bodies()
+    for seed in (1, 2):
+        answers = answer_all(engine, encoding, [body for _, body in probes], temperature=1.0, seed=seed)
+        for (mode, _), answer in zip(probes, answers, strict=True):
+            assert check_answer(mode, answer) == [], (seed, mode, encoding.decode(answer.tokens))
