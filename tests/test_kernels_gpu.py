@@ -25,7 +25,20 @@ from codexpc.engine.kernels.attention import (  # noqa: E402
     paged_attention_reference,
     write_kv,
 )
-from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4, moe_reference  # noqa: E402
+from codexpc.engine.kernels.fused import (  # noqa: E402
+    add_rmsnorm,
+    add_rmsnorm_reference,
+    rope_write_kv,
+    rope_write_kv_reference,
+    route,
+    route_reference,
+)
+from codexpc.engine.kernels.moe_mxfp4 import (  # noqa: E402
+    ExpertWeights,
+    moe_mxfp4,
+    moe_mxfp4_residual,
+    moe_reference,
+)
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 # Triton's interpreter computes bf16 wrongly (numpy has no bf16): fp32 there, bf16 on GPUs.
@@ -91,7 +104,7 @@ TOKENS = [1, 7, 64, 1000, 4200] if HAS_CUDA else [1, 5, 40]
 
 
 @gpu_or_interpreter
-@pytest.mark.parametrize("variant", ["auto", "dense", "plain-e2m1"])
+@pytest.mark.parametrize("variant", ["auto", "dense", "plain-e2m1", "split-nibbles"])
 @pytest.mark.parametrize("tokens", TOKENS)
 @pytest.mark.parametrize("shape", SHAPES)
 def test_moe_mxfp4_matches_dequantize_then_matmul(
@@ -105,9 +118,68 @@ def test_moe_mxfp4_matches_dequantize_then_matmul(
     x = torch.randn(tokens, h, device=DEVICE).to(DTYPE)
     ref = moe_reference(x, ids, weights, w)
     monkeypatch.setattr(moe_mxfp4_triton, "FAST_E2M1", variant != "plain-e2m1")
+    monkeypatch.setattr(moe_mxfp4_triton, "SPLIT_NIBBLES", variant == "split-nibbles")
     out = moe_mxfp4(x, ids, weights, w, dense=True if variant == "dense" else None)
     assert out.shape == ref.shape
     assert rel_err(out, ref) < BOUND
+
+
+@gpu_or_interpreter
+@pytest.mark.parametrize("tokens", [1, 3])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_moe_gemv_with_residual_matches_the_reference(tokens: int, shape: tuple[int, int, int, int]) -> None:
+    h, i, e, k = shape
+    w = random_experts(e, h, i, seed=10 + tokens)
+    ids, weights = random_routing(tokens, e, k, seed=tokens)
+    x = torch.randn(tokens, h, device=DEVICE).to(DTYPE)
+    residual = torch.randn(tokens, h, device=DEVICE).to(DTYPE)
+    out = moe_mxfp4_residual(x, ids, weights, w, residual)
+    assert rel_err(out - residual, moe_reference(x, ids, weights, w)) < BOUND
+    assert rel_err(out, residual + moe_reference(x, ids, weights, w)) < BOUND
+
+
+@gpu_or_interpreter
+@pytest.mark.parametrize("add", [False, True])
+def test_add_rmsnorm_matches_the_reference(add: bool) -> None:
+    h = 2880 if HAS_CUDA else 96
+    x = torch.randn(5, h, device=DEVICE).to(DTYPE)
+    y = torch.randn(5, h, device=DEVICE).to(DTYPE) if add else None
+    scale = torch.rand(h, device=DEVICE) + 0.5
+    total, normed = add_rmsnorm(x, y, scale, 1e-5)
+    ref_total, ref_normed = add_rmsnorm_reference(x, y, scale, 1e-5)
+    assert torch.equal(total, ref_total)
+    assert rel_err(normed, ref_normed) < BOUND / 4
+
+
+@gpu_or_interpreter
+def test_route_matches_topk_then_softmax() -> None:
+    logits = torch.randn(37, 32, device=DEVICE).to(DTYPE)
+    ids, weights = route(logits, 4)
+    ref_ids, ref_weights = route_reference(logits, 4)
+    assert torch.equal(ids, ref_ids)
+    assert rel_err(weights, ref_weights) < 1e-5
+
+
+@gpu_or_interpreter
+def test_rope_write_kv_matches_the_reference() -> None:
+    from codexpc.engine.config import GPT_OSS_20B, TINY
+    from codexpc.engine.model import Rotary
+
+    c = GPT_OSS_20B if HAS_CUDA else TINY
+    heads, kv, d = c.num_attention_heads, c.num_key_value_heads, c.head_dim
+    t, blocks, page = 7, 6, 4
+    positions = torch.tensor([0, 1, 2, 900, 5000, 17, 3], device=DEVICE)
+    rot = Rotary(c)
+    cos, sin = rot.cos_sin(0, 6000, torch.device(DEVICE))
+    cos, sin = cos[positions].contiguous(), sin[positions].contiguous()
+    qkv = torch.randn(t, (heads + 2 * kv) * d, device=DEVICE).to(DTYPE)
+    slots = torch.randperm(blocks * page, device=DEVICE)[:t]
+    caches = [torch.zeros(blocks, page, kv, d, device=DEVICE, dtype=DTYPE) for _ in range(4)]
+    q = rope_write_kv(qkv, cos, sin, caches[0], caches[1], slots, heads)
+    ref_q = rope_write_kv_reference(qkv, cos, sin, caches[2], caches[3], slots, heads)
+    assert rel_err(q, ref_q) < BOUND / 4
+    assert rel_err(caches[0], caches[2]) < BOUND / 4
+    assert torch.equal(caches[1], caches[3])
 
 
 def random_paged_batch(specs: list[tuple[int, int]], kv: int, qm: int, d: int, page: int, seed: int):  # type: ignore[no-untyped-def]

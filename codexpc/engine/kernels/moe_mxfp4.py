@@ -97,6 +97,24 @@ def pick_block_m(num_slots: int, num_experts: int) -> int:
 DENSE_MIN_SLOTS_PER_EXPERT = 512
 
 
+# Tokens up to which the GEMV kernels (moe_gemv_triton.py) run instead of the row-block pair:
+# each slot then reads its expert on its own, which pays only while few slots share an expert.
+GEMV_MAX_TOKENS = 4
+
+
+def moe_mxfp4_residual(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights,
+                       residual: torch.Tensor) -> torch.Tensor:
+    """residual + moe_mxfp4(x, ...): for a few tokens one GEMV pair that also sums each token's
+    k slots and adds the residual; else the row-block kernels. x, residual [T, H] -> [T, H]."""
+    if x.shape[0] > GEMV_MAX_TOKENS:
+        return residual + moe_mxfp4(x, ids, weights, w)
+    from codexpc.engine.kernels.moe_gemv_triton import gemv_down, gemv_up  # needs triton
+
+    ids = ids.contiguous()
+    h = gemv_up(x, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA)  # [T * k, I] fp32
+    return gemv_down(h, ids, weights, w.w2_blocks, w.w2_scales, w.b2, residual)
+
+
 def moe_mxfp4(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights,
               dense: bool | None = None) -> torch.Tensor:
     """The Triton path: same function as `moe_reference`. x [T, H] bf16 -> [T, H].

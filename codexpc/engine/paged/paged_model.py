@@ -13,7 +13,8 @@ import torch
 
 from codexpc.engine.config import ModelConfig
 from codexpc.engine.kernels.attention import PagedBatch, paged_attention, paged_attention_reference, write_kv
-from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4
+from codexpc.engine.kernels.fused import add_rmsnorm, rope_write_kv, route
+from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4_residual
 from codexpc.engine.model import AttentionBlock, Block, MLPBlock, Transformer, apply_rotary, experts_reference
 
 
@@ -68,12 +69,34 @@ class PagedModel:
         m = self.model
         x = m.embedding(inputs.tokens)  # [T, H]
         cos, sin = rope(self._inv_freq, m.rotary.concentration, inputs.positions)
+        if self.use_kernels:
+            x = self._forward_fused(x, cos, sin, inputs.batch)
+            x = x[inputs.sample_rows]  # [B', H]
+            return m.unembedding(add_rmsnorm(x, None, m.norm.scale, m.norm.eps)[1]).float()  # [B', V]
         for layer, block in enumerate(m.block):
             assert isinstance(block, Block)
             x = self._attention(layer, block.attn, x, cos, sin, inputs.batch)
             x = self._experts_step(layer, block.mlp, x)
         x = x[inputs.sample_rows]  # [B', H]
         return m.unembedding(m.norm(x)).float()  # [B', V]
+
+    def _forward_fused(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                       batch: PagedBatch) -> torch.Tensor:
+        """The same layers through the kernels: about a dozen launches a layer, each residual add
+        fused into the next RMSNorm or into the experts' down projection."""
+        c = self.config
+        heads = c.num_attention_heads
+        for layer, block in enumerate(self.model.block):
+            assert isinstance(block, Block)
+            attn, mlp = block.attn, block.mlp
+            _, t = add_rmsnorm(x, None, attn.norm.scale, attn.norm.eps)
+            q = rope_write_kv(attn.qkv(t), cos, sin, self.cache.k[layer], self.cache.v[layer],
+                              batch.slot_mapping, heads)  # [T, heads, D]
+            out = paged_attention(q, self.cache.k[layer], self.cache.v[layer], attn.sinks, batch, attn.window)
+            x, t = add_rmsnorm(x, attn.out(out), mlp.norm.scale, mlp.norm.eps)
+            ids, weights = route(mlp.gate(t), mlp.k)  # [T, k]
+            x = moe_mxfp4_residual(t, ids, weights, self._experts[layer], x)
+        return x
 
     def _attention(self, layer: int, attn: AttentionBlock, x: torch.Tensor, cos: torch.Tensor,
                    sin: torch.Tensor, batch: PagedBatch) -> torch.Tensor:
@@ -88,8 +111,7 @@ class PagedModel:
         v = qkv[:, k_end:].reshape(n, kv_heads, d)
         k_cache, v_cache = self.cache.k[layer], self.cache.v[layer]
         write_kv(k_cache, v_cache, k, v, batch.slot_mapping)
-        attend = paged_attention if self.use_kernels else paged_attention_reference
-        out = attend(q, k_cache, v_cache, attn.sinks, batch, attn.window)  # [T, heads * D]
+        out = paged_attention_reference(q, k_cache, v_cache, attn.sinks, batch, attn.window)  # [T, heads * D]
         return x + attn.out(out)
 
     def _experts_step(self, layer: int, mlp: MLPBlock, x: torch.Tensor) -> torch.Tensor:
@@ -97,6 +119,4 @@ class PagedModel:
         top = torch.topk(mlp.gate(t), k=mlp.k, dim=-1, sorted=True)
         # gpt-oss quirk: softmax over the k chosen logits only.
         weights = torch.softmax(top.values.float(), dim=-1)  # [T, k]
-        if self.use_kernels:
-            return x + moe_mxfp4(t, top.indices, weights, self._experts[layer])
         return x + experts_reference(t, top.indices, weights, mlp)

@@ -1,0 +1,108 @@
+"""Triton kernels of the fused small operations (see fused.py for the references)."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _add_rmsnorm_kernel(x_ptr, y_ptr, scale_ptr, sum_ptr, out_ptr, stride_x, stride_y, stride_sum, stride_out, eps,
+                        H: tl.constexpr, BLOCK: tl.constexpr, HAS_Y: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    ok = cols < H
+    s = tl.load(x_ptr + row * stride_x + cols, mask=ok, other=0.0)
+    if HAS_Y:
+        # Rounded to the activations' dtype first, as the reference's x + y is.
+        s = (s.to(tl.float32) + tl.load(y_ptr + row * stride_y + cols, mask=ok, other=0.0).to(tl.float32))
+        s = s.to(sum_ptr.dtype.element_ty)
+        tl.store(sum_ptr + row * stride_sum + cols, s, mask=ok)
+    t = s.to(tl.float32)
+    t = t * tl.rsqrt(tl.sum(t * t, axis=0) / H + eps)
+    t = t * tl.load(scale_ptr + cols, mask=ok, other=0.0)
+    tl.store(out_ptr + row * stride_out + cols, t.to(out_ptr.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def _route_kernel(logits_ptr, ids_ptr, weights_ptr, stride_l, E: tl.constexpr, BLOCK_E: tl.constexpr,
+                  K: tl.constexpr, BLOCK_K: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK_E)
+    kk = tl.arange(0, BLOCK_K)
+    logit = tl.load(logits_ptr + row * stride_l + cols, mask=cols < E, other=float("-inf")).to(tl.float32)
+    best = tl.max(logit, axis=0)
+    ids = tl.zeros([BLOCK_K], dtype=tl.int64)
+    w = tl.zeros([BLOCK_K], dtype=tl.float32)
+    for j in tl.static_range(K):  # the k largest, best first; ties go to the lower expert id
+        top = tl.max(logit, axis=0)
+        idx = tl.min(tl.where(logit == top, cols, BLOCK_E), axis=0)
+        ids = tl.where(kk == j, idx.to(tl.int64), ids)
+        w = tl.where(kk == j, tl.exp(top - best), w)
+        logit = tl.where(cols == idx, float("-inf"), logit)
+    # gpt-oss quirk: softmax over the k chosen logits only.
+    tl.store(ids_ptr + row * K + kk, ids, mask=kk < K)
+    tl.store(weights_ptr + row * K + kk, w / tl.sum(w, axis=0), mask=kk < K)
+
+
+@triton.jit
+def _rope_write_kv_kernel(qkv_ptr, cos_ptr, sin_ptr, q_ptr, k_ptr, v_ptr, slots_ptr, stride_qkv, stride_cs, stride_q,
+                          HEADS: tl.constexpr, KV: tl.constexpr, D: tl.constexpr):
+    t = tl.program_id(0).to(tl.int64)
+    head = tl.program_id(1)
+    half = tl.arange(0, D // 2)
+    src = qkv_ptr + t * stride_qkv + head * D
+    x1 = tl.load(src + half)
+    x2 = tl.load(src + D // 2 + half)
+    slot = tl.load(slots_ptr + t)
+    if head >= HEADS + KV:  # v: copied as it is
+        dst = v_ptr + slot * (KV * D) + (head - HEADS - KV) * D
+        tl.store(dst + half, x1.to(v_ptr.dtype.element_ty))
+        tl.store(dst + D // 2 + half, x2.to(v_ptr.dtype.element_ty))
+    else:
+        # Halves of D pair up (not interleaved pairs), as in the model's apply_rotary.
+        cos = tl.load(cos_ptr + t * stride_cs + half)
+        sin = tl.load(sin_ptr + t * stride_cs + half)
+        a, b = x1.to(tl.float32), x2.to(tl.float32)
+        r1 = a * cos - b * sin
+        r2 = b * cos + a * sin
+        if head < HEADS:
+            dst = q_ptr + t * stride_q + head * D
+        else:
+            dst = k_ptr + slot * (KV * D) + (head - HEADS) * D
+        tl.store(dst + half, r1.to(dst.dtype.element_ty))
+        tl.store(dst + D // 2 + half, r2.to(dst.dtype.element_ty))
+
+
+def launch_add_rmsnorm(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor,
+                       eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    t, h = x.shape
+    total = torch.empty_like(x) if y is not None else x
+    out = torch.empty_like(x)
+    yy = y if y is not None else x
+    _add_rmsnorm_kernel[(t,)](x, yy, scale, total, out, x.stride(0), yy.stride(0), total.stride(0), out.stride(0),
+                              float(eps), H=h, BLOCK=triton.next_power_of_2(h), HAS_Y=y is not None, num_warps=4)
+    return total, out
+
+
+def launch_route(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    t, e = logits.shape
+    ids = torch.empty(t, k, dtype=torch.int64, device=logits.device)
+    weights = torch.empty(t, k, dtype=torch.float32, device=logits.device)
+    _route_kernel[(t,)](logits, ids, weights, logits.stride(0), E=e, BLOCK_E=triton.next_power_of_2(e), K=k,
+                        BLOCK_K=triton.next_power_of_2(k), num_warps=1)
+    return ids, weights
+
+
+def launch_rope_write_kv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, k_cache: torch.Tensor,
+                         v_cache: torch.Tensor, slots: torch.Tensor, heads: int) -> torch.Tensor:
+    n = qkv.shape[0]
+    kv_heads, d = k_cache.shape[-2:]
+    assert qkv.stride(1) == 1 and k_cache.is_contiguous() and v_cache.is_contiguous() and cos.stride() == sin.stride()
+    q = torch.empty(n, heads, d, dtype=qkv.dtype, device=qkv.device)
+    _rope_write_kv_kernel[(n, heads + 2 * kv_heads)](
+        qkv, cos, sin, q, k_cache, v_cache, slots, qkv.stride(0), cos.stride(0), q.stride(0),
+        HEADS=heads, KV=kv_heads, D=d, num_warps=1,
+    )
+    return q

@@ -1,0 +1,131 @@
+"""Triton GEMV kernels of the MXFP4 MoE for a few tokens (decode at small batches).
+
+At batch 1 a token's 4 slots use 4 experts; the row-block kernels of moe_mxfp4_triton.py then
+pad 4 rows to 16 for the tensor cores, sort slots by expert (about 20 small kernels a layer)
+and keep too few bytes in flight. Here each program takes one slot (up) or one token (down)
+and a slice of weight rows, reads the expert straight from the router's ids, and reduces with
+plain FMAs over the whole K: no sort, no padding, no tensor cores.
+
+The e2m1 decode: a byte holds two codes; low nibbles pair with the even columns of the
+activation and high nibbles with the odd ones, so the two halves never need interleaving.
+Each code's 3 magnitude bits go to float32's exponent low bits and mantissa top bit (the
+value times 2^-126) and its sign bit to the sign: three operations per code. The activation
+is pre-scaled by 2^64 so that the products stay normal floats; each group of 32 columns is
+summed first and only then multiplied by its E8M0 scale and 2^62 (one multiply per group,
+not per weight).
+
+- up:   h[s] = swiglu(x[s // k] @ W1[ids[s]].T + b1[ids[s]])             h [S, I]
+- down: out[t] = residual[t] + sum_j route[t, j] * (h[t*k + j] @ W2[ids[t, j]].T + b2[ids[t, j]])
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+_2_POW_64 = tl.constexpr(18446744073709551616.0)
+_2_POW_62 = tl.constexpr(4611686018427387904.0)
+
+
+@triton.jit
+def _dot_rows(a_ptr, w_ptr, s_ptr, rows, row_ok, stride_wn, stride_sn, K: tl.constexpr, BK: tl.constexpr):
+    """sum_k a[k] * W[rows, k] for MXFP4 rows -> [BN] fp32. a: K values (bf16 or fp32)."""
+    BN: tl.constexpr = rows.shape[0]
+    acc = tl.zeros((BN, BK // 32), dtype=tl.float32)
+    for k0 in range(0, K, BK):
+        j = tl.arange(0, BK // 2)  # byte columns of this step
+        kb = k0 // 2 + j
+        kb_ok = kb < K // 2
+        a_even = tl.load(a_ptr + 2 * kb, mask=kb_ok, other=0.0).to(tl.float32) * _2_POW_64
+        a_odd = tl.load(a_ptr + 2 * kb + 1, mask=kb_ok, other=0.0).to(tl.float32) * _2_POW_64
+        raw = tl.load(w_ptr + rows[:, None] * stride_wn + kb[None, :], mask=row_ok[:, None] & kb_ok[None, :],
+                      other=0).to(tl.int32)  # [BN, BK/2]
+        lo = ((raw << 22) & 0x01C00000) | ((raw << 28) & -2147483648)  # low nibble: e e m, sign
+        hi = ((raw << 18) & 0x01C00000) | ((raw << 24) & -2147483648)  # high nibble
+        part = lo.to(tl.float32, bitcast=True) * a_even[None, :] + hi.to(tl.float32, bitcast=True) * a_odd[None, :]
+        group = tl.sum(tl.reshape(part, (BN, BK // 32, 16)), axis=2)  # [BN, BK/32]
+        ks = k0 // 32 + tl.arange(0, BK // 32)
+        s = tl.load(s_ptr + rows[:, None] * stride_sn + ks[None, :], mask=row_ok[:, None] & (ks[None, :] < K // 32),
+                    other=0).to(tl.int32)
+        acc += group * (s << 23).to(tl.float32, bitcast=True)  # 2^(s - 127)
+    return tl.sum(acc, axis=1) * _2_POW_62
+
+
+@triton.jit
+def _gemv_up_kernel(x_ptr, ids_ptr, w_ptr, s_ptr, b_ptr, h_ptr, stride_x, stride_we, stride_wn, stride_se,
+                    stride_sn, stride_be, stride_h, limit, alpha,
+                    K: tl.constexpr, N: tl.constexpr, TOPK: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+    slot = tl.program_id(0)
+    e = tl.load(ids_ptr + slot).to(tl.int64)
+    token = slot // TOPK
+    rows = tl.program_id(1) * BN + tl.arange(0, BN)
+    row_ok = rows < N
+    acc = _dot_rows(x_ptr + token * stride_x, w_ptr + e * stride_we, s_ptr + e * stride_se, rows, row_ok,
+                    stride_wn, stride_sn, K, BK)
+    acc += tl.load(b_ptr + e * stride_be + rows, mask=row_ok, other=0.0).to(tl.float32)
+    # gpt-oss quirk: gate and up interleave (even, odd rows); clamp gate above, up both sides.
+    gate, up = tl.split(tl.reshape(acc, (BN // 2, 2)))
+    gate = tl.minimum(gate, limit)
+    up = tl.minimum(tl.maximum(up, -limit), limit)
+    h = gate * tl.sigmoid(alpha * gate) * (up + 1.0)  # [BN/2]
+    hcols = tl.program_id(1) * (BN // 2) + tl.arange(0, BN // 2)
+    tl.store(h_ptr + slot * stride_h + hcols, h, mask=hcols < N // 2)
+
+
+@triton.jit
+def _gemv_down_kernel(h_ptr, ids_ptr, route_ptr, w_ptr, s_ptr, b_ptr, res_ptr, out_ptr, stride_h, stride_we,
+                      stride_wn, stride_se, stride_sn, stride_be, stride_res, stride_out,
+                      K: tl.constexpr, N: tl.constexpr, TOPK: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+    token = tl.program_id(0)
+    rows = tl.program_id(1) * BN + tl.arange(0, BN)
+    row_ok = rows < N
+    acc = tl.load(res_ptr + token * stride_res + rows, mask=row_ok, other=0.0).to(tl.float32)
+    for j in range(TOPK):
+        slot = token * TOPK + j
+        e = tl.load(ids_ptr + slot).to(tl.int64)
+        route = tl.load(route_ptr + slot)
+        y = _dot_rows(h_ptr + slot * stride_h, w_ptr + e * stride_we, s_ptr + e * stride_se, rows, row_ok,
+                      stride_wn, stride_sn, K, BK)
+        y += tl.load(b_ptr + e * stride_be + rows, mask=row_ok, other=0.0).to(tl.float32)
+        acc += route * y
+    tl.store(out_ptr + token * stride_out + rows, acc.to(out_ptr.dtype.element_ty), mask=row_ok)
+
+
+# (rows per program, K step, warps) of each launch; bench/fast_engine_decode.py sweeps them.
+UP_TILES = (32, 256, 4)
+DOWN_TILES = (16, 256, 4)
+
+
+def gemv_up(x: torch.Tensor, ids: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor,
+            limit: float, alpha: float) -> torch.Tensor:
+    """x [T, H], ids [T, k] -> h [T * k, I] fp32 (slot t * k + j for token t's j-th expert)."""
+    e, n, groups, _ = blocks.shape  # n = 2I
+    topk = ids.shape[1]
+    w = blocks.view(e, n, groups * 16)
+    h = torch.empty(ids.numel(), n // 2, dtype=torch.float32, device=x.device)
+    bn, bk, warps = UP_TILES
+    grid = (ids.numel(), triton.cdiv(n, bn))
+    _gemv_up_kernel[grid](
+        x, ids, w, scales, bias, h, x.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1),
+        bias.stride(0), h.stride(0), float(limit), float(alpha),
+        K=groups * 32, N=n, TOPK=topk, BN=bn, BK=bk, num_warps=warps,
+    )
+    return h
+
+
+def gemv_down(h: torch.Tensor, ids: torch.Tensor, route: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor,
+              bias: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """h [T * k, I] -> residual + the weighted sum of each token's k expert outputs, [T, H]."""
+    e, n, groups, _ = blocks.shape  # n = H
+    w = blocks.view(e, n, groups * 16)
+    route = route.float().contiguous()
+    out = torch.empty_like(residual)
+    bn, bk, warps = DOWN_TILES
+    grid = (ids.shape[0], triton.cdiv(n, bn))
+    _gemv_down_kernel[grid](
+        h, ids, route, w, scales, bias, residual, out, h.stride(0), w.stride(0), w.stride(1), scales.stride(0),
+        scales.stride(1), bias.stride(0), residual.stride(0), out.stride(0),
+        K=groups * 32, N=n, TOPK=ids.shape[1], BN=bn, BK=bk, num_warps=warps,
+    )
+    return out
