@@ -129,6 +129,7 @@ WRONG_SHAPES: list[tuple[str, Any]] = [
     (RESPONSES, {"input": [{"type": "function_call", "name": 5, "arguments": 7, "call_id": None}]}),
     (RESPONSES, {"input": [{"type": "function_call_output", "call_id": 5, "output": {"a": 1}}]}),
     (RESPONSES, {"input": [{"type": "reasoning", "content": [5], "summary": [None]}]}),
+    (RESPONSES, {"input": [{"type": "reasoning", "content": False}]}),  # found by schemathesis
     (RESPONSES, {"input": "hi", "instructions": ["a"]}),
     (RESPONSES, {"input": "hi", "tools": "x"}),
     (RESPONSES, {"input": "hi", "tools": [{"type": "function", "name": "f", "parameters": {"type": "bogus"}}]}),

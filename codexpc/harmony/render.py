@@ -123,9 +123,9 @@ def _reasoning_text(item: Mapping[str, Any], where: str) -> str:
     """The reasoning's own text when the client sent it back, else its summary."""
     for key, part_type in (("content", "reasoning_text"), ("summary", "summary_text")):
         parts = item.get(key)
-        if not parts:
+        if parts is None or parts == []:
             continue
-        if not isinstance(parts, list):
+        if not isinstance(parts, list):  # false, 0 or "" too: a client's mistake, not "no text"
             raise RequestError(f"`{key}` must be a list", param=f"{where}.{key}")
         texts = text_parts(parts, f"{where}.{key}", accepted=(part_type,))
         return "\n".join(texts)

@@ -73,7 +73,8 @@ _INPUT_ITEM = {
             "type": {"const": "function_call_output"}, "call_id": {"type": "string"},
             "output": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}}},
         {"type": "object", "required": ["type"], "properties": {
-            "type": {"const": "reasoning"}, "summary": {"type": "array"}, "content": {"type": "array"}}},
+            "type": {"const": "reasoning"}, "summary": {"type": ["array", "null"]},
+            "content": {"type": ["array", "null"]}}},
     ]
 }
 
