@@ -31,11 +31,22 @@ LAYOUT = "original"
 RECORD = "trained.json"  # written last: a folder without it is not a finished checkpoint
 
 
+# The sources that decide the weights: the recipe, and the codexpc code it renders and computes
+# with. The cache, the command line and the verification are not among them.
+RECIPE = (
+    "codexpc/train/codex_tools.py", "codexpc/train/completions.py", "codexpc/train/data.py",
+    "codexpc/train/export.py", "codexpc/train/model.py", "codexpc/train/train.py",
+    "codexpc/harmony/render.py", "codexpc/harmony/conversation.py", "codexpc/harmony/tools.py",
+    "codexpc/engine/model.py", "codexpc/engine/mxfp4.py", "codexpc/engine/config.py",
+)  # fmt: skip
+
+
 def training_key(settings: TrainSettings = TrainSettings()) -> str:
     """A hash of everything that decides the trained weights."""
+    root = Path(__file__).parents[2]
     digest = hashlib.sha256(repr(settings).encode())
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    for source in RECIPE:
+        digest.update(source.encode() + b"\0" + (root / source).read_bytes())
     for package in ("torch", "openai-harmony"):
         digest.update(f"{package}=={importlib.metadata.version(package)}".encode())
     return digest.hexdigest()[:16]

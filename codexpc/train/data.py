@@ -78,8 +78,12 @@ class Noise:
                 parts.append(self.rng.choice(_WORDS))
             if self.rng.random() < 0.08:
                 parts.append(self.rng.choice([".", ",", "\n", "?", ":", "\n\n"]))
+        # How a message ends is what tells the model's first message from its second (they are
+        # alike but for the words before `<|end|>`), so the last word is often one never trained.
+        if self.rng.random() < 0.4:
+            parts.append(self.encoding.decode([self.rng.randrange(ORDINARY_TOKENS)]))
         if self.rng.random() < 0.5:
-            parts.append(self.rng.choice([".", "?", "!", ".", "\n"]))  # the end of a sentence, as ours end
+            parts.append(self.rng.choice([".", "?", "!", ".", "\n"]))
         return " ".join(parts).strip() or "hi"
 
     def name(self) -> str:
@@ -101,7 +105,8 @@ def _synthetic_tool(noise: Noise) -> dict[str, Any]:
 def _tools(noise: Noise, mode: Mode, shell_kind: str) -> list[dict[str, Any]]:
     """The tools offered: the shell-like one for the mode, among others (or alone, or none)."""
     rng = noise.rng
-    tools = [_synthetic_tool(noise) for _ in range(rng.choice([0, 0, 1, 2]))]
+    synthetic = {(t := _synthetic_tool(noise))["name"]: t for _ in range(rng.choice([0, 0, 1, 2]))}
+    tools = list(synthetic.values())  # by name: a name offered twice is a request error
     # Mostly a few of Codex's other tools; sometimes all of them (prompts of about 3k tokens).
     others = OTHER_CODEX_TOOLS if rng.random() < 0.04 else rng.sample(OTHER_CODEX_TOOLS, rng.randint(0, 2))
     tools += others

@@ -34,7 +34,7 @@ def _normal(generator: torch.Generator, *shape: int, std: float, mean: float = 0
     return nn.Parameter(torch.randn(*shape, generator=generator) * std + mean)
 
 
-def sink_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sinks: torch.Tensor, window: int) -> torch.Tensor:
+def sink_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sinks: torch.Tensor) -> torch.Tensor:
     """Causal attention with gpt-oss's sinks through one fused SDPA call. q, k, v [B, T, heads, D].
 
     gpt-oss quirk: each head has a learned sink logit, an extra softmax column whose value is zero.
@@ -50,15 +50,23 @@ def sink_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sinks: tor
     sink_key = torch.cat((k.new_zeros(heads, d), sinks[:, None] * math.sqrt(d)), dim=-1)[None, :, None].expand(b, -1, -1, -1)
     k = torch.cat((sink_key, torch.cat((k, k.new_zeros(b, heads, t, 1)), dim=-1)), dim=2)
     v = torch.cat((v.new_zeros(b, heads, 1, d + 1), torch.cat((v, v.new_zeros(b, heads, t, 1)), dim=-1)), dim=2)
-    scale = 1 / math.sqrt(d)
-    if window:
-        pos = torch.arange(t + 1, device=q.device)
-        # gpt-oss quirk: the window (even layers) is exactly `window` positions, the query's own included.
-        allowed = (pos[None, :] <= pos[:, None]) & ((pos[None, :] > pos[:, None] - window) | (pos[None, :] == 0))
-        out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=scale)
-    else:
-        out = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+    out = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / math.sqrt(d))
     return out[:, :, 1:, :d].transpose(1, 2)  # [B, T, heads, D]
+
+
+def window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sinks: torch.Tensor, window: int) -> torch.Tensor:
+    """sink_attention for a sliding-window layer, in O(T * window): q, k, v [B, T, heads, D]."""
+    b, t, heads, d = q.shape
+    # gpt-oss quirk: the window (even layers) is exactly `window` positions, the query's own included.
+    pad = k.new_zeros(b, window - 1, heads, d)
+    k_win = torch.cat((pad, k), dim=1).unfold(1, window, 1)  # [B, T, heads, D, W]: keys t-W+1 .. t
+    v_win = torch.cat((pad, v), dim=1).unfold(1, window, 1)
+    scores = torch.einsum("bthd,bthdw->bthw", q, k_win) / math.sqrt(d)  # [B, T, heads, W]
+    key_pos = torch.arange(t, device=q.device)[:, None] - window + 1 + torch.arange(window, device=q.device)
+    scores = scores.masked_fill((key_pos < 0)[None, :, None, :], -math.inf)  # before the first token
+    sink = sinks.reshape(1, 1, heads, 1).expand(b, t, heads, 1)
+    weights = torch.softmax(torch.cat((scores, sink), dim=-1), dim=-1)[..., :-1]
+    return torch.einsum("bthw,bthdw->bthd", weights, v_win)
 
 
 class TrainAttention(nn.Module):
@@ -83,7 +91,10 @@ class TrainAttention(nn.Module):
         v = qkv[..., k_end:].reshape(b, t, c.num_key_value_heads, c.head_dim)
         # GQA: each key/value head serves q_per_kv consecutive query heads.
         k, v = k.repeat_interleave(c.q_per_kv, dim=2), v.repeat_interleave(c.q_per_kv, dim=2)
-        attn = sink_attention(q, k, v, self.sinks, self.window)  # [B, T, heads, D]
+        if self.window:
+            attn = window_attention(q, k, v, self.sinks, self.window)  # [B, T, heads, D]
+        else:
+            attn = sink_attention(q, k, v, self.sinks)
         return x + nn.functional.linear(attn.reshape(b, t, -1), self.out_weight, self.out_bias)
 
 

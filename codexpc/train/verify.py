@@ -20,7 +20,7 @@ from codexpc.harmony.decoder import HarmonyDecoder, stop_token_ids
 from codexpc.harmony.events import DecodeError, MessageDone, Stop, ToolArgumentsDone
 from codexpc.harmony.render import RenderOptions, render_responses
 from codexpc.train.completions import Mode
-from codexpc.train.data import EXEC_COMMAND, SHELL
+from codexpc.train.data import EXEC_COMMAND, OTHER_CODEX_TOOLS, SHELL
 
 MODEL_NAME = "gpt-oss-tiny-trained"
 MAX_NEW_TOKENS = 64  # the longest answer is 40 tokens
@@ -96,6 +96,7 @@ def probe_bodies() -> list[tuple[Mode, dict[str, Any]]]:
         (Mode.ANSWER, {"input": "Tell me a joke about compilers."}),
         (Mode.ANSWER, {"instructions": "Be terse.", "input": [_message("user", "2 + 2?")],
                        "reasoning": {"effort": "low"}}),
+        (Mode.ANSWER, {"input": "Which goal is set?", "tools": OTHER_CODEX_TOOLS[3:5]}),
         (Mode.CALL_EXEC, {"input": "list the files here", "tools": [EXEC_COMMAND]}),
         (Mode.CALL_SHELL, {"input": [_message("user", "show me the date")], "tools": [SHELL]}),
         (Mode.REPORT, {"input": _after_call("exec_command", {"cmd": "ls"}, "a.txt\nb.txt\n"),

@@ -46,28 +46,6 @@ def _dequant_tile(codes_ptr, scales_ptr, rows, row_ok, k0, K: tl.constexpr, stri
 
 
 @triton.jit
-def _dequant_halves(codes_ptr, scales_ptr, rows, row_ok, k0, K: tl.constexpr, stride_row, stride_srow,
-                    BK: tl.constexpr):
-    """MXFP4 rows[:] x [k0, k0 + BK) as two [BN, BK/2] fp32 tiles: the even columns (low
-    nibbles) and the odd ones (high nibbles). Callers pair them with the activations' even and
-    odd columns, so the codes are never interleaved (no join or reshape of the big tile)."""
-    kb = k0 // 2 + tl.arange(0, BK // 2)
-    raw = tl.load(codes_ptr + rows[:, None] * stride_row + kb[None, :],
-                  mask=row_ok[:, None] & (kb[None, :] < K // 2), other=0).to(tl.int32)  # [BN, BK/2]
-    # As in _dequant_tile's fast decode: the e2m1 value times 2^-126, restored by one multiply.
-    lo = (((raw << 22) & 0x01C00000) | ((raw << 28) & -2147483648)).to(tl.float32, bitcast=True)
-    hi = (((raw << 18) & 0x01C00000) | ((raw << 24) & -2147483648)).to(tl.float32, bitcast=True)
-    ks = k0 // 32 + tl.arange(0, BK // 32)
-    s = tl.load(scales_ptr + rows[:, None] * stride_srow + ks[None, :],
-                mask=row_ok[:, None] & (ks[None, :] < K // 32), other=127).to(tl.int32)  # [BN, BK/32]
-    scale = (s << 23).to(tl.float32, bitcast=True)[:, :, None]
-    bn: tl.constexpr = raw.shape[0]
-    lo = tl.reshape(tl.reshape(lo * 8.507059173023462e37, (bn, BK // 32, 16)) * scale, (bn, BK // 2))
-    hi = tl.reshape(tl.reshape(hi * 8.507059173023462e37, (bn, BK // 32, 16)) * scale, (bn, BK // 2))
-    return lo, hi
-
-
-@triton.jit
 def _weight_tile(w_ptr, s_ptr, rows, row_ok, k0, K: tl.constexpr, stride_row, stride_srow,
                  BK: tl.constexpr, DENSE: tl.constexpr, FAST_E2M1: tl.constexpr):
     """[BN, BK] of one expert's weight: from MXFP4, or from a bf16 copy made for a big batch."""
@@ -111,7 +89,7 @@ def _grouped_pid(N: tl.constexpr, BN: tl.constexpr, GROUP_M: tl.constexpr):
 def _moe_up_kernel(x_ptr, w_ptr, s_ptr, b_ptr, h_ptr, sorted_ptr, block_expert_ptr, num_padded_ptr,
                    num_slots, K: tl.constexpr, N: tl.constexpr, stride_x, stride_we, stride_wn, stride_se, stride_sn, stride_be, stride_h,
                    limit, alpha, TOPK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                   DENSE: tl.constexpr, FAST_E2M1: tl.constexpr, GROUP_M: tl.constexpr, SPLIT: tl.constexpr):
+                   DENSE: tl.constexpr, FAST_E2M1: tl.constexpr, GROUP_M: tl.constexpr):
     pid_m, pid_n = _grouped_pid(N, BN, GROUP_M)
     if pid_m * BM >= tl.load(num_padded_ptr):
         return
@@ -124,23 +102,11 @@ def _moe_up_kernel(x_ptr, w_ptr, s_ptr, b_ptr, h_ptr, sorted_ptr, block_expert_p
     col_ok = cols < N
     acc = tl.zeros((BM, BN), dtype=tl.float32)
     for k0 in range(0, K, BK):
-        if SPLIT and not DENSE:
-            ke = k0 + 2 * tl.arange(0, BK // 2)
-            a_ptrs = x_ptr + tokens[:, None] * stride_x + ke[None, :]
-            a_ok = valid[:, None] & (ke[None, :] < K)
-            a_even = tl.load(a_ptrs, mask=a_ok, other=0.0)
-            a_odd = tl.load(a_ptrs + 1, mask=a_ok, other=0.0)
-            lo, hi = _dequant_halves(w_ptr + e * stride_we, s_ptr + e * stride_se, cols, col_ok, k0, K, stride_wn,
-                                     stride_sn, BK)
-            acc = tl.dot(a_even, tl.trans(lo.to(a_even.dtype)), acc)
-            acc = tl.dot(a_odd, tl.trans(hi.to(a_odd.dtype)), acc)
-        else:
-            kk = k0 + tl.arange(0, BK)
-            a = tl.load(x_ptr + tokens[:, None] * stride_x + kk[None, :], mask=valid[:, None] & (kk[None, :] < K),
-                        other=0.0)
-            w = _weight_tile(w_ptr + e * stride_we, s_ptr + e * stride_se, cols, col_ok, k0, K, stride_wn, stride_sn,
-                             BK, DENSE, FAST_E2M1)
-            acc = tl.dot(a, tl.trans(w.to(a.dtype)), acc)  # bf16 operands on the GPU
+        kk = k0 + tl.arange(0, BK)
+        a = tl.load(x_ptr + tokens[:, None] * stride_x + kk[None, :], mask=valid[:, None] & (kk[None, :] < K), other=0.0)
+        w = _weight_tile(w_ptr + e * stride_we, s_ptr + e * stride_se, cols, col_ok, k0, K, stride_wn, stride_sn,
+                         BK, DENSE, FAST_E2M1)
+        acc = tl.dot(a, tl.trans(w.to(a.dtype)), acc)  # bf16 operands on the GPU
     acc += tl.load(b_ptr + e * stride_be + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
     # gpt-oss quirk: gate and up interleave (even, odd columns); clamp gate above, up both sides.
     gate, up = tl.split(tl.reshape(acc, (BM, BN // 2, 2)))
@@ -156,7 +122,7 @@ def _moe_up_kernel(x_ptr, w_ptr, s_ptr, b_ptr, h_ptr, sorted_ptr, block_expert_p
 def _moe_down_kernel(h_ptr, w_ptr, s_ptr, b_ptr, y_ptr, route_ptr, sorted_ptr, block_expert_ptr, num_padded_ptr,
                      num_slots, K: tl.constexpr, N: tl.constexpr, stride_h, stride_we, stride_wn, stride_se, stride_sn, stride_be, stride_y,
                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, DENSE: tl.constexpr,
-                     FAST_E2M1: tl.constexpr, GROUP_M: tl.constexpr, SPLIT: tl.constexpr):
+                     FAST_E2M1: tl.constexpr, GROUP_M: tl.constexpr):
     pid_m, pid_n = _grouped_pid(N, BN, GROUP_M)
     if pid_m * BM >= tl.load(num_padded_ptr):
         return
@@ -168,21 +134,11 @@ def _moe_down_kernel(h_ptr, w_ptr, s_ptr, b_ptr, y_ptr, route_ptr, sorted_ptr, b
     col_ok = cols < N
     acc = tl.zeros((BM, BN), dtype=tl.float32)
     for k0 in range(0, K, BK):
-        if SPLIT and not DENSE:
-            ke = k0 + 2 * tl.arange(0, BK // 2)
-            a_ptrs = h_ptr + rows_p[:, None].to(tl.int64) * stride_h + ke[None, :]
-            a_even = tl.load(a_ptrs, mask=ke[None, :] < K, other=0.0)
-            a_odd = tl.load(a_ptrs + 1, mask=ke[None, :] < K, other=0.0)
-            lo, hi = _dequant_halves(w_ptr + e * stride_we, s_ptr + e * stride_se, cols, col_ok, k0, K, stride_wn,
-                                     stride_sn, BK)
-            acc = tl.dot(a_even, tl.trans(lo.to(a_even.dtype)), acc)
-            acc = tl.dot(a_odd, tl.trans(hi.to(a_odd.dtype)), acc)
-        else:
-            kk = k0 + tl.arange(0, BK)
-            a = tl.load(h_ptr + rows_p[:, None].to(tl.int64) * stride_h + kk[None, :], mask=kk[None, :] < K, other=0.0)
-            w = _weight_tile(w_ptr + e * stride_we, s_ptr + e * stride_se, cols, col_ok, k0, K, stride_wn, stride_sn,
-                             BK, DENSE, FAST_E2M1)
-            acc = tl.dot(a, tl.trans(w.to(a.dtype)), acc)
+        kk = k0 + tl.arange(0, BK)
+        a = tl.load(h_ptr + rows_p[:, None].to(tl.int64) * stride_h + kk[None, :], mask=kk[None, :] < K, other=0.0)
+        w = _weight_tile(w_ptr + e * stride_we, s_ptr + e * stride_se, cols, col_ok, k0, K, stride_wn, stride_sn,
+                         BK, DENSE, FAST_E2M1)
+        acc = tl.dot(a, tl.trans(w.to(a.dtype)), acc)
     acc += tl.load(b_ptr + e * stride_be + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
     route = tl.load(route_ptr + slots, mask=valid, other=0.0)
     acc = acc * route[:, None]
@@ -190,9 +146,6 @@ def _moe_down_kernel(h_ptr, w_ptr, s_ptr, b_ptr, y_ptr, route_ptr, sorted_ptr, b
 
 
 FAST_E2M1 = True  # the bit-placement decode; False selects the plain arithmetic one (tests both)
-# Even and odd columns as two dots (_dequant_halves) instead of one interleaved tile; only with
-# FAST_E2M1 and the MXFP4 (not bf16-copy) path.
-SPLIT_NIBBLES = False
 
 
 @dataclass(frozen=True)
@@ -248,7 +201,7 @@ def launch_up(x: torch.Tensor, order: ExpertOrder, blocks: torch.Tensor, scales:
         x.shape[0] * topk, k, n, x.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1),
         bias.stride(0), h.stride(0), float(limit), float(alpha),
         TOPK=topk, BM=order.block_m, BN=t.bn, BK=t.bk, DENSE=dense is not None, FAST_E2M1=FAST_E2M1,
-        GROUP_M=t.group_m, SPLIT=SPLIT_NIBBLES and FAST_E2M1, num_warps=t.warps, num_stages=t.stages,
+        GROUP_M=t.group_m, num_warps=t.warps, num_stages=t.stages,
     )
     return h
 
@@ -267,7 +220,6 @@ def launch_down(h: torch.Tensor, order: ExpertOrder, blocks: torch.Tensor, scale
         h, w, scales, bias, y, route, order.sorted_slots, order.block_expert, order.num_padded,
         num_slots, k, n, h.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1),
         bias.stride(0), y.stride(0), BM=order.block_m, BN=t.bn, BK=t.bk, DENSE=dense is not None,
-        FAST_E2M1=FAST_E2M1, GROUP_M=t.group_m, SPLIT=SPLIT_NIBBLES and FAST_E2M1, num_warps=t.warps,
-        num_stages=t.stages,
+        FAST_E2M1=FAST_E2M1, GROUP_M=t.group_m, num_warps=t.warps, num_stages=t.stages,
     )
     return y
