@@ -3,8 +3,7 @@
     python bench/fast_engine_decode.py [--parts moe,engine]
 
 moe: one MoE layer (gpt-oss-20b shapes, random MXFP4 experts) under a CUDA graph at a few
-token counts: v3's row-block kernels plus the residual add against the GEMV pair (tile sweep),
-and at 64 tokens the interleaved decode against the split-nibble one.
+token counts: the row-block kernels against the GEMV pair (tile sweep), slots unsummed.
 engine: decode batch 1 and 64 through the engine's own loop and CUDA graphs, on random weights
 made on the GPU (no checkpoint), with v3's per-layer path (patched in here) and with the
 current fused one. Prints one table last.
@@ -25,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fast_engine_kernels import graph_ms, random_experts  # noqa: E402
 from bench.fast_engine_parts import CONFIG, DEV, Driver, decode_rate, random_model  # noqa: E402
-from codexpc.engine.kernels import moe_gemv_triton, moe_mxfp4_triton  # noqa: E402
+from codexpc.engine.kernels import moe_gemv_triton  # noqa: E402
 from codexpc.engine.kernels import moe_mxfp4 as moe_module  # noqa: E402
 from codexpc.engine.kernels.attention import paged_attention, write_kv  # noqa: E402
-from codexpc.engine.kernels.moe_mxfp4 import moe_mxfp4, moe_mxfp4_residual, moe_reference  # noqa: E402
+from codexpc.engine.kernels.moe_mxfp4 import moe_mxfp4, moe_mxfp4_slots, moe_reference  # noqa: E402
 from codexpc.engine.model import Block, apply_rotary  # noqa: E402
 from codexpc.engine.paged import model_runner  # noqa: E402
 from codexpc.engine.paged.cache_sizing import CacheBudget  # noqa: E402
@@ -50,46 +49,30 @@ def expert_bytes(w) -> int:  # type: ignore[no-untyped-def]
 def bench_moe() -> None:
     c = CONFIG
     w = random_experts(c)
-    for t in (1, 4, 8):
+    for t in (1, 8, 16):
         x = torch.randn(t, c.hidden_size, device=DEV, dtype=torch.bfloat16)
-        res = torch.randn_like(x)
         ids = torch.stack([torch.randperm(c.num_experts, device=DEV)[:4] for _ in range(t)])
         wts = torch.softmax(torch.randn(t, 4, device=DEV), -1)
-        ref = res.float() + moe_reference(x, ids, wts, w).float()
+        ref = moe_reference(x, ids, wts, w).float()
         used = len(torch.unique(ids)) * expert_bytes(w)
         moe_module.GEMV_MAX_TOKENS = 0
-        ms = graph_ms(partial(moe_mxfp4_residual, x, ids, wts, w, res))
-        record(f"MoE T={t} v3 row blocks + add (us; {used / ms / 1e6:.0f} GB/s)", ms * 1e3, "us")
+        ms = graph_ms(partial(moe_mxfp4_slots, x, ids, wts, w))
+        record(f"MoE T={t} row blocks, slots unsummed ({used / ms / 1e6:.0f} GB/s)", ms * 1e3, "us")
         moe_module.GEMV_MAX_TOKENS = 64
         best = (1e9, moe_gemv_triton.UP_TILES, moe_gemv_triton.DOWN_TILES)
-        for up in ((32, 256, 4), (64, 128, 4), (16, 256, 2)):
-            for down in ((16, 256, 4), (8, 256, 2), (32, 256, 4)):
+        ups = ((16, 256, 2), (16, 512, 4), (32, 256, 4), (8, 256, 1)) if t == 1 else ((16, 256, 2), (32, 256, 4))
+        downs = ((8, 256, 2), (16, 256, 2), (8, 512, 4), (4, 256, 1)) if t == 1 else ((8, 256, 2), (16, 256, 4))
+        for up in ups:
+            for down in downs:
                 moe_gemv_triton.UP_TILES, moe_gemv_triton.DOWN_TILES = up, down
-                out = moe_mxfp4_residual(x, ids, wts, w, res)
-                err = ((out.float() - ref).norm() / (ref - res.float()).norm()).item()
-                ms = graph_ms(partial(moe_mxfp4_residual, x, ids, wts, w, res))
+                err = ((moe_mxfp4_slots(x, ids, wts, w).sum(1) - ref).norm() / ref.norm()).item()
+                ms = graph_ms(partial(moe_mxfp4_slots, x, ids, wts, w))
                 print(f"T={t} gemv up {up} down {down}: {ms * 1e3:.1f} us err {err:.1e}", flush=True)
                 if ms < best[0]:
                     best = (ms, up, down)
         ms, moe_gemv_triton.UP_TILES, moe_gemv_triton.DOWN_TILES = best
-        record(f"MoE T={t} GEMV best up {best[1]} down {best[2]} ({used / ms / 1e6:.0f} GB/s)", ms * 1e3, "us")
-    moe_module.GEMV_MAX_TOKENS = 4
-    t = 64
-    x = torch.randn(t, c.hidden_size, device=DEV, dtype=torch.bfloat16)
-    ids = torch.stack([torch.randperm(c.num_experts, device=DEV)[:4] for _ in range(t)])
-    wts = torch.softmax(torch.randn(t, 4, device=DEV), -1)
-    ref = moe_reference(x, ids, wts, w).float()
-    for split in (False, True):
-        moe_mxfp4_triton.SPLIT_NIBBLES = split
-        for tiles in (moe_mxfp4_triton.Tiles(64, 64, 4, 3), moe_mxfp4_triton.Tiles(64, 128, 4, 4),
-                      moe_mxfp4_triton.Tiles(128, 128, 8, 3)):
-            moe_mxfp4_triton.TUNED[16] = tiles
-            err = ((moe_mxfp4(x, ids, wts, w).float() - ref).norm() / ref.norm()).item()
-            ms = graph_ms(partial(moe_mxfp4, x, ids, wts, w))
-            record(f"MoE T=64 split={split} {tiles.bn}x{tiles.bk}/{tiles.warps}w/{tiles.stages}s err {err:.1e}",
-                   ms * 1e3, "us")
-    moe_mxfp4_triton.TUNED.clear()
-    moe_mxfp4_triton.SPLIT_NIBBLES = False
+        record(f"MoE T={t} GEMV up {best[1]} down {best[2]} ({used / ms / 1e6:.0f} GB/s)", ms * 1e3, "us")
+    moe_module.GEMV_MAX_TOKENS = 8
 
 
 @torch.inference_mode()

@@ -17,7 +17,10 @@ from codexpc.engine.model import apply_rotary
 
 def add_rmsnorm_reference(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor,
                           eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> (x + y, rmsnorm(x + y)), both in x's dtype; y None means no add. x, y [T, H]."""
+    """-> (x + y, rmsnorm(x + y)), both in x's dtype; y None means no add. x [T, H]; y [T, H], or
+    [T, J, H] fp32 parts (the MoE's weighted slots) summed first and rounded to x's dtype."""
+    if y is not None and y.dim() == 3:
+        y = y.sum(dim=1).to(x.dtype)
     s = x if y is None else x + y
     t = s.float()
     t = t * torch.rsqrt(t.pow(2).mean(dim=-1, keepdim=True) + eps)

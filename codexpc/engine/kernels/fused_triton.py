@@ -8,16 +8,20 @@ import triton.language as tl
 
 
 @triton.jit
-def _add_rmsnorm_kernel(x_ptr, y_ptr, scale_ptr, sum_ptr, out_ptr, stride_x, stride_y, stride_sum, stride_out, eps,
-                        H: tl.constexpr, BLOCK: tl.constexpr, HAS_Y: tl.constexpr):
+def _add_rmsnorm_kernel(x_ptr, y_ptr, scale_ptr, sum_ptr, out_ptr, stride_x, stride_y, stride_yj, stride_sum,
+                        stride_out, eps, H: tl.constexpr, BLOCK: tl.constexpr, HAS_Y: tl.constexpr, J: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
     ok = cols < H
     s = tl.load(x_ptr + row * stride_x + cols, mask=ok, other=0.0)
     if HAS_Y:
-        # Rounded to the activations' dtype first, as the reference's x + y is.
-        s = (s.to(tl.float32) + tl.load(y_ptr + row * stride_y + cols, mask=ok, other=0.0).to(tl.float32))
-        s = s.to(sum_ptr.dtype.element_ty)
+        y = tl.zeros([BLOCK], dtype=tl.float32)
+        for j in tl.static_range(J):  # the MoE's k weighted slots (J = 1: a plain [T, H] y)
+            y += tl.load(y_ptr + row * stride_y + j * stride_yj + cols, mask=ok, other=0.0).to(tl.float32)
+        if J > 1:  # the slots' sum is rounded to the activations' dtype, as the reference's is
+            y = y.to(sum_ptr.dtype.element_ty).to(tl.float32)
+        # x + y rounded to the activations' dtype before the norm, as the reference's is.
+        s = (s.to(tl.float32) + y).to(sum_ptr.dtype.element_ty)
         tl.store(sum_ptr + row * stride_sum + cols, s, mask=ok)
     t = s.to(tl.float32)
     t = t * tl.rsqrt(tl.sum(t * t, axis=0) / H + eps)
@@ -81,8 +85,11 @@ def launch_add_rmsnorm(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Ten
     total = torch.empty_like(x) if y is not None else x
     out = torch.empty_like(x)
     yy = y if y is not None else x
-    _add_rmsnorm_kernel[(t,)](x, yy, scale, total, out, x.stride(0), yy.stride(0), total.stride(0), out.stride(0),
-                              float(eps), H=h, BLOCK=triton.next_power_of_2(h), HAS_Y=y is not None, num_warps=4)
+    j = yy.shape[1] if yy.dim() == 3 else 1
+    assert yy.stride(-1) == 1
+    _add_rmsnorm_kernel[(t,)](x, yy, scale, total, out, x.stride(0), yy.stride(0), yy.stride(1) if j > 1 else 0,
+                              total.stride(0), out.stride(0), float(eps), H=h, BLOCK=triton.next_power_of_2(h),
+                              HAS_Y=y is not None, J=j, num_warps=4)
     return total, out
 
 

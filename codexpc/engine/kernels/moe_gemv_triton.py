@@ -2,8 +2,7 @@
 
 At batch 1 a token's 4 slots use 4 experts; the row-block kernels of moe_mxfp4_triton.py then
 pad 4 rows to 16 for the tensor cores, sort slots by expert (about 20 small kernels a layer)
-and keep too few bytes in flight. Here each program takes one slot (up) or one token (down)
-and a slice of weight rows, reads the expert straight from the router's ids, and reduces with
+and keep too few bytes in flight. Here each program takes one slot and a slice of weight rows, reads the expert straight from the router's ids, and reduces with
 plain FMAs over the whole K: no sort, no padding, no tensor cores.
 
 The e2m1 decode: a byte holds two codes; low nibbles pair with the even columns of the
@@ -14,8 +13,9 @@ is pre-scaled by 2^64 so that the products stay normal floats; each group of 32 
 summed first and only then multiplied by its E8M0 scale and 2^62 (one multiply per group,
 not per weight).
 
-- up:   h[s] = swiglu(x[s // k] @ W1[ids[s]].T + b1[ids[s]])             h [S, I]
-- down: out[t] = residual[t] + sum_j route[t, j] * (h[t*k + j] @ W2[ids[t, j]].T + b2[ids[t, j]])
+- up:   h[s] = swiglu(x[s // k] @ W1[ids[s]].T + b1[ids[s]])             h [S, I] fp32
+- down: y[t, j] = route[t, j] * (h[t*k + j] @ W2[ids[t, j]].T + b2[ids[t, j]])   y [T, k, H] fp32
+The sum over j and the residual add happen in the next RMSNorm's kernel (fused.add_rmsnorm).
 """
 
 from __future__ import annotations
@@ -74,27 +74,22 @@ def _gemv_up_kernel(x_ptr, ids_ptr, w_ptr, s_ptr, b_ptr, h_ptr, stride_x, stride
 
 
 @triton.jit
-def _gemv_down_kernel(h_ptr, ids_ptr, route_ptr, w_ptr, s_ptr, b_ptr, res_ptr, out_ptr, stride_h, stride_we,
-                      stride_wn, stride_se, stride_sn, stride_be, stride_res, stride_out,
-                      K: tl.constexpr, N: tl.constexpr, TOPK: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
-    token = tl.program_id(0)
+def _gemv_down_kernel(h_ptr, ids_ptr, route_ptr, w_ptr, s_ptr, b_ptr, y_ptr, stride_h, stride_we, stride_wn,
+                      stride_se, stride_sn, stride_be, stride_y,
+                      K: tl.constexpr, N: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+    slot = tl.program_id(0)
+    e = tl.load(ids_ptr + slot).to(tl.int64)
     rows = tl.program_id(1) * BN + tl.arange(0, BN)
     row_ok = rows < N
-    acc = tl.load(res_ptr + token * stride_res + rows, mask=row_ok, other=0.0).to(tl.float32)
-    for j in range(TOPK):
-        slot = token * TOPK + j
-        e = tl.load(ids_ptr + slot).to(tl.int64)
-        route = tl.load(route_ptr + slot)
-        y = _dot_rows(h_ptr + slot * stride_h, w_ptr + e * stride_we, s_ptr + e * stride_se, rows, row_ok,
-                      stride_wn, stride_sn, K, BK)
-        y += tl.load(b_ptr + e * stride_be + rows, mask=row_ok, other=0.0).to(tl.float32)
-        acc += route * y
-    tl.store(out_ptr + token * stride_out + rows, acc.to(out_ptr.dtype.element_ty), mask=row_ok)
+    y = _dot_rows(h_ptr + slot * stride_h, w_ptr + e * stride_we, s_ptr + e * stride_se, rows, row_ok,
+                  stride_wn, stride_sn, K, BK)
+    y += tl.load(b_ptr + e * stride_be + rows, mask=row_ok, other=0.0).to(tl.float32)
+    tl.store(y_ptr + slot * stride_y + rows, tl.load(route_ptr + slot) * y, mask=row_ok)
 
 
 # (rows per program, K step, warps) of each launch; bench/fast_engine_decode.py sweeps them.
-UP_TILES = (32, 256, 4)
-DOWN_TILES = (16, 256, 4)
+UP_TILES = (16, 256, 2)
+DOWN_TILES = (8, 256, 2)
 
 
 def gemv_up(x: torch.Tensor, ids: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor,
@@ -115,17 +110,16 @@ def gemv_up(x: torch.Tensor, ids: torch.Tensor, blocks: torch.Tensor, scales: to
 
 
 def gemv_down(h: torch.Tensor, ids: torch.Tensor, route: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor,
-              bias: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-    """h [T * k, I] -> residual + the weighted sum of each token's k expert outputs, [T, H]."""
+              bias: torch.Tensor) -> torch.Tensor:
+    """h [T * k, I] -> y [T, k, H] fp32: each slot's expert output times its routing weight."""
     e, n, groups, _ = blocks.shape  # n = H
     w = blocks.view(e, n, groups * 16)
     route = route.float().contiguous()
-    out = torch.empty_like(residual)
+    y = torch.empty(ids.shape[0], ids.shape[1], n, dtype=torch.float32, device=h.device)
     bn, bk, warps = DOWN_TILES
-    grid = (ids.shape[0], triton.cdiv(n, bn))
+    grid = (ids.numel(), triton.cdiv(n, bn))
     _gemv_down_kernel[grid](
-        h, ids, route, w, scales, bias, residual, out, h.stride(0), w.stride(0), w.stride(1), scales.stride(0),
-        scales.stride(1), bias.stride(0), residual.stride(0), out.stride(0),
-        K=groups * 32, N=n, TOPK=ids.shape[1], BN=bn, BK=bk, num_warps=warps,
+        h, ids, route, w, scales, bias, y, h.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1),
+        bias.stride(0), y.stride(1), K=groups * 32, N=n, BN=bn, BK=bk, num_warps=warps,
     )
-    return out
+    return y

@@ -14,7 +14,7 @@ import torch
 from codexpc.engine.config import ModelConfig
 from codexpc.engine.kernels.attention import PagedBatch, paged_attention, paged_attention_reference, write_kv
 from codexpc.engine.kernels.fused import add_rmsnorm, rope_write_kv, route
-from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4_residual
+from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4_slots
 from codexpc.engine.model import AttentionBlock, Block, MLPBlock, Transformer, apply_rotary, experts_reference
 
 
@@ -70,9 +70,9 @@ class PagedModel:
         x = m.embedding(inputs.tokens)  # [T, H]
         cos, sin = rope(self._inv_freq, m.rotary.concentration, inputs.positions)
         if self.use_kernels:
-            x = self._forward_fused(x, cos, sin, inputs.batch)
-            x = x[inputs.sample_rows]  # [B', H]
-            return m.unembedding(add_rmsnorm(x, None, m.norm.scale, m.norm.eps)[1]).float()  # [B', V]
+            x, moe = self._forward_fused(x, cos, sin, inputs.batch)
+            rows = inputs.sample_rows
+            return m.unembedding(add_rmsnorm(x[rows], moe[rows], m.norm.scale, m.norm.eps)[1]).float()  # [B', V]
         for layer, block in enumerate(m.block):
             assert isinstance(block, Block)
             x = self._attention(layer, block.attn, x, cos, sin, inputs.batch)
@@ -81,22 +81,25 @@ class PagedModel:
         return m.unembedding(m.norm(x)).float()  # [B', V]
 
     def _forward_fused(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                       batch: PagedBatch) -> torch.Tensor:
-        """The same layers through the kernels: about a dozen launches a layer, each residual add
-        fused into the next RMSNorm or into the experts' down projection."""
+                       batch: PagedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same layers through the kernels, about ten launches a layer: each residual add (the
+        MoE's sum over its k slots too) is fused into the next RMSNorm. -> the residual stream
+        before the last layer's MoE output, and that output [T, k, H] fp32, for the caller's norm."""
         c = self.config
         heads = c.num_attention_heads
+        moe: torch.Tensor | None = None
         for layer, block in enumerate(self.model.block):
             assert isinstance(block, Block)
             attn, mlp = block.attn, block.mlp
-            _, t = add_rmsnorm(x, None, attn.norm.scale, attn.norm.eps)
+            x, t = add_rmsnorm(x, moe, attn.norm.scale, attn.norm.eps)
             q = rope_write_kv(attn.qkv(t), cos, sin, self.cache.k[layer], self.cache.v[layer],
                               batch.slot_mapping, heads)  # [T, heads, D]
             out = paged_attention(q, self.cache.k[layer], self.cache.v[layer], attn.sinks, batch, attn.window)
             x, t = add_rmsnorm(x, attn.out(out), mlp.norm.scale, mlp.norm.eps)
             ids, weights = route(mlp.gate(t), mlp.k)  # [T, k]
-            x = moe_mxfp4_residual(t, ids, weights, self._experts[layer], x)
-        return x
+            moe = moe_mxfp4_slots(t, ids, weights, self._experts[layer])  # [T, k, H] fp32
+        assert moe is not None
+        return x, moe
 
     def _attention(self, layer: int, attn: AttentionBlock, x: torch.Tensor, cos: torch.Tensor,
                    sin: torch.Tensor, batch: PagedBatch) -> torch.Tensor:
