@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import json
 
+from openai.types.chat import ChatCompletionChunk
+from openai.types.chat.chat_completion_chunk import (
+    Choice,
+    ChoiceDelta,
+    ChoiceDeltaToolCall,
+    ChoiceDeltaToolCallFunction,
+)
+
 from codexpc.harmony.events import (
     DecodeError,
     Event,
@@ -15,6 +23,7 @@ from codexpc.harmony.events import (
     ToolArgumentsDone,
     ToolCallError,
 )
+from codexpc.server import sse
 from codexpc.server.chat_stream import ChatStream
 from codexpc.server.session import Usage
 
@@ -37,7 +46,28 @@ def play(events: list[Event]) -> tuple[ChatStream, list[dict]]:
     for event in events:
         chunks += chat.feed(event)
     chunks += chat.close(USAGE, None, include_usage=True)
-    return chat, [json.loads(c.model_dump_json(exclude_none=True)) for c in chunks]
+    # As the client reads them: the SSE data of each chunk, which the SDK's own type accepts.
+    data = [sse.event(c).decode().removeprefix("data: ") for c in chunks]
+    for text in data:
+        ChatCompletionChunk.model_validate_json(text)
+    return chat, [json.loads(text) for text in data]
+
+
+def test_per_token_chunks_are_the_bytes_the_sdk_model_writes() -> None:
+    chat = ChatStream(id="chatcmpl_test", model='gpt-oss "20b"')
+    reasoning, text = chat.feed(TextDelta("reasoning", "analysis", 'a "q" é\n\x01'))[0], chat.feed(TextDelta("final", "final", "日本"))[0]
+    chat.feed(MessageStarted("tool_call", "commentary", "functions.f", None))
+    arguments = chat.feed(ToolArgumentsDelta("functions.f", '{"x":'))[0]
+
+    def model(delta: ChoiceDelta) -> bytes:
+        choice = Choice(index=0, delta=delta, finish_reason=None)
+        return sse.event(ChatCompletionChunk(id=chat.id, object="chat.completion.chunk", created=chat.created,
+                                             model=chat.model, choices=[choice]))
+
+    assert sse.event(reasoning) == model(ChoiceDelta(reasoning_content='a "q" é\n\x01'))  # type: ignore[call-arg]
+    assert sse.event(text) == model(ChoiceDelta(content="日本"))
+    call = ChoiceDeltaToolCall(index=0, function=ChoiceDeltaToolCallFunction(arguments='{"x":'))
+    assert sse.event(arguments) == model(ChoiceDelta(tool_calls=[call]))
 
 
 def test_reasoning_and_answer_stream_as_reasoning_content_and_content() -> None:

@@ -95,6 +95,22 @@ def test_reasoning_then_final_answer_is_a_completed_response() -> None:
     assert stream.final is not None and stream.final.status == "completed"
 
 
+def test_delta_events_are_the_bytes_the_sdk_models_write() -> None:
+    stream = ResponsesStream(ResponseMeta(id="resp_test", model="gpt-oss-20b"))
+    stream.start()
+    text = 'a "q" é\n\x01 日本 \\ </script>'
+    out = [e for kind, channel in (("reasoning", "analysis"), ("preamble", "commentary"), ("final", "final"))
+           for e in stream.feed(TextDelta(kind, channel, text))]
+    out += stream.feed(ToolArgumentsDelta("functions.exec_command", text))
+    deltas = [e for e in out if e.type.endswith(".delta")]
+    assert [type(e) for e in deltas] == [sse.Delta] * 4
+    for delta in deltas:
+        fields = json.loads(delta.json())
+        model = STRICT.validate_python(fields)  # the SDK's own type, built from the same fields
+        assert sse.event(delta, delta.type) == sse.event(model, model.type)
+        assert fields["delta"] == text
+
+
 def test_item_ids_agree_and_deltas_add_up_to_the_final_text() -> None:
     events, _ = play(reasoning("a", "b", "c") + message("final", "final", "x", "yz") + [Stop("return")])
     for index in (0, 1):

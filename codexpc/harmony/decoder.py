@@ -106,6 +106,15 @@ class HarmonyDecoder:
         return self._state is _State.STOPPED
 
     def feed(self, token_id: int) -> list[Event]:
+        if self._state is _State.CONTENT and 0 <= token_id < FIRST_SPECIAL:  # the per-token path: text
+            self._index += 1
+            parser = self._parser
+            try:
+                parser.process(token_id)
+            except HarmonyError as exc:
+                return self._fail(f"openai-harmony could not parse token {token_id}: {exc}", self._index)
+            delta = parser.last_content_delta
+            return [self._delta(delta)] if delta else []
         if self._state is _State.STOPPED:
             return []
         self._index += 1

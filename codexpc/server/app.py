@@ -189,16 +189,17 @@ async def _run(request: Request, session: Session, work: Awaitable[None]) -> Non
 
 
 async def _responses_sse(session: Session, stream: ResponsesStream) -> AsyncIterator[bytes]:
+    # One write per engine step: a socket write costs more than the rest of a token's work.
     try:
-        for event in stream.start():
-            yield sse.event(event, event.type)
-        async for decoded in session.events():
-            for event in stream.feed(decoded):
-                yield sse.event(event, event.type)
+        yield b"".join(sse.event(event, event.type) for event in stream.start())
+        async for step in session.steps():
+            frames = [sse.event(event, event.type) for decoded in step for event in stream.feed(decoded)]
+            if frames:
+                yield frames[0] if len(frames) == 1 else b"".join(frames)
             if stream.failure is not None:
                 break  # a refused tool call ends the response now; close() cancels the rest
-        for event in stream.finish(session.usage(), session.engine_error, session.finish_reason == "cancelled"):
-            yield sse.event(event, event.type)
+        finish = stream.finish(session.usage(), session.engine_error, session.finish_reason == "cancelled")
+        yield b"".join(sse.event(event, event.type) for event in finish)
     finally:
         await session.close(stream.final.status if stream.final else None)
 

@@ -37,6 +37,9 @@ from codexpc.harmony.events import (
 from codexpc.harmony.tools import split_recipient
 from codexpc.server.errors import Failure, engine_failure, tool_failure
 from codexpc.server.session import Usage, new_id
+from codexpc.server.sse import Delta, json_string
+
+Chunk = ChatCompletionChunk | Delta  # a Delta: a per-token chunk as JSON from a template
 
 
 @dataclass
@@ -57,10 +60,18 @@ class ChatStream:
     stop: StopReason | None = None
     failure: Failure | None = None
 
-    def start(self) -> list[ChatCompletionChunk]:
+    def __post_init__(self) -> None:
+        # A text chunk's JSON around its delta, keys in the order pydantic writes them.
+        head = f'{{"id":{json_string(self.id)},"choices":[{{"delta":{{'
+        self._heads = {"reasoning": f'{head}"reasoning_content":', "text": f'{head}"content":',
+                       "call": f'{head}"tool_calls":[{{"index":'}
+        self._tail = (f'}},"index":0,"finish_reason":null}}],"created":{self.created},'
+                      f'"model":{json_string(self.model)},"object":"chat.completion.chunk"}}')
+
+    def start(self) -> list[Chunk]:
         return [self._chunk(ChoiceDelta(role="assistant", content=""))]
 
-    def feed(self, event: Event) -> list[ChatCompletionChunk]:
+    def feed(self, event: Event) -> list[Chunk]:
         if self.failure is not None:
             return []
         if isinstance(event, TextDelta):
@@ -71,7 +82,8 @@ class ChatStream:
             if not self.calls:
                 self._open_call(event.recipient)
             self.calls[-1].arguments += event.text
-            return [self._call_delta(ChoiceDeltaToolCallFunction(arguments=event.text))]
+            head = f'{self._heads["call"]}{len(self.calls) - 1},"function":{{"arguments":'
+            return [Delta("", head, event.text, "}}]" + self._tail)]
         if isinstance(event, ToolArgumentsDone):
             if event.error is not None:
                 self.failure = tool_failure(event.error)
@@ -92,7 +104,7 @@ class ChatStream:
             return "length"
         return "stop"
 
-    def close(self, usage: Usage, engine_error: str | None, include_usage: bool) -> list[ChatCompletionChunk]:
+    def close(self, usage: Usage, engine_error: str | None, include_usage: bool) -> list[Chunk]:
         """The last chunks: finish_reason, then usage when asked (stream_options.include_usage)."""
         if engine_error is not None:  # the engine's own failure explains any decode error it caused
             self.failure = engine_failure(engine_error)
@@ -100,7 +112,7 @@ class ChatStream:
             self.failure = Failure("invalid_model_output", "the model's output ended without a valid stop")
         if self.failure is not None:
             return []
-        chunks = [self._chunk(ChoiceDelta(), finish_reason=self.finish_reason())]
+        chunks: list[Chunk] = [self._chunk(ChoiceDelta(), finish_reason=self.finish_reason())]
         if include_usage:
             chunks.append(ChatCompletionChunk(id=self.id, object="chat.completion.chunk", created=self.created,
                                               model=self.model, choices=[], usage=_usage(usage)))
@@ -117,14 +129,14 @@ class ChatStream:
         return ChatCompletion(id=self.id, object="chat.completion", created=self.created, model=self.model,
                               choices=[choice], usage=_usage(usage))
 
-    def _text(self, event: TextDelta) -> ChatCompletionChunk:
+    def _text(self, event: TextDelta) -> Chunk:
         if event.kind == "reasoning":
             self.reasoning += event.text
-            return self._chunk(ChoiceDelta(reasoning_content=event.text))  # type: ignore[call-arg]
+            return Delta("", self._heads["reasoning"], event.text, self._tail)
         self.content += event.text
-        return self._chunk(ChoiceDelta(content=event.text))
+        return Delta("", self._heads["text"], event.text, self._tail)
 
-    def _open_call(self, recipient: str) -> ChatCompletionChunk:
+    def _open_call(self, recipient: str) -> Chunk:
         _, name = split_recipient(recipient)
         self.calls.append(_Call(new_id("call"), name))
         function = ChoiceDeltaToolCallFunction(name=name, arguments="")

@@ -4,7 +4,8 @@ One `ResponsesStream` per request. `start()` gives response.created and response
 `feed(event)` gives the stream events of one decoder event; `finish(usage)` closes what is
 open and gives the terminal event: response.completed, response.incomplete (output cap) or
 response.failed (context window, invalid tool call, broken Harmony, engine failure).
-The events are the openai package's own types, so the schema is the SDK's, not a copy.
+The events are the openai package's own types, so the schema is the SDK's, not a copy; only
+the per-token delta events are `sse.Delta`s, JSON from a template (tests compare the bytes).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from openai.types.responses import (
     ResponseCreatedEvent,
     ResponseError,
     ResponseFailedEvent,
-    ResponseFunctionCallArgumentsDeltaEvent,
     ResponseFunctionCallArgumentsDoneEvent,
     ResponseFunctionToolCall,
     ResponseIncompleteEvent,
@@ -32,10 +32,8 @@ from openai.types.responses import (
     ResponseOutputMessage,
     ResponseOutputText,
     ResponseReasoningItem,
-    ResponseReasoningTextDeltaEvent,
     ResponseReasoningTextDoneEvent,
     ResponseStreamEvent,
-    ResponseTextDeltaEvent,
     ResponseTextDoneEvent,
     ResponseUsage,
 )
@@ -57,10 +55,13 @@ from codexpc.harmony.events import (
 from codexpc.harmony.tools import FUNCTIONS, split_recipient
 from codexpc.server.errors import Failure, engine_failure, tool_failure
 from codexpc.server.session import Usage, new_id
+from codexpc.server.sse import Delta, json_string
 
 log = logging.getLogger("codexpc.session")
 
 OutputItem = ResponseReasoningItem | ResponseOutputMessage | ResponseFunctionToolCall
+StreamEvent = ResponseStreamEvent | Delta
+_DELTA_TYPES = {"reasoning": "response.reasoning_text.delta", "tool_call": "response.function_call_arguments.delta"}
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,26 @@ class _Open:
     kind: MessageKind
     index: int
     item_id: str
-    text: str = ""
     recipient: str = ""
     call_id: str = ""
+    parts: list[str] = field(default_factory=list)  # the text so far, one part per delta
+
+    def __post_init__(self) -> None:
+        # The delta event's JSON around its text and sequence number, keys in pydantic's order.
+        self.delta_type = _DELTA_TYPES.get(self.kind, "response.output_text.delta")
+        item = f'"item_id":{json_string(self.item_id)}'
+        self.delta_head = '{"delta":' if self.kind == "tool_call" else '{"content_index":0,"delta":'
+        logprobs = ',"logprobs":[]' if self.delta_type == "response.output_text.delta" else ""
+        self.delta_mid = f',{item}{logprobs},"output_index":{self.index},"sequence_number":'
+        self.delta_end = f',"type":"{self.delta_type}"}}'
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def delta(self, text: str, sequence_number: int) -> Delta:
+        self.parts.append(text)
+        return Delta(self.delta_type, self.delta_head, text, f"{self.delta_mid}{sequence_number}{self.delta_end}")
 
 
 class ResponsesStream:
@@ -102,13 +120,13 @@ class ResponsesStream:
         self.failure: Failure | None = None  # set: the response ends as failed
         self.final: Response | None = None  # the terminal Response, once finish() ran
 
-    def start(self) -> list[ResponseStreamEvent]:
+    def start(self) -> list[StreamEvent]:
         response = self._response("in_progress")
         return [ResponseCreatedEvent(type="response.created", response=response, sequence_number=self._next()),
                 ResponseInProgressEvent(type="response.in_progress", response=response,
                                         sequence_number=self._next())]
 
-    def feed(self, event: Event) -> list[ResponseStreamEvent]:
+    def feed(self, event: Event) -> list[StreamEvent]:
         if self.failure is not None:
             return []
         if isinstance(event, MessageStarted):
@@ -128,7 +146,7 @@ class ResponsesStream:
         return []
 
     def finish(self, usage: Usage, engine_error: str | None = None,
-               cancelled: bool = False) -> list[ResponseStreamEvent]:
+               cancelled: bool = False) -> list[StreamEvent]:
         """The terminal events; call once, after the last decoder event. `cancelled`: the engine
         ended the generation itself (daemon stopping, engine closed on reload)."""
         events = self._close_open("incomplete")
@@ -157,7 +175,7 @@ class ResponsesStream:
 
     # -- items ---------------------------------------------------------------------------------
 
-    def _open_item(self, kind: MessageKind, recipient: str | None) -> list[ResponseStreamEvent]:
+    def _open_item(self, kind: MessageKind, recipient: str | None) -> list[StreamEvent]:
         index = len(self._output)
         if kind == "reasoning":
             opened = _Open(kind, index, new_id("rs"))
@@ -170,7 +188,7 @@ class ResponsesStream:
             item = self._message(opened, "in_progress")
         self._open = opened
         self._output.append(item)
-        events: list[ResponseStreamEvent] = [ResponseOutputItemAddedEvent(
+        events: list[StreamEvent] = [ResponseOutputItemAddedEvent(
             type="response.output_item.added", item=item, output_index=index, sequence_number=self._next())]
         if kind != "tool_call":
             events.append(ResponseContentPartAddedEvent(
@@ -178,29 +196,20 @@ class ResponsesStream:
                 part=self._part(opened, ""), sequence_number=self._next()))
         return events
 
-    def _text_delta(self, event: TextDelta) -> list[ResponseStreamEvent]:
+    def _text_delta(self, event: TextDelta) -> list[StreamEvent]:
+        opened = self._open
+        if opened is not None and opened.kind == event.kind:  # the per-token path
+            return [opened.delta(event.text, self._next())]
         events, opened = self._ensure_open(event.kind, None)
-        opened.text += event.text
-        seq = self._next()
-        if opened.kind == "reasoning":
-            events.append(ResponseReasoningTextDeltaEvent(
-                type="response.reasoning_text.delta", item_id=opened.item_id, output_index=opened.index,
-                content_index=0, delta=event.text, sequence_number=seq))
-        else:
-            events.append(ResponseTextDeltaEvent(
-                type="response.output_text.delta", item_id=opened.item_id, output_index=opened.index,
-                content_index=0, delta=event.text, logprobs=[], sequence_number=seq))
+        events.append(opened.delta(event.text, self._next()))
         return events
 
-    def _arguments_delta(self, event: ToolArgumentsDelta) -> list[ResponseStreamEvent]:
+    def _arguments_delta(self, event: ToolArgumentsDelta) -> list[StreamEvent]:
         events, opened = self._ensure_open("tool_call", event.recipient)
-        opened.text += event.text
-        events.append(ResponseFunctionCallArgumentsDeltaEvent(
-            type="response.function_call_arguments.delta", item_id=opened.item_id, output_index=opened.index,
-            delta=event.text, sequence_number=self._next()))
+        events.append(opened.delta(event.text, self._next()))
         return events
 
-    def _arguments_done(self, event: ToolArgumentsDone) -> list[ResponseStreamEvent]:
+    def _arguments_done(self, event: ToolArgumentsDone) -> list[StreamEvent]:
         if event.error is not None:
             self.failure = tool_failure(event.error)
             log.warning("tool call refused tool=%s kind=%s path=%s why=%s", event.error.tool, event.error.kind,
@@ -208,25 +217,25 @@ class ResponsesStream:
             self._drop_open()  # an invalid call is never handed to the client to run
             return []
         events, opened = self._ensure_open("tool_call", event.recipient)
-        opened.text = event.arguments
+        opened.parts = [event.arguments]
         events.append(ResponseFunctionCallArgumentsDoneEvent(
             type="response.function_call_arguments.done", item_id=opened.item_id, output_index=opened.index,
             arguments=event.arguments, sequence_number=self._next()))
         return events
 
-    def _ensure_open(self, kind: MessageKind, recipient: str | None) -> tuple[list[ResponseStreamEvent], _Open]:
+    def _ensure_open(self, kind: MessageKind, recipient: str | None) -> tuple[list[StreamEvent], _Open]:
         """The open item of `kind`, opening one if the decoder skipped its MessageStarted."""
-        events: list[ResponseStreamEvent] = []
+        events: list[StreamEvent] = []
         if self._open is None or self._open.kind != kind:
             events = self._close_open("incomplete") + self._open_item(kind, recipient)
         assert self._open is not None
         return events, self._open
 
-    def _close_open(self, status: str) -> list[ResponseStreamEvent]:
+    def _close_open(self, status: str) -> list[StreamEvent]:
         opened, self._open = self._open, None
         if opened is None:
             return []
-        events: list[ResponseStreamEvent] = []
+        events: list[StreamEvent] = []
         if opened.kind == "reasoning":
             events.append(ResponseReasoningTextDoneEvent(
                 type="response.reasoning_text.done", item_id=opened.item_id, output_index=opened.index,

@@ -141,19 +141,25 @@ class Session:
                  rid, params.temperature, params.top_p, params.max_new_tokens, self._generation.prompt_tokens,
                  self._generation.cached_tokens)
 
-    async def events(self) -> AsyncIterator[Event]:
-        """The decoder's events, token by token, ending with a Stop."""
+    async def steps(self) -> AsyncIterator[list[Event]]:
+        """The decoder's events, one non-empty list per engine step, the last ending with a Stop."""
         assert self._generation is not None and self._decoder is not None, "start() first"
         try:
             async for step in self._generation:
-                for event in self._step(step):
-                    yield event
+                events = self._step(step)
+                if events:
+                    yield events
                 # After the decoder's Stop nothing more counts; close() cancels what still runs.
                 if step.finish_reason is not None or self.stop_reason is not None:
                     return
         except Exception as exc:  # an engine bug must still end the stream with a failed response
             log.exception("request=%s engine raised", self.request_id)
-            for event in self._step(TokenEvent(None, "error", error=f"engine failure: {exc!r}")):
+            yield self._step(TokenEvent(None, "error", error=f"engine failure: {exc!r}"))
+
+    async def events(self) -> AsyncIterator[Event]:
+        """The decoder's events, token by token, ending with a Stop."""
+        async for events in self.steps():
+            for event in events:
                 yield event
 
     def _step(self, step: TokenEvent) -> list[Event]:
@@ -161,13 +167,14 @@ class Session:
         events: list[Event] = []
         if step.token_id is not None:
             self._on_token(step.token_id)
-            events += self._decoder.feed(step.token_id)
+            events = self._decoder.feed(step.token_id)
         if step.finish_reason is not None:
             self.finish_reason = step.finish_reason
             self.engine_error = step.error
-            events += self._decoder.finish(step.finish_reason)
+            events = events + self._decoder.finish(step.finish_reason)
         for event in events:
-            self._on_event(event)
+            if type(event) is not TextDelta or not self._first_delta:  # the per-token case: nothing to note
+                self._on_event(event)
         return events
 
     def _on_token(self, token_id: int) -> None:
