@@ -1,12 +1,13 @@
 """Decode figures of the fast engine, v3's path against the current one, in one process.
 
-    python bench/fast_engine_decode.py [--parts moe,engine]
+    python bench/fast_engine_decode.py [--parts attention,engine,moe]
 
+attention: one layer's decode attention at 1, 4 and 64 sequences, keys split or not.
 moe: one MoE layer (gpt-oss-20b shapes, random MXFP4 experts) under a CUDA graph at a few
 token counts: the row-block kernels against the GEMV pair (tile sweep), slots unsummed.
 engine: decode batch 1 and 64 through the engine's own loop and CUDA graphs, on random weights
 made on the GPU (no checkpoint), with v3's per-layer path (patched in here) and with the
-current fused one. Prints one table last.
+current fused one, keys split or not; batch 1 also at 16k context. Prints one table last.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.fast_engine_kernels import graph_ms, random_experts  # noqa: E402
+from bench.fast_engine_kernels import graph_ms, random_experts, random_paged_batch  # noqa: E402
 from bench.fast_engine_parts import CONFIG, DEV, Driver, decode_rate, random_model  # noqa: E402
-from codexpc.engine.kernels import moe_gemv_triton  # noqa: E402
+from codexpc.engine.kernels import attention_triton, moe_gemv_triton  # noqa: E402
 from codexpc.engine.kernels import moe_mxfp4 as moe_module  # noqa: E402
-from codexpc.engine.kernels.attention import paged_attention, write_kv  # noqa: E402
+from codexpc.engine.kernels.attention import paged_attention, paged_attention_reference, write_kv  # noqa: E402
 from codexpc.engine.kernels.moe_mxfp4 import moe_mxfp4, moe_mxfp4_slots, moe_reference  # noqa: E402
 from codexpc.engine.model import Block, apply_rotary  # noqa: E402
 from codexpc.engine.paged import model_runner  # noqa: E402
@@ -101,18 +102,38 @@ def v3_forward(self: PagedModel, inputs: StepInputs) -> torch.Tensor:
     return m.unembedding(m.norm(x)).float()
 
 
+def bench_attention() -> None:
+    """Decode attention, one layer: keys split (flash-decoding) against one program per KV head."""
+    for name, specs in (("1 x 16k", [(16383, 1)]), ("4 x 16k", [(16383, 1)] * 4), ("64 x 8k", [(8191, 1)] * 64)):
+        q, kc, vc, batch = random_paged_batch(specs, 8, 8, 64, 16)
+        sinks = torch.randn(64, device=DEV)
+        ref = paged_attention_reference(q, kc, vc, sinks, batch, 0).float()
+        kv_bytes = sum(c + n for c, n in specs) * 8 * 64 * 2 * 2
+        for max_splits in (1, attention_triton.MAX_SPLITS):
+            attention_triton.MAX_SPLITS = max_splits
+            err = ((paged_attention(q, kc, vc, sinks, batch, 0).float() - ref).norm() / ref.norm()).item()
+            ms = graph_ms(partial(paged_attention, q, kc, vc, sinks, batch, 0))
+            record(f"attention decode {name}, splits <= {max_splits} ({kv_bytes / ms / 1e6:.0f} GB/s, err {err:.0e})",
+                   ms * 1e3, "us")
+        attention_triton.MAX_SPLITS = 32
+
+
 def bench_engine() -> None:
     model = random_model(CONFIG)
     model_runner.WARMUP_TOKENS = (1,)  # decode only: the prefill kernels compile on the prompts
-    budget = CacheBudget(16, 2400, 64, 8192, bytes_per_block=0)
+    budget = CacheBudget(16, 3200, 64, 8192, bytes_per_block=0)
     original = PagedModel.forward
-    for name, forward in (("v3 path", v3_forward), ("fused", original)):
+    # (name, forward, key splits): the splits are fixed when the graphs are captured.
+    for name, forward, splits in (("v3 path", v3_forward, 1), ("fused, keys unsplit", original, 1),
+                                  ("fused", original, 32)):
         PagedModel.forward = forward  # type: ignore[method-assign]
+        attention_triton.MAX_SPLITS = splits
         t0 = time.perf_counter()
         d = Driver(model, budget)
         print(f"{name}: runner built in {time.perf_counter() - t0:.1f} s", flush=True)
         record(f"decode batch 1, {name} (tok/s)", decode_rate(d, 1, 256, 100), "tok/s")
         record(f"decode 64 sequences, {name} (tok/s)", decode_rate(d, 64, 256, 30), "tok/s")
+        record(f"decode batch 1 at 16k context, {name} (tok/s)", decode_rate(d, 1, 16384, 50), "tok/s")
         del d
         gc.collect()
         torch.cuda.empty_cache()
@@ -121,10 +142,12 @@ def bench_engine() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="moe,engine")
+    parser.add_argument("--parts", default="attention,engine,moe")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     started = time.time()
+    if "attention" in parts:
+        bench_attention()
     if "engine" in parts:
         bench_engine()
     if "moe" in parts:

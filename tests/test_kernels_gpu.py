@@ -224,6 +224,7 @@ def random_paged_batch(specs: list[tuple[int, int]], kv: int, qm: int, d: int, p
 ATTN = (8, 8, 64, 16, 128) if HAS_CUDA else (2, 4, 16, 4, 8)  # KV, QM, D, page, window
 BATCHES = {
     "decode": [(300, 1), (5, 1), (1000, 1), (0, 1)],
+    "decode-long": [(16000, 1)] if HAS_CUDA else [(300, 1)],  # one sequence: keys split many ways
     "prefill": [(0, 700)] if HAS_CUDA else [(0, 37)],
     "mixed": [(0, 300), (2000, 1), (130, 70), (16, 1)] if HAS_CUDA else [(0, 30), (20, 1), (9, 7), (4, 1)],
 }

@@ -94,6 +94,10 @@ def launch_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     t, heads, d = q.shape
     _, page, n_kv, _ = k_cache.shape
     qm = heads // n_kv
+    if batch.max_query_len == 1:
+        splits = decode_splits(batch.context_lens.shape[0], n_kv)
+        if splits > 1:
+            return launch_decode_split(q, k_cache, v_cache, sinks, batch, window, splits)
     out = torch.empty(t, heads * d, dtype=q.dtype, device=q.device)
     block_q = _block_q(batch.max_query_len, qm)
     grid = (batch.context_lens.shape[0], triton.cdiv(batch.max_query_len, block_q), n_kv)
@@ -102,4 +106,108 @@ def launch_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
         q.stride(0), out.stride(0), batch.block_tables.stride(0), LOG2E / math.sqrt(d),
         WINDOW=int(window), KV=n_kv, QM=qm, D=d, PAGE=page, BLOCK_Q=block_q, BLOCK_N=64, num_warps=4, num_stages=2,
     )
+    return out
+
+
+# Flash-decoding: with one query token per sequence and few sequences, one program per (sequence,
+# KV head) is too few programs (8 at batch 1) to stream a long context at the memory's rate.
+# Each (sequence, KV head) is then split over the keys into SPLITS programs that write unnormalized
+# partial results; a second kernel merges them and adds the sink. SPLITS is fixed per batch size,
+# so a CUDA graph captures it; each split's share of keys is worked out in the kernel.
+@triton.jit(do_not_specialize=["stride_table"])
+def _decode_split_kernel(
+    q_ptr, k_ptr, v_ptr, acc_ptr, m_ptr, l_ptr, qstart_ptr, ctx_ptr, table_ptr,
+    stride_qt, stride_table, scale_log2,
+    WINDOW: tl.constexpr, KV: tl.constexpr, QM: tl.constexpr, D: tl.constexpr, PAGE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SPLITS: tl.constexpr,
+):
+    seq, kvh, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    q_row = tl.load(qstart_ptr + seq).to(tl.int64)
+    length = tl.load(ctx_ptr + seq)
+    lo = length * 0
+    if WINDOW > 0:
+        # gpt-oss quirk: sliding layers see exactly `window` positions, the query's own included.
+        lo = tl.maximum(length - WINDOW, 0)
+    chunk = tl.cdiv(tl.cdiv(length - lo, SPLITS), BLOCK_N) * BLOCK_N
+    start = lo + split * chunk
+    end = tl.minimum(start + chunk, length)  # keys [start, end): all at or before the query
+    rows = tl.arange(0, BLOCK_M)
+    row_ok = rows < QM
+    head = kvh * QM + rows
+    dd = tl.arange(0, D)
+    q = tl.load(q_ptr + q_row * stride_qt + head[:, None] * D + dd[None, :], mask=row_ok[:, None], other=0.0)
+    m_i = tl.full([BLOCK_M], -1e30, dtype=tl.float32)  # finite: a split with no key stays NaN-free
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, D], dtype=tl.float32)
+    table = table_ptr + seq.to(tl.int64) * stride_table
+    for n0 in range(start, end, BLOCK_N):
+        k_pos = n0 + tl.arange(0, BLOCK_N)
+        k_ok = k_pos < end
+        page = tl.load(table + k_pos // PAGE, mask=k_ok, other=0).to(tl.int64)
+        kv_off = (page * PAGE + k_pos % PAGE)[:, None] * (KV * D) + kvh * D + dd[None, :]  # [N, D]
+        k = tl.load(k_ptr + kv_off, mask=k_ok[:, None], other=0.0)
+        s = tl.where(k_ok[None, :], tl.dot(q, tl.trans(k)) * scale_log2, float("-inf"))  # [M, N]
+        m_new = tl.maximum(m_i, tl.max(s, axis=1))
+        p = tl.exp2(s - m_new[:, None])
+        alpha = tl.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        v = tl.load(v_ptr + kv_off, mask=k_ok[:, None], other=0.0)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        m_i = m_new
+    part = (seq * SPLITS + split) * (KV * QM) + head  # [M] index into [B, SPLITS, heads]
+    tl.store(m_ptr + part, m_i, mask=row_ok)
+    tl.store(l_ptr + part, l_i, mask=row_ok)
+    tl.store(acc_ptr + part[:, None] * D + dd[None, :], acc, mask=row_ok[:, None])
+
+
+@triton.jit
+def _decode_merge_kernel(acc_ptr, m_ptr, l_ptr, sinks_ptr, o_ptr, qstart_ptr, stride_ot,
+                         HEADS: tl.constexpr, D: tl.constexpr, SPLITS: tl.constexpr):
+    seq, head = tl.program_id(0), tl.program_id(1)
+    sp = tl.arange(0, SPLITS)
+    part = (seq * SPLITS + sp) * HEADS + head  # [SPLITS]
+    m_s = tl.load(m_ptr + part)
+    # gpt-oss quirk: the sink logit per head is an extra softmax column with value zero.
+    sink = tl.load(sinks_ptr + head).to(tl.float32) * _LOG2E
+    m = tl.maximum(tl.max(m_s, axis=0), sink)
+    w = tl.exp2(m_s - m)  # [SPLITS]
+    total = tl.exp2(sink - m) + tl.sum(tl.load(l_ptr + part) * w, axis=0)
+    dd = tl.arange(0, D)
+    acc = tl.sum(tl.load(acc_ptr + part[:, None] * D + dd[None, :]) * w[:, None], axis=0)  # [D]
+    q_row = tl.load(qstart_ptr + seq).to(tl.int64)
+    tl.store(o_ptr + q_row * stride_ot + head * D + dd, (acc / total).to(o_ptr.dtype.element_ty))
+
+
+# Programs wanted in flight: about two per SM of an H100 (132).
+DECODE_PROGRAMS = 264
+MAX_SPLITS = 32
+
+
+def decode_splits(num_seqs: int, kv_heads: int) -> int:
+    """Key splits per (sequence, KV head) for a decode step: 1 (no split) once the batch alone
+    gives enough programs; else a power of two up to MAX_SPLITS."""
+    splits = 1
+    while splits < MAX_SPLITS and num_seqs * kv_heads * splits < DECODE_PROGRAMS // 2:
+        splits *= 2
+    return splits
+
+
+def launch_decode_split(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, sinks: torch.Tensor,
+                        batch: PagedBatch, window: int, splits: int) -> torch.Tensor:
+    """One new token per sequence: q [B, KV * QM, D] -> [B, KV * QM * D], keys split `splits` ways."""
+    t, heads, d = q.shape
+    _, page, n_kv, _ = k_cache.shape
+    b = batch.context_lens.shape[0]
+    acc = torch.empty(b, splits, heads, d, dtype=torch.float32, device=q.device)
+    m = torch.empty(b, splits, heads, dtype=torch.float32, device=q.device)
+    l_sum = torch.empty_like(m)
+    out = torch.empty(t, heads * d, dtype=q.dtype, device=q.device)
+    _decode_split_kernel[(b, n_kv, splits)](
+        q, k_cache, v_cache, acc, m, l_sum, batch.query_start, batch.context_lens, batch.block_tables,
+        q.stride(0), batch.block_tables.stride(0), LOG2E / math.sqrt(d),
+        WINDOW=int(window), KV=n_kv, QM=heads // n_kv, D=d, PAGE=page, BLOCK_M=max(16, triton.next_power_of_2(heads // n_kv)),
+        BLOCK_N=64, SPLITS=splits, num_warps=4, num_stages=2,
+    )
+    _decode_merge_kernel[(b, heads)](acc, m, l_sum, sinks, out, batch.query_start, out.stride(0),
+                                     HEADS=heads, D=d, SPLITS=splits, num_warps=1)
     return out
