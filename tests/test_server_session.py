@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -9,17 +11,21 @@ from typing import Any
 
 import httpx
 import pytest
+from openai.types.responses import ResponseStreamEvent
+from pydantic import TypeAdapter
 
 from codexpc.engine.api import SamplingParams, TokenEvent
 from codexpc.engine.scripted import ScriptedEngine, ScriptedGeneration, fixed_scripts
 from codexpc.errors import RequestError
 from codexpc.harmony.encoding import load_encoding
+from codexpc.harmony.events import Event, Stop, TextDelta, ToolArgumentsDelta
 from codexpc.harmony.render import RenderOptions, render_responses
 from codexpc.server.app import create_app
 from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
 from codexpc.server.runtime import RequestLimits, Runtime
-from codexpc.server.session import SamplingRequest, Session, sampling_from_body
+from codexpc.server.session import SamplingRequest, Session, batched, merge_deltas, sampling_from_body
 
+STRICT: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
 LINES = [
     r"request=(resp_\w+) harmony append tokens=\d+ user_parts=1 messages=\d+ dropped_reasoning=0",
     r"request=(resp_\w+) decoder start tools=0",
@@ -118,3 +124,99 @@ async def test_an_engine_that_raises_still_ends_the_stream_with_a_failed_respons
         reply = await http.post("/v1/responses", json={"input": "hi", "stream": True})
     last = reply.text.strip().splitlines()[-1]
     assert '"type":"response.failed"' in last and "engine_error" in last and "index out of range" in last
+
+
+async def test_batched_groups_what_a_queue_already_holds_and_waits_for_the_rest() -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+
+    async def source() -> AsyncIterator[int]:
+        while (item := await queue.get()) >= 0:
+            yield item
+
+    for item in (0, 1, 2):
+        queue.put_nowait(item)
+    batches = batched(source())
+    assert await anext(batches) == [0, 1, 2]
+    asyncio.get_running_loop().call_later(0.01, queue.put_nowait, 3)  # arrives while we wait
+    assert await anext(batches) == [3]
+    for item in (4, 5, -1):
+        queue.put_nowait(item)
+    assert await anext(batches) == [4, 5]
+    with pytest.raises(StopAsyncIteration):
+        await anext(batches)
+
+
+async def test_batched_closed_or_cancelled_while_waiting_ends_the_wait_cleanly() -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    closed = []
+
+    async def source() -> AsyncIterator[int]:
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            closed.append(True)
+
+    queue.put_nowait(1)
+    batches = batched(source())
+    assert await anext(batches) == [1]  # and the next get() waits on the queue
+    await batches.aclose()
+    assert closed == [True] and not queue._getters  # type: ignore[attr-defined]
+
+    batches = batched(source())
+    queue.put_nowait(1)
+    assert await anext(batches) == [1]
+    task = asyncio.ensure_future(anext(batches))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    queue.put_nowait(2)  # a cancelled wait took nothing from the queue
+    assert queue.qsize() == 1
+
+
+def test_merge_deltas_joins_consecutive_deltas_of_one_message_only() -> None:
+    events: list[Event] = [TextDelta("reasoning", "analysis", "a"), TextDelta("reasoning", "analysis", "b"),
+                           TextDelta("final", "final", "c"), ToolArgumentsDelta("functions.f", "{"),
+                           ToolArgumentsDelta("functions.f", "}"), Stop("call")]
+    assert merge_deltas(events) == [TextDelta("reasoning", "analysis", "ab"), TextDelta("final", "final", "c"),
+                                    ToolArgumentsDelta("functions.f", "{}"), Stop("call")]
+
+
+class BurstGeneration(ScriptedGeneration):
+    """Every token delivered before the consumer looks, as from an engine far ahead of it."""
+
+    def __aiter__(self) -> AsyncIterator[TokenEvent]:
+        return self._burst()
+
+    async def _burst(self) -> AsyncIterator[TokenEvent]:
+        queue: asyncio.Queue[TokenEvent] = asyncio.Queue()
+        for token in self._tokens:
+            queue.put_nowait(TokenEvent(token, "stop" if token in self._params.stop_token_ids else None))
+        while True:
+            event = await queue.get()
+            yield event
+            if event.finish_reason is not None:
+                return
+
+
+class BurstEngine(ScriptedEngine):
+    def submit(self, prompt: Sequence[int], params: SamplingParams, request_id: str) -> ScriptedGeneration:
+        g = super().submit(prompt, params, request_id)
+        return BurstGeneration(request_id, g.prompt_tokens, g._tokens, params, self.info.context_length, 0.0,
+                               self._counters)
+
+
+async def test_tokens_ready_together_stream_as_one_write_with_merged_deltas() -> None:
+    encoding = load_encoding()
+    app = create_app(Runtime(BurstEngine(encoding), encoding))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as http:
+        reply = await http.post("/v1/responses", json={"input": "hi", "stream": True})
+    events = [json.loads(line.removeprefix("data: ")) for line in reply.text.splitlines() if line.startswith("data: ")]
+    for event in events:
+        STRICT.validate_python(event)  # still the SDK's own events
+    deltas = [e for e in events if e["type"].endswith("_text.delta")]
+    done = [e for e in events if e["type"].endswith("_text.done")]
+    assert [d["delta"] for d in deltas] == [d["text"] for d in done]  # one delta per message
+    assert events[-1]["type"] == "response.completed"
+    assert events[-1]["response"]["usage"]["output_tokens"] > len(deltas)

@@ -11,24 +11,36 @@ The log lines are a stable, greppable contract (logger "codexpc.session"), one p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Generator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
 from codexpc.engine.api import FinishReason, Generation, SamplingParams, TokenEvent
 from codexpc.errors import RequestError
 from codexpc.harmony.decoder import HarmonyDecoder, stop_token_ids
-from codexpc.harmony.events import Event, MessageDone, MessageKind, MessageStarted, Stop, TextDelta
+from codexpc.harmony.events import (
+    Event,
+    MessageDone,
+    MessageKind,
+    MessageStarted,
+    Stop,
+    TextDelta,
+    ToolArgumentsDelta,
+)
 from codexpc.harmony.render import RenderedPrompt
 from codexpc.server.runtime import Lease, RequestLimits, Runtime
 
 log = logging.getLogger("codexpc.session")
+
+T = TypeVar("T")
 
 # What a torch.Generator takes (a signed or unsigned 64-bit integer); a bigger seed overflows it.
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
@@ -97,6 +109,86 @@ def sampling_from_body(body: Mapping[str, Any], limits: RequestLimits, *max_keys
                            temperature=_number(body, "temperature", 0.0, 2.0, 1.0), top_p=top_p, seed=seed)
 
 
+def merge_deltas(events: list[Event]) -> list[Event]:
+    """Consecutive deltas of one message as one delta."""
+    merged: list[Event] = []
+    for event in events:
+        last = merged[-1] if merged else None
+        if type(event) is TextDelta and type(last) is TextDelta and last.kind == event.kind:
+            merged[-1] = TextDelta(event.kind, event.channel, last.text + event.text)
+        elif (type(event) is ToolArgumentsDelta and type(last) is ToolArgumentsDelta
+              and last.recipient == event.recipient):
+            merged[-1] = ToolArgumentsDelta(event.recipient, last.text + event.text)
+        else:
+            merged.append(event)
+    return merged
+
+
+async def batched(source: AsyncIterable[T]) -> AsyncGenerator[list[T], None]:
+    """The items of `source` in lists of those that were ready together.
+
+    After each item, the next is started at once: if the source has it (an engine's queue
+    already holds it), it joins the list; if the source must wait, the list goes out and the
+    wait resumes when the next list is asked for. An engine's queue is read the same way.
+    """
+    items = aiter(source)
+    waiting: _Resumed | None = None
+    try:
+        while True:
+            resumed, waiting = waiting, None  # awaited now: a cancellation ends it there
+            try:
+                batch = [await (resumed or anext(items))]
+            except StopAsyncIteration:
+                return
+            while waiting is None:
+                step = items.__anext__()
+                try:
+                    blocked_on = step.send(None)  # type: ignore[attr-defined]
+                except StopIteration as ready:
+                    batch.append(ready.value)
+                except StopAsyncIteration:
+                    yield batch
+                    return
+                else:
+                    waiting = _Resumed(step, blocked_on)
+            yield batch
+    finally:
+        if waiting is not None:  # the consumer left: end the source's wait as a cancel would
+            waiting.cancel()
+
+
+class _Resumed:
+    """The rest of a coroutine stepped by hand until it first had to wait, to be awaited."""
+
+    def __init__(self, coroutine: Any, blocked_on: Any) -> None:
+        self._coroutine = coroutine
+        self._blocked_on = blocked_on
+
+    def cancel(self) -> None:
+        """End the wait as a task's cancellation would, so the source's own cleanup runs."""
+        try:
+            self._coroutine.throw(asyncio.CancelledError())
+        except (asyncio.CancelledError, StopIteration, StopAsyncIteration):
+            return
+        self._coroutine.close()  # it caught the cancellation and waits again: give up on it
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        blocked_on = self._blocked_on
+        while True:
+            try:
+                sent = yield blocked_on
+            except BaseException as exc:  # a cancellation: the coroutine handles it as if awaited
+                try:
+                    blocked_on = self._coroutine.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    blocked_on = self._coroutine.send(sent)
+                except StopIteration as done:
+                    return done.value
+
+
 class Session:
     """Runs one request on the runtime's current engine; close() always, exactly once."""
 
@@ -142,19 +234,36 @@ class Session:
                  self._generation.cached_tokens)
 
     async def steps(self) -> AsyncIterator[list[Event]]:
-        """The decoder's events, one non-empty list per engine step, the last ending with a Stop."""
+        """The decoder's events in non-empty lists, the last ending with a Stop.
+
+        One list holds every token the engine had delivered when the previous list was
+        written, its deltas merged: a daemon that fell behind (a slow client, a busy loop)
+        writes once for all of them and so catches up, instead of paying per token.
+        """
         assert self._generation is not None and self._decoder is not None, "start() first"
         try:
-            async for step in self._generation:
-                events = self._step(step)
-                if events:
-                    yield events
-                # After the decoder's Stop nothing more counts; close() cancels what still runs.
-                if step.finish_reason is not None or self.stop_reason is not None:
-                    return
+            async with aclosing(batched(self._generation)) as batches:
+                async for ready in batches:
+                    events, done = self._take(ready)
+                    if events:
+                        yield events
+                    if done:  # after the decoder's Stop nothing counts; close() cancels what still runs
+                        return
         except Exception as exc:  # an engine bug must still end the stream with a failed response
             log.exception("request=%s engine raised", self.request_id)
             yield self._step(TokenEvent(None, "error", error=f"engine failure: {exc!r}"))
+
+    def _take(self, ready: list[TokenEvent]) -> tuple[list[Event], bool]:
+        """The events of the steps that were ready together, and whether generation ended."""
+        if len(ready) == 1:  # the usual case: the daemon keeps up with the engine
+            step = ready[0]
+            return self._step(step), step.finish_reason is not None or self.stop_reason is not None
+        events: list[Event] = []
+        for step in ready:
+            events += self._step(step)
+            if step.finish_reason is not None or self.stop_reason is not None:
+                return merge_deltas(events), True
+        return merge_deltas(events), False
 
     async def events(self) -> AsyncIterator[Event]:
         """The decoder's events, token by token, ending with a Stop."""
