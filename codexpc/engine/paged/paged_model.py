@@ -1,8 +1,10 @@
 """The gpt-oss forward pass over a batch of sequences and a paged KV cache.
 
-It runs the plain model's own modules and weights (codexpc.engine.model.Transformer) and swaps
-only the two maths seams: attention reads the paged cache, and the experts run either the
-model's reference or the MXFP4 Triton kernel. Tokens of all sequences are flattened: T rows.
+It runs the plain model's own weights (codexpc.engine.model.Transformer). Without Triton (the
+reference path) it runs the model's own modules and swaps only the two maths seams: attention
+reads the paged cache, the experts run the model's reference. With the kernels, each layer is
+about ten launches (codexpc.engine.kernels: fused norms, routing, RoPE, attention, MoE), the
+linears staying the model's own. Tokens of all sequences are flattened: T rows.
 """
 
 from __future__ import annotations
