@@ -10,6 +10,7 @@ are coming (decode). A few run to their end, so the server is under load through
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from pathlib import Path
@@ -110,3 +111,30 @@ def test_200_random_cancellations_leave_the_engine_idle(tiny_checkpoint: Path, k
     print(f"{CANCELLATIONS} cancellations in {elapsed:.1f}s: {seen}; cancelled mid-generation: {cancelled}; "
           f"tokens generated: {after['tokens_generated']}")
     asyncio.run(engine.close())
+
+
+async def test_a_client_gone_before_its_body_was_read_is_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    """The daemon's middleware reads the body first; a disconnect then reaches the route as
+    ClientDisconnect, which was logged as an unexpected error with its traceback."""
+    from codexpc.engine.scripted import ScriptedEngine
+    from codexpc.server.security import Policy, SecurityMiddleware
+
+    caplog.set_level(logging.INFO)
+    encoding = load_encoding()
+    runtime = Runtime(ScriptedEngine(encoding), encoding)
+    app = SecurityMiddleware(create_app(runtime), Policy("unix", frozenset()))
+    scope = {"type": "http", "method": "POST", "path": "/v1/responses", "raw_path": b"/v1/responses",
+             "query_string": b"", "headers": [(b"content-type", b"application/json")], "http_version": "1.1",
+             "scheme": "http", "server": ("codexpc", 80), "client": None, "root_path": ""}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.text
+    assert "client gone before its request was read" in caplog.text
+    assert runtime.in_flight == 0 and runtime.metrics.in_flight == 0 and runtime.engine.stats()["submitted"] == 0

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from codexpc.errors import CodexpcError, RequestError
 from codexpc.harmony.events import ToolCallError
@@ -117,6 +118,13 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
                         headers=exc.headers)
 
 
+async def _on_client_gone(request: Request, exc: Exception) -> JSONResponse:
+    # The client left before its body was read: nothing went wrong here and nobody reads the
+    # answer, so no traceback and no error line (the soak test's abandoned clients do this).
+    log.info("client gone before its request was read path=%s", request.url.path)
+    return JSONResponse(error_body("the client disconnected", 400, "client_disconnected"), status_code=400)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # A bug of ours: log it with its traceback, give the client a well-formed 500.
     log.exception("unexpected error path=%s", request.url.path)
@@ -127,4 +135,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CodexpcError, _on_codexpc_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(ClientDisconnect, _on_client_gone)
     app.add_exception_handler(Exception, _on_unexpected)
