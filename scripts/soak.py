@@ -9,9 +9,12 @@ CLIENTS workers that each send streaming Responses requests back to back, abando
 them at a random moment, samples the daemon's RSS and open file descriptors every second, then
 stops it with SIGTERM. Expected outcomes: completed and incomplete responses, cancellations, 429s
 beyond limits.max_in_flight, and (random weights only) responses failed as invalid_model_output.
-Anything else is reported as unexpected. Time to first token comes from the daemon's own log
-line per request ("first token ... ms="). Exit status 0 when nothing unexpected happened and
-memory and file descriptors stayed stable. Linux only (reads /proc).
+Anything else, and any error line in the daemon's log, is unexpected. Time to first token comes
+from the daemon's own log line per request ("first token ... ms="). Exit status 0 when nothing
+unexpected happened and memory and file descriptors stayed stable. Linux only (reads /proc).
+
+Use the torch or paged engine for runs of minutes: the scripted engine keeps every prompt it was
+given (for tests to inspect), so its RSS grows by a few KB per request.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import httpx
 LAUNCHER = """
 import logging, sys
 from pathlib import Path
-logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 from codexpc.config import load_config
 from codexpc.server.daemon import serve
 
@@ -265,6 +268,8 @@ def report(tally: Tally, samples: list[Sample], log_text: str, exit_code: int | 
     unexpected = list(tally.unexpected)
     if exit_code != 0:
         unexpected.append(f"the daemon exited with {exit_code} after SIGTERM")
+    errors = [line for line in log_text.splitlines() if " ERROR " in line or line.startswith("Traceback")]
+    unexpected += [f"daemon log: {line[:200]}" for line in errors[:10]]
     if not memory["stable"]:
         unexpected.append("memory or file descriptors grew")
     return {"engine": args.engine, "seconds": args.seconds, "clients": args.clients, "cancel_rate": args.cancel_rate,
