@@ -195,7 +195,7 @@ async def _responses_sse(session: Session, stream: ResponsesStream) -> AsyncIter
         async for step in session.steps():
             frames = [sse.event(event, event.type) for decoded in step for event in stream.feed(decoded)]
             if frames:
-                yield frames[0] if len(frames) == 1 else b"".join(frames)
+                yield b"".join(frames)
             if stream.failure is not None:
                 break  # a refused tool call ends the response now; close() cancels the rest
         finish = stream.finish(session.usage(), session.engine_error, session.finish_reason == "cancelled")
@@ -217,9 +217,10 @@ async def _chat_sse(session: Session, chat: ChatStream, include_usage: bool) -> 
     try:
         for chunk in chat.start():
             yield sse.event(chunk)
-        async for decoded in session.events():
-            for chunk in chat.feed(decoded):
-                yield sse.event(chunk)
+        async for step in session.steps():
+            frames = [sse.event(chunk) for decoded in step for chunk in chat.feed(decoded)]
+            if frames:
+                yield b"".join(frames)
             if chat.failure is not None:
                 break
         for chunk in chat.close(session.usage(), session.engine_error, include_usage):
