@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.api import Engine
@@ -72,3 +73,13 @@ def test_sampling_at_temperature_one_keeps_the_structure(engine: Engine, encodin
         answers = answer_all(engine, encoding, [body for _, body in probes], temperature=1.0, seed=seed)
         for (mode, _), answer in zip(probes, answers, strict=True):
             assert check_answer(mode, answer) == [], (seed, mode, encoding.decode(answer.tokens))
+
+
+def test_training_is_reproducible() -> None:
+    """Two short trainings with the same settings give bit-identical weights."""
+    from codexpc.train.train import TrainSettings, train
+
+    settings = TrainSettings(examples=8, steps=3, max_tokens=400, batch_tokens=1600, warmup=1)
+    first, second = train(settings).model.state_dict(), train(settings).model.state_dict()
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)

@@ -1,8 +1,8 @@
 """What the trained tiny model answers: one fixed Harmony completion per situation.
 
 The rendered prompt ends with `<|start|>assistant`, so every completion starts at `<|channel|>`.
-Each situation's analysis sentence is distinct from the first token on: the model decides the
-situation once, at that token, and every later token follows from the few tokens before it.
+Each situation's analysis sentence differs from the others from its first token on: the model
+decides the situation once, at that token, and every later token follows from the few before it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ ANSWER_ANALYSIS = "The user wrote to me. I will reply briefly."
 ANSWER_FINAL = "Hello from the tiny trained model."
 CALL_EXEC_ANALYSIS = "I should run a command to look."
 CALL_SHELL_ANALYSIS = "Let me use the shell tool first."
-REPORT_ANALYSIS = "The tool has run and its output is in."
+REPORT_ANALYSIS = "Now the tool has run and its output is in."
 REPORT_FINAL = "Done: the command ran."
 
 

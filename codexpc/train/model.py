@@ -164,12 +164,13 @@ class TrainModel(nn.Module):
     def output_logits(self, h: torch.Tensor) -> torch.Tensor:  # [N, H] -> [N, len(output_ids)]
         return h @ self.unembedding_rows.T
 
-    def loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy over the whole vocabulary. h [N, H]; targets [N] as indices into output_ids.
+    def loss(self, h: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over the whole vocabulary, weighted (weights [N] sum to 1).
 
-        The V - K tokens without a row have logit 0 each: together one column of log(V - K).
+        h [N, H]; targets [N] as indices into output_ids. The V - K tokens without a row have
+        logit 0 each: together one column of log(V - K).
         """
         logits = self.output_logits(h)  # [N, K]
         rest = math.log(self.c.vocab_size - logits.shape[1])
         full = torch.cat((logits, logits.new_full((logits.shape[0], 1), rest)), dim=-1)  # [N, K + 1]
-        return nn.functional.cross_entropy(full, targets)
+        return (nn.functional.cross_entropy(full, targets, reduction="none") * weights).sum()

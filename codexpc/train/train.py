@@ -30,7 +30,7 @@ class TrainSettings:
     seed: int = 0
     examples: int = 960
     max_tokens: int = 6144  # prompt + answer; longer drawn prompts are drawn again
-    steps: int = 300
+    steps: int = 360
     batch_tokens: int = 6144  # padded tokens per batch
     lr: float = 3e-3
     warmup: int = 20
@@ -51,6 +51,21 @@ class Batch:
     rows: torch.Tensor  # [N] batch row of each answer position
     cols: torch.Tensor  # [N] position whose output predicts the next answer token
     targets: torch.Tensor  # [N] the next token, as an index into the model's output_ids
+    weights: torch.Tensor  # [N] each position's share of the loss
+
+
+CHANNEL, MESSAGE = 200005, 200008
+DECISION_WEIGHT = 5.0  # see decision_positions
+
+
+def decision_positions(completion: list[int]) -> set[int]:
+    """Indices of the answer's hard tokens: the rest follows from the few tokens before them.
+
+    These are each channel name (first message or second?) and the first word of the analysis
+    (which of the four answers?). The other ~30 tokens are easy and would drown them out.
+    """
+    after_channel = {j + 1 for j, t in enumerate(completion[:-1]) if t == CHANNEL}
+    return after_channel | {completion.index(MESSAGE) + 1}
 
 
 def vocabularies(examples: list[Example], min_count: int) -> tuple[list[int], list[int]]:
@@ -80,15 +95,18 @@ def make_batches(examples: list[Example], output_ids: list[int], batch_tokens: i
 def _batch(group: list[Example], position: dict[int, int]) -> Batch:
     width = max(len(e.prompt) + len(e.completion) - 1 for e in group)
     tokens = torch.zeros(len(group), width, dtype=torch.long)  # padding after the end: causal, unseen
-    rows, cols, targets = [], [], []
+    rows, cols, targets, weights = [], [], [], []
     for r, e in enumerate(group):
         sequence = e.prompt + e.completion[:-1]
         tokens[r, : len(sequence)] = torch.tensor(sequence)
+        hard = decision_positions(e.completion)
         for j, target in enumerate(e.completion):
+            weights.append(DECISION_WEIGHT if j in hard else 1.0)
             rows.append(r)
             cols.append(len(e.prompt) - 1 + j)
             targets.append(position[target])
-    return Batch(tokens, torch.tensor(rows), torch.tensor(cols), torch.tensor(targets))
+    weight = torch.tensor(weights)
+    return Batch(tokens, torch.tensor(rows), torch.tensor(cols), torch.tensor(targets), weight / weight.sum())
 
 
 def _schedule(settings: TrainSettings) -> Iterator[float]:
@@ -132,7 +150,7 @@ def _train(settings: TrainSettings) -> Trained:
         for group in optimizer.param_groups:
             group["lr"] = lr
         h = model.hidden(batch.tokens)[batch.rows, batch.cols]  # [N, H]
-        loss = model.loss(h, batch.targets)
+        loss = model.loss(h, batch.targets, batch.weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
