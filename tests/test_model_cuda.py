@@ -38,7 +38,12 @@ def reference(hf_dir: Path, dtype: torch.dtype, device: str = "cuda") -> GptOssF
     model = GptOssForCausalLM.from_pretrained(
         hf_dir, quantization_config=Mxfp4Config(dequantize=True), dtype=dtype, attn_implementation="eager"
     )
-    return model.to(device).eval()
+    # transformers <= 5.17 dequantizes the experts to bf16 whatever `dtype` asks (integrations/mxfp4.py,
+    # Mxfp4Dequantize.convert), and its grouped_mm experts then round fp32 activations to bf16. MXFP4
+    # values are exact in bf16, so casting to `dtype` is lossless and makes every version the same model.
+    model = model.to(device=device, dtype=dtype)
+    assert {p.dtype for p in model.parameters()} == {dtype}
+    return model.eval()
 
 
 def ours(hf_dir: Path, dtype: torch.dtype) -> Transformer:

@@ -127,6 +127,12 @@ def reference(tiny_files: dict[str, Path]) -> GptOssForCausalLM:
         dtype=torch.float32,
         attn_implementation="eager",
     )
+    # transformers <= 5.17 dequantizes the experts to bf16 whatever `dtype` asks (integrations/mxfp4.py,
+    # Mxfp4Dequantize.convert calls convert_moe_packed_tensors without a dtype), and its grouped_mm experts
+    # then round the fp32 activations to bf16: logits ~0.03 off. MXFP4 values are exact in bf16, so this
+    # cast is lossless and gives every version the same fp32 model.
+    model = model.to(torch.float32)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
     return model.eval()
 
 
