@@ -70,7 +70,7 @@ async def test_playback_is_token_by_token_and_stops_on_a_stop_token(encoding: Ha
     expected = encoding.encode("<|channel|>final<|message|>hi there<|return|>", allowed_special="all")
     assert [e.token_id for e in events] == expected
     assert [e.finish_reason for e in events] == [None] * (len(expected) - 1) + ["stop"]
-    assert engine.stats()["finished"] == 1 and engine.prompts == [[1, 2, 3]]
+    assert engine.stats()["finished"] == 1 and list(engine.prompts) == [[1, 2, 3]]
 
 
 async def test_max_new_tokens_and_the_context_window_end_with_length_and_context(encoding: HarmonyEncoding) -> None:

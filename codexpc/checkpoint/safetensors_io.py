@@ -26,7 +26,7 @@ from codexpc.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
-MAX_HEADER_BYTES = 100 * 2**20  # a real 120b header is about 100 KB; bound what a file can make us parse
+MAX_HEADER_BYTES = 16 * 2**20  # a real 120b header is about 100 KB; bound what a file can make us parse
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,8 @@ def read_header(path: Path) -> dict[str, Entry]:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _fail(path, f"header is not valid JSON ({exc})") from None
+    except RecursionError:  # json's parser recurses per nesting level; a hostile header nests deep
+        raise _fail(path, "header JSON is nested too deeply") from None
     if not isinstance(header, dict):
         raise _fail(path, "header is not a JSON object")
     header.pop("__metadata__", None)

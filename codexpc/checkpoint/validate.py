@@ -48,6 +48,8 @@ def read_json(path: Path) -> Any:
         raise fail(path, "missing file") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise fail(path, f"not valid JSON ({exc})") from None
+    except RecursionError:  # json's parser recurses per nesting level; a hostile file nests deep
+        raise fail(path, "JSON nested too deeply") from None
     except OSError as exc:
         raise fail(path, f"unreadable: {exc.strerror or exc}") from None
 

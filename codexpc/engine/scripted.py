@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
 from codexpc.errors import ContextLengthError
 
 SCRIPTED_COMMAND = "echo codexpc-scripted"
+PROMPTS_KEPT = 64
 
 # A script maps the decoded prompt to the completion text (Harmony, special tokens included).
 Script = Callable[[str], str]
@@ -152,6 +154,11 @@ class ScriptedGeneration:
     def finished(self) -> bool:
         return self._finished
 
+    @property
+    def done(self) -> bool:
+        """Finished, or cancelled (a cancelled playback's consumer may never read its last event)."""
+        return self._finished or self._cancelled.is_set()
+
     async def cancel(self) -> None:
         if not self._cancelled.is_set() and not self._finished:
             self._counters.cancelled += 1
@@ -170,7 +177,8 @@ class ScriptedEngine:
         self._delay_s = delay_s
         self._fail_after = fail_after  # tokens played before every playback fails; None: never
         self._counters = _Counters()
-        self.prompts: list[list[int]] = []  # every prompt submitted, for tests to inspect
+        # The latest prompts, for tests to inspect; bounded so that a long soak does not grow.
+        self.prompts: deque[list[int]] = deque(maxlen=PROMPTS_KEPT)
         self._live: set[ScriptedGeneration] = set()
         self.closed = False
 
@@ -185,7 +193,7 @@ class ScriptedEngine:
         self._counters.submitted += 1
         generation = ScriptedGeneration(request_id, len(prompt), tokens, params, self.info.context_length,
                                         self._delay_s, self._counters, self._fail_after)
-        self._live = {g for g in self._live if not g.finished} | {generation}
+        self._live = {g for g in self._live if not g.done} | {generation}
         return generation
 
     def stats(self) -> dict[str, Any]:
