@@ -112,7 +112,7 @@ def stages(encoding: HarmonyEncoding, tokens: list[int], repeat: int) -> dict[st
 
 
 class StepGeneration:
-    """As PagedGeneration: tokens arrive from the worker thread through the loop's queue."""
+    """As ThreadedGeneration: tokens arrive from the worker thread through the loop's queue."""
 
     def __init__(self, request_id: str, tokens: list[int], loop: asyncio.AbstractEventLoop) -> None:
         self.request_id = request_id

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from codexpc.engine.api import EngineInfo, FinishReason, SamplingParams, TokenEv
 from codexpc.engine.kv_cache import SequenceKV
 from codexpc.engine.model import Transformer
 from codexpc.engine.sampling import make_generator, sample
+from codexpc.engine.threaded_generation import ThreadedGeneration
 from codexpc.errors import ContextLengthError, EngineError, RequestError
 
 log = logging.getLogger(__name__)
@@ -30,49 +31,11 @@ INITIAL_OUTPUT_ROOM = 512  # KV positions reserved beyond the prompt at first; g
 IDLE_POLL_S = 0.5
 
 
-class TorchGeneration:
-    """One sequence as the daemon sees it: async-iterate for tokens, cancel to free it."""
-
-    def __init__(self, request_id: str, prompt_tokens: int, loop: asyncio.AbstractEventLoop) -> None:
-        self.request_id = request_id
-        self.prompt_tokens = prompt_tokens
-        self.cached_tokens = 0  # no prefix cache in the plain engine
-        self._loop = loop
-        self._events: asyncio.Queue[TokenEvent] = asyncio.Queue()
-        self._done = False  # touched on the loop thread only
-        self._on_cancel: Callable[[], None] = lambda: None
-
-    def deliver_threadsafe(self, event: TokenEvent) -> bool:
-        """From the worker thread. False when the consumer's loop is gone."""
-        try:
-            self._loop.call_soon_threadsafe(self._deliver, event)
-        except RuntimeError:  # the loop was closed under us: nobody is listening any more
-            return False
-        return True
-
-    def _deliver(self, event: TokenEvent) -> None:
-        if self._done:
-            return  # a cancel already ended this generation
-        self._done = event.finish_reason is not None
-        self._events.put_nowait(event)
-
-    async def __aiter__(self) -> AsyncIterator[TokenEvent]:
-        while True:
-            event = await self._events.get()
-            yield event
-            if event.finish_reason is not None:
-                return
-
-    async def cancel(self) -> None:
-        self._on_cancel()
-        self._deliver(TokenEvent(None, "cancelled"))
-
-
 @dataclass(eq=False)
 class _Sequence:
     """The worker's view of one generation."""
 
-    generation: TorchGeneration
+    generation: ThreadedGeneration
     prompt: list[int]
     params: SamplingParams
     generator: torch.Generator
@@ -98,12 +61,12 @@ class TorchEngine:
 
     # ----- the daemon's side (event loop thread) -----
 
-    def submit(self, prompt: Sequence[int], params: SamplingParams, request_id: str) -> TorchGeneration:
+    def submit(self, prompt: Sequence[int], params: SamplingParams, request_id: str) -> ThreadedGeneration:
         """Queue a sequence; call from the event loop that will iterate the generation."""
         if self._closing:
             raise EngineError("the engine is closed")
         self._check_prompt(prompt)
-        generation = TorchGeneration(request_id, len(prompt), asyncio.get_running_loop())
+        generation = ThreadedGeneration(request_id, len(prompt), asyncio.get_running_loop())
         if params.max_new_tokens == 0:
             generation._deliver(TokenEvent(None, "length"))
             return generation

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -25,48 +25,12 @@ from codexpc.engine.paged.model_runner import ModelRunner
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
 from codexpc.engine.paged.sequence import Sequence as Seq
 from codexpc.engine.sampling import make_generator
+from codexpc.engine.threaded_generation import ThreadedGeneration
 from codexpc.errors import ContextLengthError, RequestError
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.5
-
-
-class PagedGeneration:
-    """A request as the daemon sees it. Tokens arrive from the worker via the loop's thread."""
-
-    def __init__(self, request_id: str, prompt_tokens: int, loop: asyncio.AbstractEventLoop,
-                 engine: PagedEngine) -> None:
-        self.request_id = request_id
-        self.prompt_tokens = prompt_tokens
-        self.cached_tokens = 0  # set by the worker at admission, before the first token
-        self._loop = loop
-        self._engine = engine
-        self._events: asyncio.Queue[TokenEvent] = asyncio.Queue()
-        self._done = False
-
-    def deliver_threadsafe(self, event: TokenEvent) -> bool:
-        try:
-            self._loop.call_soon_threadsafe(self._deliver, event)
-        except RuntimeError:  # the consumer's loop is closed: nobody listens any more
-            return False
-        return True
-
-    def _deliver(self, event: TokenEvent) -> None:
-        if not self._done:
-            self._done = event.finish_reason is not None
-            self._events.put_nowait(event)
-
-    async def __aiter__(self) -> AsyncIterator[TokenEvent]:
-        while True:
-            event = await self._events.get()
-            yield event
-            if event.finish_reason is not None:
-                return
-
-    async def cancel(self) -> None:
-        self._engine._cancels.put(self.request_id)
-        self._deliver(TokenEvent(None, "cancelled"))
 
 
 class PagedEngine:
@@ -78,9 +42,9 @@ class PagedEngine:
         sched = SchedulerConfig(budget.max_num_seqs, budget.max_num_batched_tokens, info.context_length)
         self.scheduler = Scheduler(sched, self.blocks)
         self.runner = ModelRunner.create(model, budget, cuda_graphs)
-        self._incoming: queue.Queue[tuple[Seq, PagedGeneration]] = queue.Queue()
+        self._incoming: queue.Queue[tuple[Seq, ThreadedGeneration]] = queue.Queue()
         self._cancels: queue.Queue[str] = queue.Queue()
-        self._live: dict[str, tuple[Seq, PagedGeneration, torch.Generator]] = {}
+        self._live: dict[str, tuple[Seq, ThreadedGeneration, torch.Generator]] = {}
         self._cancelled_early: set[str] = set()
         self._tokens_generated = 0
         self._closing = False
@@ -88,9 +52,10 @@ class PagedEngine:
         self._worker.start()
 
     # ----- the daemon's side (event loop thread) -----
-    def submit(self, prompt: Sequence[int], params: SamplingParams, request_id: str) -> PagedGeneration:
+    def submit(self, prompt: Sequence[int], params: SamplingParams, request_id: str) -> ThreadedGeneration:
         self._check_prompt(prompt)
-        generation = PagedGeneration(request_id, len(prompt), asyncio.get_running_loop(), self)
+        generation = ThreadedGeneration(request_id, len(prompt), asyncio.get_running_loop(),
+                                        on_cancel=lambda: self._cancels.put(request_id))
         if params.max_new_tokens == 0:
             generation._deliver(TokenEvent(None, "length"))
             return generation
