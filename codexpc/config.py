@@ -24,7 +24,7 @@ A config file looks like this (every key is optional):
 
     [models."gpt-oss-20b"]
     checkpoint = "~/models/gpt-oss-20b"
-    engine = "torch"                     # "torch" | "paged" | "scripted"
+    engine = "paged"                     # "paged" (batching, prefix cache) | "torch" (plain) | "scripted"
     aliases = ["gpt-oss:20b"]            # gpt-oss-NAME always answers to gpt-oss:NAME too
 
 Bad values raise ConfigError naming the setting (`listen.port`, `models."x".engine`, ...).
@@ -56,7 +56,7 @@ class ModelEntry:
     """One servable model: the name clients send, where its weights are, which engine runs it."""
 
     name: str
-    engine: EngineKind = "torch"
+    engine: EngineKind = "paged"  # continuous batching and cross-turn prefix reuse
     checkpoint: Path | None = None  # a folder or file; the scripted engine needs none
     aliases: tuple[str, ...] = ()
 
@@ -234,7 +234,7 @@ def _model(name: str, value: Any) -> ModelEntry:
     aliases = t.strings("aliases")
     return ModelEntry(
         name=name,
-        engine=cast(EngineKind, t.choice("engine", ENGINE_KINDS, "torch")),
+        engine=cast(EngineKind, t.choice("engine", ENGINE_KINDS, "paged")),
         checkpoint=t.path("checkpoint"),
         aliases=_with_colon_alias(name, aliases),
     )
