@@ -22,7 +22,7 @@ BENCH_ARGS ?=
 # The daemon's TCP port as codexpc's own config sees it (file, CODEXPC_PORT, default 8787).
 PORT = $(shell $(BIN)/python -c "from codexpc.config import load_config; print(load_config().listen.port)")
 
-.PHONY: setup test check lint types pytest smoke codex-cli serve install uninstall health logs reload \
+.PHONY: train-tiny setup test check lint types pytest smoke codex-cli serve install uninstall health logs reload \
 	warmup codex-config codex-test bench
 
 $(STAMP): pyproject.toml
@@ -102,3 +102,7 @@ codex-test: setup codex-cli
 # BENCH=baseline|fast_engine|decoder_throughput; on a CPU: make bench BENCH_ARGS="--size tiny"
 bench: setup
 	$(BIN)/python bench/$(BENCH).py $(BENCH_ARGS)
+
+# Train the tiny Harmony-speaking model into the cache (minutes on a CPU; see docs/trained-tiny.md).
+train-tiny: setup
+	$(BIN)/python -m codexpc.train
