@@ -48,6 +48,9 @@ def register(commands: Any) -> None:
     p.set_defaults(run=run)
 
 
+SYNTHETIC_MODEL = "gpt-oss-tiny-random"
+
+
 def tiny_checkpoint() -> Path:
     """The tiny random checkpoint, written once under the cache folder (atomically: by rename)."""
     final = settings.cache_dir() / "checkpoints" / f"tiny-{TINY_LAYOUT}"
@@ -78,8 +81,10 @@ def _same_checkpoint(health: dict[str, Any], wanted: Path | None) -> bool:
 
 
 def _start_daemon(args: argparse.Namespace, checkpoint: Path, quiet: bool,
-                  keep_at: Path | None) -> daemon_proc.ChildDaemon:
+                  keep_at: Path | None, synthetic: bool) -> daemon_proc.ChildDaemon:
     serve_args = ["--checkpoint", str(checkpoint)]
+    if synthetic:  # served under its own name, so no output can pass it off as gpt-oss-20b
+        serve_args += ["--model", SYNTHETIC_MODEL]
     if args.engine:
         serve_args += ["--engine", args.engine]
     if args.device:
@@ -113,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint = args.checkpoint or tiny_checkpoint()
             keep_at = socket_path if args.keep and not args.fresh else None
             kept = keep_at is not None
-            child = _start_daemon(args, checkpoint, args.json, keep_at)
+            child = _start_daemon(args, checkpoint, args.json, keep_at, synthetic)
             socket_path = child.socket_path
             what = "tiny random checkpoint" if synthetic else "checkpoint"
             how = f"started a daemon for this run ({what} {checkpoint}): ready in {child.load_s:.1f}s"
