@@ -2,7 +2,7 @@
 
 1. On the scripted engine: Codex asks, the model calls `exec_command`, Codex runs it and sends
    the reasoning and the command's output back, the model answers, Codex prints the answer.
-2. On the torch engine with a tiny random checkpoint: whatever the model emits, Codex gets a
+2. On the paged (default) and torch engines with a tiny random checkpoint: whatever the model emits, Codex gets a
    well-formed stream and the daemon stays up.
 
 `make codex-cli` installs the binary. Without it the test skips, except in CI, where it fails.
@@ -116,8 +116,9 @@ def test_codex_runs_the_scripted_tool_call_and_prints_the_answer(tmp_path: Path)
         daemon.close()
 
 
-@pytest.mark.slow  # a CPU prefill of Codex's ~7k-token prompt: about 15 s
-def test_codex_against_a_tiny_random_checkpoint_gets_a_well_formed_stream(tmp_path: Path) -> None:
+@pytest.mark.slow  # a CPU prefill of Codex's ~7k-token prompt: about 15 s per engine
+@pytest.mark.parametrize("engine", ["paged", "torch"])
+def test_codex_against_a_tiny_random_checkpoint_gets_a_well_formed_stream(tmp_path: Path, engine: str) -> None:
     codex_binary()
     from codexpc.checkpoint import write_checkpoint
     from codexpc.engine.config import TINY
@@ -125,7 +126,7 @@ def test_codex_against_a_tiny_random_checkpoint_gets_a_well_formed_stream(tmp_pa
     checkpoint = write_checkpoint(TINY, "original", tmp_path / "tiny", seed=0)
     toml = (
         "[limits]\nmax_output_tokens = 16\ndefault_max_output_tokens = 16\n"
-        f'[models."tiny"]\nengine = "torch"\ncheckpoint = "{checkpoint}"\n'
+        f'[models."tiny"]\nengine = "{engine}"\ncheckpoint = "{checkpoint}"\n'
     )
     daemon = DaemonProcess(toml=f'default_model = "tiny"\ndevice = "cpu"\n{toml}')
     daemon.start()
@@ -139,6 +140,6 @@ def test_codex_against_a_tiny_random_checkpoint_gets_a_well_formed_stream(tmp_pa
         ends = [line for line in log.splitlines() if " end reason=" in line]
         assert ends and all(re.search(r"status=(incomplete|failed|completed)", line) for line in ends), log
         with daemon.unix_client() as unix:  # the daemon is still up and serving
-            assert unix.get("/health").json()["engine"]["kind"] == "torch"
+            assert unix.get("/health").json()["engine"]["kind"] == engine
     finally:
         daemon.close()
