@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.api import Engine, EngineInfo, SamplingParams, TokenEvent
 from codexpc.engine.scripted import ScriptedEngine
+from codexpc.engine.threaded_generation import ThreadedGeneration
 from codexpc.harmony.decoder import HarmonyDecoder, stop_token_ids
 from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.tools import ToolRegistry
@@ -111,29 +112,17 @@ def stages(encoding: HarmonyEncoding, tokens: list[int], repeat: int) -> dict[st
 # -- the paced engine: a batched engine's delivery, without a GPU ---------------------------------
 
 
-class StepGeneration:
-    """As ThreadedGeneration: tokens arrive from the worker thread through the loop's queue."""
+class StepGeneration(ThreadedGeneration):
+    """The engines' own generation, plus the playback state the paced worker keeps."""
 
     def __init__(self, request_id: str, tokens: list[int], loop: asyncio.AbstractEventLoop) -> None:
-        self.request_id = request_id
-        self.prompt_tokens = 1
-        self.cached_tokens = 0
+        super().__init__(request_id, 1, loop, on_cancel=self._mark_cancelled)
         self.tokens = tokens
         self.sent = 0  # tokens handed to the loop (worker thread only)
         self.cancelled = False
-        self._loop = loop
-        self._events: asyncio.Queue[TokenEvent] = asyncio.Queue()
 
-    async def __aiter__(self) -> AsyncIterator[TokenEvent]:
-        while True:
-            event = await self._events.get()
-            yield event
-            if event.finish_reason is not None:
-                return
-
-    async def cancel(self) -> None:
+    def _mark_cancelled(self) -> None:
         self.cancelled = True
-        self._events.put_nowait(TokenEvent(None, "cancelled"))
 
 
 class StepEngine:
@@ -167,7 +156,7 @@ class StepEngine:
                 running.append(self._incoming.get())
             for g in running:
                 last = g.sent == len(g.tokens) - 1
-                g._loop.call_soon_threadsafe(g._events.put_nowait, TokenEvent(g.tokens[g.sent], "stop" if last else None))
+                g.deliver_threadsafe(TokenEvent(g.tokens[g.sent], "stop" if last else None))
                 g.sent += 1
             running = [g for g in running if g.sent < len(g.tokens) and not g.cancelled]
             next_step += self._step_s
