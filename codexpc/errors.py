@@ -57,6 +57,20 @@ class ContextLengthError(RequestError):
     code = "context_length_exceeded"
 
 
+class ModelNotFoundError(RequestError):
+    """The request names a model this daemon does not serve."""
+
+    http_status = 404
+    code = "model_not_found"
+
+
+class ForbiddenError(RequestError):
+    """An admin route was reached over a transport other than the Unix socket."""
+
+    http_status = 403
+    code = "forbidden"
+
+
 class OverloadedError(CodexpcError):
     """The admission queue is full; the client should retry later."""
 

@@ -8,9 +8,8 @@ import pytest
 from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.scripted import ScriptedEngine
-from codexpc.errors import OverloadedError, RequestError
+from codexpc.errors import ModelNotFoundError, OverloadedError, RequestError
 from codexpc.harmony.encoding import load_encoding
-from codexpc.server.errors import ModelNotFoundError
 from codexpc.server.runtime import ModelEntry, RequestLimits, Runtime, default_aliases
 
 

@@ -17,12 +17,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from codexpc.errors import CodexpcError, RequestError
+from codexpc.errors import CodexpcError, ForbiddenError, RequestError
 from codexpc.harmony.render import render_chat, render_responses
 from codexpc.server import sse
 from codexpc.server.body import parse_body
 from codexpc.server.chat_stream import ChatStream
-from codexpc.server.errors import ForbiddenError, error_body, install_error_handlers
+from codexpc.server.errors import error_body, install_error_handlers
 from codexpc.server.openapi import openapi_document
 from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
 from codexpc.server.runtime import Runtime

@@ -22,20 +22,6 @@ from codexpc.harmony.events import ToolCallError
 log = logging.getLogger(__name__)
 
 
-class ModelNotFoundError(RequestError):
-    """The request names a model this daemon does not serve."""
-
-    http_status = 404
-    code = "model_not_found"
-
-
-class ForbiddenError(RequestError):
-    """An admin route was reached over a transport other than the Unix socket."""
-
-    http_status = 403
-    code = "forbidden"
-
-
 @dataclass(frozen=True)
 class Failure:
     """Why a response that already streamed ends as failed (response.failed, or an error frame)."""

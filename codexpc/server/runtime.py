@@ -17,9 +17,8 @@ from typing import Any
 from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.api import Engine
-from codexpc.errors import OverloadedError, RequestError, UnavailableError
+from codexpc.errors import ModelNotFoundError, OverloadedError, RequestError, UnavailableError
 from codexpc.harmony.render import RenderOptions
-from codexpc.server.errors import ModelNotFoundError
 from codexpc.server.metrics import Metrics
 
 log = logging.getLogger(__name__)
