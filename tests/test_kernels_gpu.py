@@ -142,6 +142,29 @@ def test_moe_slots_sum_to_the_reference(tokens: int, shape: tuple[int, int, int,
 
 
 @gpu_or_interpreter
+@pytest.mark.parametrize("tokens", [1, 3, 9, 64] if HAS_CUDA else [1, 3, 9])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_scaled_dot_moe_slots_sum_to_the_reference(tokens: int, shape: tuple[int, int, int, int],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scaled-dot kernels: one slot a program up to 4 tokens, sorted blocks beyond. In
+    Triton's interpreter (no scaled dot) their exact-decode branch: the same indexing."""
+    from codexpc.engine.kernels import moe_mxfp4 as moe_module
+    from codexpc.engine.kernels import moe_scaled_triton
+
+    monkeypatch.setattr(moe_module, "GEMV_MAX_TOKENS", 4)
+    monkeypatch.setattr(moe_module, "FEW_TOKENS_KERNEL", "scaled")
+    monkeypatch.setattr(moe_module, "MANY_TOKENS_KERNEL", "scaled")
+    monkeypatch.setattr(moe_scaled_triton, "NATIVE", HAS_CUDA)
+    h, i, e, k = shape
+    w = random_experts(e, h, i, seed=20 + tokens)
+    ids, weights = random_routing(tokens, e, k, seed=tokens)
+    x = torch.randn(tokens, h, device=DEVICE).to(DTYPE)
+    slots = moe_mxfp4_slots(x, ids, weights, w)
+    assert slots.shape == (tokens, k, h) and slots.dtype == torch.float32
+    assert rel_err(slots.sum(dim=1), moe_reference(x, ids, weights, w)) < BOUND
+
+
+@gpu_or_interpreter
 @pytest.mark.parametrize("add", ["none", "tensor", "slots"])
 def test_add_rmsnorm_matches_the_reference(add: str) -> None:
     h = 2880 if HAS_CUDA else 96
