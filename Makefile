@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 CODEX_VERSION := 0.169.0
 CODEX := .cache/codex/node_modules/.bin/codex
 TYPED := codexpc/harmony codexpc/vocab.py codexpc/settings.py codexpc/errors.py codexpc/engine/api.py \
-	codexpc/cli codexpc/service codexpc/logs.py codexpc/codex_config.py codexpc/config.py \
+	codexpc/cli codexpc/service codexpc/logs.py codexpc/codex_config.py codexpc/config \
 	codexpc/server codexpc/checkpoint codexpc/engine/model.py codexpc/engine/mxfp4.py codexpc/engine/kv_cache.py \
 	codexpc/engine/sampling.py codexpc/engine/torch_engine.py codexpc/engine/weights.py codexpc/engine/factory.py \
 	codexpc/engine/threaded_generation.py \

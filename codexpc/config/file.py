@@ -1,0 +1,114 @@
+"""The config file: TOML read into a DaemonConfig, every key checked against the dataclasses.
+
+listen_section and limits_section also read the CLI's flags (see overrides.py): a flag and a key
+of the same name are checked by the same code.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, cast
+
+from codexpc import settings
+from codexpc.config.schema import (
+    DEFAULT_MODEL,
+    EFFORTS,
+    ENGINE_KINDS,
+    LOG_LEVELS,
+    DaemonConfig,
+    Effort,
+    EngineKind,
+    LimitsConfig,
+    ListenConfig,
+    ModelEntry,
+)
+from codexpc.config.table import Table
+from codexpc.errors import ConfigError
+
+
+def read_file(path: Path | None) -> tuple[dict[str, Any], Path | None]:
+    """The file's tables and where it is; `path` None: the default file, or nothing if absent."""
+    explicit = path is not None
+    target = Path(path).expanduser() if path is not None else settings.config_file()
+    if not target.exists():
+        if explicit:
+            raise ConfigError(f"config file {target} does not exist")
+        return {}, None
+    try:
+        with target.open("rb") as f:
+            return tomllib.load(f), target
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {target}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {target}: {exc.strerror}") from None
+
+
+def from_mapping(raw: Mapping[str, Any], source: Path | None) -> DaemonConfig:
+    top = Table(raw, "", allowed=_names(DaemonConfig) - {"config_path", "overrides"})
+    listen_t = Table(
+        top.table("listen"), "listen.", allowed=(_names(ListenConfig) - {"socket_path"}) | {"socket"}
+    )
+    limits_t = Table(top.table("limits"), "limits.", allowed=_names(LimitsConfig))
+    models = tuple(_model(name, value) for name, value in top.table("models").items())
+    default = top.optional_string("default_model")
+    if default is None:
+        default = models[0].name if models else DEFAULT_MODEL
+    return DaemonConfig(
+        models=models or DaemonConfig.models,
+        default_model=default,
+        device=top.string("device", "auto"),
+        default_reasoning_effort=cast(Effort, top.choice("default_reasoning_effort", EFFORTS, "medium")),
+        log_level=top.choice("log_level", LOG_LEVELS, "info"),
+        listen=listen_section(listen_t, ListenConfig()),
+        limits=limits_section(limits_t, LimitsConfig()),
+        vocab=top.path("vocab"),
+        capture_dir=top.path("capture_dir"),
+        config_path=source,
+    )
+
+
+def listen_section(t: Table, base: ListenConfig) -> ListenConfig:
+    """`base` with what the table (the file's [listen], or the CLI's flags) sets."""
+    return ListenConfig(
+        hosts=t.hosts("hosts", base.hosts),
+        port=t.port("port", base.port),
+        socket_path=t.path("socket") or base.socket_path,
+        tcp=t.boolean("tcp", base.tcp),
+        unix=t.boolean("unix", base.unix),
+        token_file=t.path("token_file") or base.token_file,
+        allow_non_loopback=t.boolean("allow_non_loopback", base.allow_non_loopback),
+    )
+
+
+def limits_section(t: Table, base: LimitsConfig) -> LimitsConfig:
+    return LimitsConfig(**{f.name: t.positive(f.name, getattr(base, f.name)) for f in fields(LimitsConfig)})
+
+
+def with_colon_alias(name: str, aliases: tuple[str, ...]) -> tuple[str, ...]:
+    # Ollama-style clients spell gpt-oss-20b as gpt-oss:20b; answer to both.
+    if name.startswith("gpt-oss-"):
+        colon = "gpt-oss:" + name.removeprefix("gpt-oss-")
+        if colon not in aliases:
+            return (*aliases, colon)
+    return aliases
+
+
+def _model(name: str, value: Any) -> ModelEntry:
+    where = f'models."{name}".'
+    if not isinstance(value, Mapping):
+        raise ConfigError(f'models."{name}" must be a table')
+    t = Table(value, where, allowed={"engine", "checkpoint", "aliases"})
+    aliases = t.strings("aliases")
+    return ModelEntry(
+        name=name,
+        engine=cast(EngineKind, t.choice("engine", ENGINE_KINDS, "paged")),
+        checkpoint=t.path("checkpoint"),
+        aliases=with_colon_alias(name, aliases),
+    )
+
+
+def _names(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)}

@@ -1,0 +1,103 @@
+"""The daemon's settings as frozen dataclasses, each field with its default.
+
+Built once by load_config (codexpc.config) and passed down; nothing changes them afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from codexpc import settings
+from codexpc.errors import ConfigError
+
+EngineKind = Literal["torch", "paged", "scripted"]
+Effort = Literal["low", "medium", "high"]
+ENGINE_KINDS: tuple[str, ...] = ("torch", "paged", "scripted")
+EFFORTS: tuple[str, ...] = ("low", "medium", "high")
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
+DEFAULT_MODEL = "gpt-oss-20b"
+LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One servable model: the name clients send, where its weights are, which engine runs it."""
+
+    name: str
+    engine: EngineKind = "paged"  # continuous batching and cross-turn prefix reuse
+    checkpoint: Path | None = None  # a folder or file; the scripted engine needs none
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name a request may use for this model, canonical name first."""
+        return (self.name, *self.aliases)
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    port: int = settings.DEFAULT_PORT  # 0: the OS picks one
+    socket_path: Path = field(default_factory=settings.socket_path)
+    tcp: bool = True
+    unix: bool = True
+    token_file: Path | None = None
+    allow_non_loopback: bool = False
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Bounds on what one request may ask for; a request beyond them gets a 4xx naming the field."""
+
+    max_body_bytes: int = 32 * 1024 * 1024  # Codex re-sends the whole conversation each turn
+    max_output_tokens: int = 32768  # the cap on a request's max_output_tokens
+    default_max_output_tokens: int = 8192  # used when a request does not say
+    max_input_items: int = 4096
+    max_tools: int = 256
+    max_tool_schema_bytes: int = 256 * 1024  # one tool's JSON schema, serialized
+    queue_size: int = 64  # waiting requests beyond the running ones; then 429
+    max_in_flight: int = 128  # requests admitted at once, running or waiting; then 429
+    shutdown_timeout_s: float = 10.0  # SIGTERM: streams still running after this are ended
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    models: tuple[ModelEntry, ...] = (ModelEntry(DEFAULT_MODEL, aliases=("gpt-oss:20b",)),)
+    default_model: str = DEFAULT_MODEL
+    device: str = "auto"
+    default_reasoning_effort: Effort = "medium"
+    log_level: str = "info"
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    vocab: Path | None = None  # o200k_base.tiktoken or its folder (see codexpc.vocab)
+    capture_dir: Path | None = None  # debugging: each POST body is written here as JSON
+    config_path: Path | None = None  # the file this came from, for reload and messages
+    # The CLI overrides this was built with, so that a reload (SIGHUP) re-reads the file and
+    # applies them again: load_config(config.config_path, dict(config.overrides)).
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def find_model(self, name: str) -> ModelEntry | None:
+        """The model a request names (canonical name or alias), or None."""
+        for entry in self.models:
+            if name in entry.names:
+                return entry
+        return None
+
+    @property
+    def model(self) -> ModelEntry:
+        """The default model; it exists (load_config checks)."""
+        entry = self.find_model(self.default_model)
+        assert entry is not None, "load_config guarantees the default model exists"
+        return entry
+
+    def require_servable(self) -> ModelEntry:
+        """The default model, checked for what serving it needs (a checkpoint for real engines)."""
+        entry = self.model
+        if entry.engine != "scripted" and entry.checkpoint is None:
+            raise ConfigError(
+                f'models."{entry.name}".checkpoint is not set: pass --checkpoint PATH or set it in '
+                f"{self.config_path or settings.config_file()}"
+            )
+        return entry
