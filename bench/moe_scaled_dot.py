@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fast_engine_kernels import graph_ms, random_experts  # noqa: E402
 from bench.fast_engine_parts import CONFIG, DEV, Driver, rand_tokens, random_model  # noqa: E402
-from codexpc.engine.kernels import moe_gemv_triton, moe_scaled_triton  # noqa: E402
+from codexpc.engine.kernels import fused, moe_gemv_triton, moe_scaled_triton  # noqa: E402
 from codexpc.engine.kernels import moe_mxfp4 as moe_module  # noqa: E402
 from codexpc.engine.kernels import moe_mxfp4_triton as rows_module  # noqa: E402
 from codexpc.engine.kernels.moe_mxfp4 import moe_mxfp4_slots, moe_reference  # noqa: E402
@@ -52,6 +52,18 @@ def use(few: str, many: str) -> None:
     moe_module.FEW_TOKENS_KERNEL, moe_module.MANY_TOKENS_KERNEL = few, many
 
 
+# The engine's decode path as of v4 and as now: (name, GEMV PTX decode, many-token kernel,
+# one-launch expert order, one-launch router).
+VERSIONS = (("v4", False, "rows", False, 0), ("v5", True, "scaled", True, fused.ROUTER_MAX_TOKENS))
+
+
+def use_version(asm: bool, many: str, order: bool, router_max: int) -> None:
+    moe_gemv_triton.ASM_DECODE = asm
+    use("gemv", many)
+    moe_module.ORDER_KERNEL = order
+    fused.ROUTER_MAX_TOKENS = router_max
+
+
 def routing(t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     c = CONFIG
     x = torch.randn(t, c.hidden_size, device=DEV, dtype=torch.bfloat16)
@@ -65,12 +77,14 @@ def check() -> None:
         x, ids, wts = routing(t)
         ref = moe_reference(x, ids, wts, w).float()
         errs = []
-        for few, many in (("gemv", "rows"), ("scaled", "scaled")):
-            use(few, many)
-            out = moe_mxfp4_slots(x, ids, wts, w).sum(1)
-            errs.append(f"{few}/{many} {((out - ref).norm() / ref.norm()).item():.1e}")
+        for version, *knobs in VERSIONS:
+            use_version(*knobs)
+            for few in ("gemv", "scaled"):
+                moe_module.FEW_TOKENS_KERNEL = few
+                out = moe_mxfp4_slots(x, ids, wts, w).sum(1)
+                errs.append(f"{version} {few} {((out - ref).norm() / ref.norm()).item():.1e}")
         record(f"check T={t:<4} rel err: " + ", ".join(errs))
-    use("gemv", "rows")
+    use_version(*VERSIONS[-1][1:])
 
 
 def expert_bytes(w) -> int:  # type: ignore[no-untyped-def]
@@ -86,8 +100,11 @@ def bench_moe() -> None:
         ref = moe_reference(x, ids, wts, w).float()
         few = t <= moe_module.GEMV_MAX_TOKENS
         use("gemv", "rows")
+        moe_gemv_triton.ASM_DECODE = False
         base = graph_ms(partial(moe_mxfp4_slots, x, ids, wts, w))
         base_name = "GEMV" if few else "row blocks"
+        if few:
+            gemv_sweep(t, x, ids, wts, w, ref, used, base)
         use("scaled", "scaled")
         mode = "direct" if few else "sorted"
         best = (1e9, None)
@@ -114,12 +131,34 @@ def bench_moe() -> None:
     use("gemv", "rows")
 
 
+GEMV_UPS = ((16, 256, 2), (16, 512, 4), (32, 256, 4), (8, 256, 1), (32, 512, 4), (64, 256, 4), (16, 128, 1))
+GEMV_DOWNS = ((8, 256, 2), (16, 256, 2), (8, 512, 4), (4, 256, 1), (16, 512, 4), (32, 256, 4))
+
+
+def gemv_sweep(t, x, ids, wts, w, ref, used, base) -> None:  # type: ignore[no-untyped-def]
+    """The GEMV pair with the PTX e4m3 decode: tiles swept, the best kept for the engine."""
+    moe_gemv_triton.ASM_DECODE = True
+    best = (1e9, moe_gemv_triton.UP_TILES, moe_gemv_triton.DOWN_TILES)
+    for up in GEMV_UPS if t == 1 else GEMV_UPS[:3]:
+        for down in GEMV_DOWNS if t == 1 else GEMV_DOWNS[:3]:
+            moe_gemv_triton.UP_TILES, moe_gemv_triton.DOWN_TILES = up, down
+            err = ((moe_mxfp4_slots(x, ids, wts, w).sum(1) - ref).norm() / ref.norm()).item()
+            ms = graph_ms(partial(moe_mxfp4_slots, x, ids, wts, w))
+            print(f"T={t} gemv asm up {up} down {down}: {ms * 1e3:.1f} us err {err:.1e}", flush=True)
+            if ms < best[0] and err < 2e-2:
+                best = (ms, up, down)
+    ms, moe_gemv_triton.UP_TILES, moe_gemv_triton.DOWN_TILES = best
+    record(f"MoE T={t:<4} GEMV bit placement {base * 1e3:7.1f} us | GEMV e4m3 PTX {ms * 1e3:7.1f} us "
+           f"({used / ms / 1e6:5.0f} GB/s) x{base / ms:.2f} up {best[1]} down {best[2]}")
+    moe_gemv_triton.ASM_DECODE = False
+
+
 def profile_decode() -> None:
     model = random_model(CONFIG)
     model_runner.WARMUP_TOKENS = (1,)
     budget = CacheBudget(16, 3200, 64, 8192, bytes_per_block=0)
-    for few, many in (("gemv", "rows"), ("scaled", "scaled")):
-        use(few, many)
+    for version, *knobs in VERSIONS:
+        use_version(*knobs)
         d = Driver(model, budget)
         for n in (1, 64):
             seqs = [d.add(rand_tokens(256), 10_000) for _ in range(n)]
@@ -145,17 +184,17 @@ def profile_decode() -> None:
                     per_kernel[ev.name[:70]] += ev.device_time / steps / 1e3
                     counts[ev.name[:70]] += 1
             gpu = sum(per_kernel.values())
-            record(f"profile {few}/{many} batch {n}: wall {wall:.2f} ms/step ({n / wall * 1e3:.0f} tok/s), "
+            record(f"profile {version} batch {n}: wall {wall:.2f} ms/step ({n / wall * 1e3:.0f} tok/s), "
                    f"kernels {gpu:.2f} ms/step, {sum(counts.values()) // steps} launches/step")
             for name, ms in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:14]:
                 record(f"    {ms * 1e3:8.1f} us  x{counts[name] // steps:<4} {name}")
             if OUT is not None:
-                prof.export_chrome_trace(str(OUT / f"trace-{few}-{n}.json"))
+                prof.export_chrome_trace(str(OUT / f"trace-{version}-{n}.json"))
             d.sched.finish_all(seqs)
         del d
         gc.collect()
         torch.cuda.empty_cache()
-    use("gemv", "rows")
+    use_version(*VERSIONS[-1][1:])
 
 
 def main() -> int:

@@ -1,5 +1,5 @@
 """The small per-layer operations, fused: RMSNorm (with the residual add before it), the
-router's top-k and softmax, and RoPE with the KV-cache write. Each has its plain PyTorch
+router (its matmul, top-k and softmax), and RoPE with the KV-cache write. Each has its plain PyTorch
 reference here, composed of the model's own functions; the Triton kernels are in
 fused_triton.py, and tests/test_kernels_gpu.py compares the two.
 
@@ -34,6 +34,12 @@ def route_reference(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.T
     return top.indices, torch.softmax(top.values.float(), dim=-1)
 
 
+def router_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                     k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The router: x [T, H] -> logits [T, E] in x's dtype (the model's linear), then route_reference."""
+    return route_reference(torch.nn.functional.linear(x, weight, bias), k)
+
+
 def rope_write_kv_reference(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, k_cache: torch.Tensor,
                             v_cache: torch.Tensor, slots: torch.Tensor, heads: int) -> torch.Tensor:
     """qkv [T, (heads + 2 KV) * D] -> q [T, heads, D] rotated; k rotated and v into their cache slots."""
@@ -56,6 +62,21 @@ def route(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     from codexpc.engine.kernels.fused_triton import launch_route  # needs triton
 
     return launch_route(logits, k)
+
+
+# Tokens up to which the router runs as one kernel (each program reads the whole gate weight,
+# from L2 after the first: cheap for decode batches, not for a prefill chunk).
+ROUTER_MAX_TOKENS = 128
+
+
+def router(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """router_reference; up to ROUTER_MAX_TOKENS in one launch (at batch 1 cuBLAS spent two
+    kernels and about 6 us a layer on the 32 x 2880 matmul)."""
+    if x.shape[0] > ROUTER_MAX_TOKENS:
+        return route(torch.nn.functional.linear(x, weight, bias), k)
+    from codexpc.engine.kernels.fused_triton import launch_router  # needs triton
+
+    return launch_router(x, weight, bias, k)
 
 
 def rope_write_kv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, k_cache: torch.Tensor,

@@ -65,9 +65,22 @@ class ExpertOrder:
     block_m: int
 
 
-def order_by_expert(ids: torch.Tensor, num_experts: int, block_m: int) -> ExpertOrder:
+ORDER_KERNEL = True  # moe_order_triton's one launch on CUDA where it fits (bench switch)
+
+
+def order_by_expert(ids: torch.Tensor, num_experts: int, block_m: int, kernel: bool | None = None) -> ExpertOrder:
+    """`kernel` (None: on CUDA where it fits) runs moe_order_triton's one launch instead."""
     flat = ids.flatten()  # [S]
     s = flat.numel()
+    capacity = -(-(s + num_experts * (block_m - 1)) // block_m) * block_m
+    if kernel is None:
+        kernel = ORDER_KERNEL and ids.is_cuda
+    if kernel:
+        from codexpc.engine.kernels.moe_order_triton import fits, launch_order  # needs triton
+
+        if fits(s, num_experts):
+            sorted_slots, block_expert, num_padded = launch_order(ids, num_experts, block_m, capacity)
+            return ExpertOrder(sorted_slots, block_expert, num_padded, block_m)
     counts = torch.zeros(num_experts, dtype=torch.int64, device=ids.device)
     counts.scatter_add_(0, flat, torch.ones_like(flat))  # bincount without a host sync
     padded = (counts + block_m - 1) // block_m * block_m
@@ -75,7 +88,6 @@ def order_by_expert(ids: torch.Tensor, num_experts: int, block_m: int) -> Expert
     order = torch.argsort(flat, stable=True)  # slots sorted by expert
     expert_of = flat[order]
     rank = torch.arange(s, device=ids.device) - (torch.cumsum(counts, 0) - counts)[expert_of]
-    capacity = -(-(s + num_experts * (block_m - 1)) // block_m) * block_m
     sorted_slots = torch.full((capacity,), s, dtype=torch.int32, device=ids.device)
     sorted_slots[(ends - padded)[expert_of] + rank] = order.to(torch.int32)
     starts = torch.arange(0, capacity, block_m, device=ids.device)
@@ -105,7 +117,7 @@ GEMV_MAX_TOKENS = 8
 # The kernels for a few tokens ("gemv", or "scaled": moe_scaled_triton.py, one slot a program)
 # and for more below the bf16-copy size ("rows", or "scaled": sorted blocks of slots).
 FEW_TOKENS_KERNEL = "gemv"
-MANY_TOKENS_KERNEL = "rows"
+MANY_TOKENS_KERNEL = "scaled"
 
 
 def moe_mxfp4_slots(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 
 from codexpc.engine.config import ModelConfig
 from codexpc.engine.kernels.attention import PagedBatch, paged_attention, paged_attention_reference, write_kv
-from codexpc.engine.kernels.fused import add_rmsnorm, rope_write_kv, route
+from codexpc.engine.kernels.fused import add_rmsnorm, rope_write_kv, router
 from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4_slots
 from codexpc.engine.model import AttentionBlock, Block, MLPBlock, Transformer, apply_rotary, experts_reference
 
@@ -98,7 +98,7 @@ class PagedModel:
                               batch.slot_mapping, heads)  # [T, heads, D]
             out = paged_attention(q, self.cache.k[layer], self.cache.v[layer], attn.sinks, batch, attn.window)
             x, t = add_rmsnorm(x, attn.out(out), mlp.norm.scale, mlp.norm.eps)
-            ids, weights = route(mlp.gate(t), mlp.k)  # [T, k]
+            ids, weights = router(t, mlp.gate.weight, mlp.gate.bias, mlp.k)  # [T, k]
             moe = moe_mxfp4_slots(t, ids, weights, self._experts[layer])  # [T, k, H] fp32
         assert moe is not None
         return x, moe
