@@ -1,14 +1,13 @@
 """The CLI's line to a running daemon: JSON calls and a timed SSE stream over the Unix socket.
 
 "No daemon" is one clear error (DaemonNotRunning, exit code 5) whether the socket file is
-missing or is a stale file left by a daemon that crashed.
+missing or is a stale file left by a daemon that crashed. The socket, the HTTP client and the
+reading of answers are codexpc.server.client's; this module adds the CLI's errors and timings.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,11 +17,13 @@ from typing import Any
 import httpx
 
 from codexpc.errors import CodexpcError, DaemonNotRunning
+from codexpc.server.client import error_of, http_timeout, probe, sse_data, unix_http
 
-CONNECT_TIMEOUT_S = 3.0
 CALL_TIMEOUT_S = 30.0
 STREAM_IDLE_TIMEOUT_S = 300.0  # what Codex allows too
 START_HINT = "start one: `codexpc serve` (foreground) or `codexpc install` (the user service)"
+
+__all__ = ["Link", "SseEvent", "add_daemon_flags", "probe", "request_body", "socket_from_args"]
 
 
 def add_daemon_flags(p: argparse.ArgumentParser) -> None:
@@ -36,23 +37,6 @@ def socket_from_args(args: argparse.Namespace) -> Path:
     from codexpc.config import load_config
 
     return load_config(getattr(args, "config", None), {}).listen.socket_path
-
-
-def probe(path: Path) -> str | None:
-    """None when something listens on the socket; else why no daemon answers."""
-    if not path.exists():
-        return f"no daemon is running: there is no socket at {path}"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(CONNECT_TIMEOUT_S)
-        try:
-            s.connect(str(path))
-        except (ConnectionRefusedError, FileNotFoundError):
-            return f"no daemon is running: {path} is a stale socket file left by a daemon that exited"
-        except PermissionError:
-            return f"no daemon is reachable: permission denied on {path} (another user's daemon?)"
-        except OSError as exc:
-            return f"no daemon is reachable at {path}: {exc.strerror or exc}"
-    return None
 
 
 def request_body(model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
@@ -75,15 +59,14 @@ class SseEvent:
 
 
 class Link:
+    """Calls over the daemon's Unix socket; no daemon is DaemonNotRunning, a bad answer CodexpcError."""
+
     def __init__(self, socket_path: Path, timeout_s: float = CALL_TIMEOUT_S) -> None:
         self.socket_path = socket_path
         problem = probe(socket_path)
         if problem is not None:
             raise DaemonNotRunning(f"{problem}; {START_HINT}")
-        transport = httpx.HTTPTransport(uds=str(socket_path))
-        timeout = httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S)
-        # The Host must be one the daemon's allowlist takes; "localhost" is.
-        self.http = httpx.Client(transport=transport, base_url="http://localhost", timeout=timeout)
+        self.http = unix_http(socket_path, timeout_s)
 
     def close(self) -> None:
         self.http.close()
@@ -96,11 +79,7 @@ class Link:
 
     def _check(self, response: httpx.Response) -> None:
         if response.status_code >= 400:
-            try:
-                error = response.json().get("error", {})
-                message = error.get("message") or response.text
-            except ValueError:
-                message = response.text
+            message, _ = error_of(response)
             raise CodexpcError(f"the daemon answered {response.status_code}: {message}")
 
     def get(self, path: str) -> dict[str, Any]:
@@ -114,7 +93,7 @@ class Link:
 
     def post(self, path: str, body: dict[str, Any], timeout_s: float = CALL_TIMEOUT_S) -> dict[str, Any]:
         try:
-            response = self.http.post(path, json=body, timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S))
+            response = self.http.post(path, json=body, timeout=http_timeout(timeout_s))
         except httpx.TransportError as exc:
             raise CodexpcError(f"{path} failed: {exc}") from None
         self._check(response)
@@ -124,19 +103,13 @@ class Link:
     def stream(self, path: str, body: dict[str, Any]) -> Iterator[SseEvent]:
         """POST a streaming request; yield each SSE event with its arrival time."""
         start = time.monotonic()
-        timeout = httpx.Timeout(STREAM_IDLE_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+        idle = http_timeout(STREAM_IDLE_TIMEOUT_S)
         try:
-            with self.http.stream("POST", path, json=body, timeout=timeout) as response:
+            with self.http.stream("POST", path, json=body, timeout=idle) as response:
                 if response.status_code >= 400:
                     response.read()
                     self._check(response)
-                for line in response.iter_lines():
-                    if not line.startswith("data:"):
-                        continue  # `event:` names repeat the data's `type`; blank lines end events
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
-                        return
-                    data = json.loads(payload)
+                for data in sse_data(response.iter_lines()):
                     yield SseEvent(str(data.get("type", "")), data, time.monotonic() - start)
         except httpx.TransportError as exc:
             raise CodexpcError(f"the stream from {path} broke: {exc}") from None

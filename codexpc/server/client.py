@@ -1,6 +1,8 @@
 """A small client of the daemon: the Unix socket first, loopback TCP when no socket answers.
 
-Admin calls (reload) go only over the Unix socket: the daemon refuses them on TCP.
+Admin calls (reload) go only over the Unix socket: the daemon refuses them on TCP. The pieces
+below the class (probing the socket, reading an error body, reading SSE data lines) are the
+CLI's too: codexpc.cli.link builds its calls from them.
 """
 
 from __future__ import annotations
@@ -8,14 +10,16 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from codexpc.config import DaemonConfig
 from codexpc.errors import DaemonNotRunning, RequestError
+
+if TYPE_CHECKING:
+    from codexpc.config import DaemonConfig
 
 log = logging.getLogger(__name__)
 
@@ -26,32 +30,74 @@ RELOAD_TIMEOUT_S = 900.0  # loading a 120b checkpoint from a cold disk takes min
 _HOST = "127.0.0.1"
 
 
+def probe(path: Path) -> str | None:
+    """None when something listens on the Unix socket; else why no daemon answers there."""
+    if not path.exists():
+        return f"no daemon is running: there is no socket at {path}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(CONNECT_TIMEOUT_S)
+        try:
+            s.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return f"no daemon is running: {path} is a stale socket file left by a daemon that exited"
+        except PermissionError:
+            return f"no daemon is reachable: permission denied on {path} (another user's daemon?)"
+        except OSError as exc:
+            return f"no daemon is reachable at {path}: {exc.strerror or exc}"
+    return None
+
+
 def socket_answers(path: Path) -> bool:
     """Whether a process accepts connections on the Unix socket (a stale file does not)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(CONNECT_TIMEOUT_S)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
+    return probe(path) is None
+
+
+def http_timeout(read_s: float) -> httpx.Timeout:
+    return httpx.Timeout(read_s, connect=CONNECT_TIMEOUT_S)
+
+
+def unix_http(path: Path, read_timeout_s: float = READ_TIMEOUT_S) -> httpx.Client:
+    """An HTTP client whose every request goes over the Unix socket at `path`."""
+    transport = httpx.HTTPTransport(uds=str(path))
+    return httpx.Client(transport=transport, base_url=f"http://{_HOST}", timeout=http_timeout(read_timeout_s))
+
+
+def error_of(response: httpx.Response) -> tuple[str, str | None]:
+    """An error answer's message and OpenAI error code (None when the body has no JSON error)."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return response.text, None
+    return str(error.get("message") or response.text), error.get("code")
+
+
+def sse_data(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Each SSE event's data, parsed, until `data: [DONE]` or the end of the lines."""
+    for line in lines:
+        if not line.startswith("data:"):
+            continue  # `event:` names repeat the data's `type`; blank lines end events
+        payload = line[len("data:") :].strip()
+        if payload == "[DONE]":
+            return
+        yield json.loads(payload)
 
 
 class DaemonClient:
     """Talks to a running daemon. Use as a context manager, or call close()."""
 
     def __init__(self, socket_path: Path | None, port: int | None = None, token: str | None = None) -> None:
-        timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.via: Literal["unix", "tcp"]
         if socket_path is not None and socket_answers(socket_path):
-            transport = httpx.HTTPTransport(uds=str(socket_path))
             self.via = "unix"
-            self.http = httpx.Client(transport=transport, base_url=f"http://{_HOST}", timeout=timeout)
+            self.http = unix_http(socket_path)
         elif port is not None:
             self.via = "tcp"
             base = f"http://{_HOST}:{port}"
-            self.http = httpx.Client(base_url=base, timeout=timeout, headers=headers)
+            self.http = httpx.Client(base_url=base, timeout=http_timeout(READ_TIMEOUT_S), headers=headers)
         else:
             raise DaemonNotRunning(f"no daemon answers on {socket_path} and no TCP port was given")
         log.debug("daemon client via %s", self.via)
@@ -93,9 +139,7 @@ class DaemonClient:
             if response.status_code != 200:
                 response.read()
                 self._json(response)  # raises with the daemon's error message
-            for line in response.iter_lines():
-                if line.startswith("data: ") and line != "data: [DONE]":
-                    yield json.loads(line[len("data: ") :])
+            yield from sse_data(response.iter_lines())
         finally:
             response.close()
 
@@ -107,15 +151,13 @@ class DaemonClient:
 
     @staticmethod
     def _json(response: httpx.Response) -> dict[str, Any]:
+        if response.status_code >= 400:
+            message, code = error_of(response)
+            raise RequestError(f"the daemon answered {response.status_code}: {message}", code=code)
         try:
             data = response.json()
         except ValueError:
-            data = {}
-        if response.status_code >= 400:
-            error = data.get("error") if isinstance(data, dict) else None
-            message = error.get("message") if isinstance(error, dict) else response.text[:200]
-            code = error.get("code") if isinstance(error, dict) else None
-            raise RequestError(f"the daemon answered {response.status_code}: {message}", code=code)
+            data = None
         if not isinstance(data, dict):
             raise RequestError(f"the daemon answered {response.status_code} without a JSON object")
         return data
