@@ -36,7 +36,7 @@ from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.api import Engine, EngineInfo, SamplingParams, TokenEvent
 from codexpc.engine.scripted import ScriptedEngine
-from codexpc.engine.threaded_generation import ThreadedGeneration
+from codexpc.engine.threaded_generation import ThreadedGeneration, one_wakeup
 from codexpc.harmony.decoder import HarmonyDecoder, stop_token_ids
 from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.tools import ToolRegistry
@@ -127,7 +127,7 @@ class StepGeneration(ThreadedGeneration):
 
 class StepEngine:
     """Every `step_s` the worker delivers one token to every running sequence, as the paged
-    engine does after each batched decode step (one call_soon_threadsafe per token)."""
+    engine does after each batched decode step (all of a step's tokens in one wake-up)."""
 
     def __init__(self, encoding: HarmonyEncoding, text: str, step_s: float) -> None:
         self.info = EngineInfo(kind="bench-step", model="gpt-oss-20b", checkpoint="none", device="cpu",
@@ -154,10 +154,11 @@ class StepEngine:
         while True:
             while not self._incoming.empty():
                 running.append(self._incoming.get())
-            for g in running:
-                last = g.sent == len(g.tokens) - 1
-                g.deliver_threadsafe(TokenEvent(g.tokens[g.sent], "stop" if last else None))
-                g.sent += 1
+            with one_wakeup():
+                for g in running:
+                    last = g.sent == len(g.tokens) - 1
+                    g.deliver_threadsafe(TokenEvent(g.tokens[g.sent], "stop" if last else None))
+                    g.sent += 1
             running = [g for g in running if g.sent < len(g.tokens) and not g.cancelled]
             next_step += self._step_s
             time.sleep(max(0.0, next_step - time.monotonic()))

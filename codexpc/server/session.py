@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import anyio
 
 from codexpc.engine.api import FinishReason, Generation, SamplingParams, TokenEvent
+from codexpc.engine.threaded_generation import ThreadedGeneration
 from codexpc.errors import RequestError
 from codexpc.harmony.decoder import HarmonyDecoder, stop_token_ids
 from codexpc.harmony.events import (
@@ -241,8 +242,16 @@ class Session:
         writes once for all of them and so catches up, instead of paying per token.
         """
         assert self._generation is not None and self._decoder is not None, "start() first"
+        generation = self._generation
         try:
-            async with aclosing(batched(self._generation)) as batches:
+            if isinstance(generation, ThreadedGeneration):  # hands over what is ready itself, cheaper
+                while True:
+                    events, done = self._take(await generation.ready())
+                    if events:
+                        yield events
+                    if done:
+                        return
+            async with aclosing(batched(generation)) as batches:
                 async for ready in batches:
                     events, done = self._take(ready)
                     if events:

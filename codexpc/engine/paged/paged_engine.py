@@ -25,7 +25,7 @@ from codexpc.engine.paged.model_runner import ModelRunner
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
 from codexpc.engine.paged.sequence import Sequence as Seq
 from codexpc.engine.sampling import make_generator
-from codexpc.engine.threaded_generation import ThreadedGeneration
+from codexpc.engine.threaded_generation import ThreadedGeneration, one_wakeup
 from codexpc.errors import ContextLengthError, RequestError
 
 log = logging.getLogger(__name__)
@@ -148,14 +148,15 @@ class PagedEngine:
         generators = {rid: entry[2] for rid, entry in self._live.items()}
         sampled = self.runner.step(out, generators)
         finished = {seq.request_id for seq in self.scheduler.update(out, sampled)}
-        for rid, token in sampled.items():
-            seq, generation, _ = self._live[rid]
-            self._tokens_generated += 1
-            event = TokenEvent(token, seq.finish_reason if rid in finished else None)
-            if rid in finished:
-                del self._live[rid]
-            if not generation.deliver_threadsafe(event) and rid not in finished:
-                self._cancels.put(rid)
+        with one_wakeup():  # the step's tokens reach the event loop together, in one wake-up
+            for rid, token in sampled.items():
+                seq, generation, _ = self._live[rid]
+                self._tokens_generated += 1
+                event = TokenEvent(token, seq.finish_reason if rid in finished else None)
+                if rid in finished:
+                    del self._live[rid]
+                if not generation.deliver_threadsafe(event) and rid not in finished:
+                    self._cancels.put(rid)
 
 
 def build_paged_engine(model: Transformer, info: EngineInfo, block_size: int = 16) -> PagedEngine:
