@@ -1,6 +1,8 @@
 """The MoE kernels side by side on one GPU, and where a decode step's time goes.
 
-    python bench/moe_scaled_dot.py [--parts check,moe,profile] [--out DIR]
+    python bench/moe_scaled_dot.py [--parts gemv,check,moe,profile] [--out DIR]
+
+gemv:    the GEMV pair with and without its one-step-ahead loads (prints which was faster).
 
 check:   every MoE path against the plain reference at 1 to 512 tokens (relative error).
 moe:     one MoE layer of gpt-oss-20b's shapes (random MXFP4 experts) under a CUDA graph:
@@ -153,6 +155,25 @@ def gemv_sweep(t, x, ids, wts, w, ref, used, base) -> None:  # type: ignore[no-u
     moe_gemv_triton.ASM_DECODE = False
 
 
+def gemv_prefetch() -> None:
+    """The GEMV pair with and without loads one K step ahead, at the engine's tiles. Last line:
+    `gemv-prefetch 1` or `0`, whichever was faster over 1 and 8 tokens (for a shell to pass on)."""
+    w = random_experts(CONFIG)
+    total = {True: 0.0, False: 0.0}
+    for t in (1, 8):
+        x, ids, wts = routing(t)
+        ref = moe_reference(x, ids, wts, w).float()
+        for prefetch in (False, True):
+            moe_gemv_triton.PREFETCH = prefetch
+            err = ((moe_mxfp4_slots(x, ids, wts, w).sum(1) - ref).norm() / ref.norm()).item()
+            ms = graph_ms(partial(moe_mxfp4_slots, x, ids, wts, w))
+            total[prefetch] += ms if err < 2e-2 else 1e9
+            record(f"GEMV T={t} prefetch {int(prefetch)}: {ms * 1e3:.1f} us, err {err:.1e}")
+    best = total[True] < total[False]
+    moe_gemv_triton.PREFETCH = best
+    TABLE.append(f"gemv-prefetch {int(best)}")
+
+
 def profile_decode() -> None:
     model = random_model(CONFIG)
     model_runner.WARMUP_TOKENS = (1,)
@@ -206,6 +227,8 @@ def main() -> int:
     OUT = args.out
     parts = set(args.parts.split(","))
     started = time.time()
+    if "gemv" in parts:
+        gemv_prefetch()
     if "check" in parts:
         check()
     if "moe" in parts:

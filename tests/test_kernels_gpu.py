@@ -151,12 +151,10 @@ def test_scaled_dot_moe_slots_sum_to_the_reference(tokens: int, shape: tuple[int
     """The scaled-dot kernels: one slot a program up to 4 tokens, sorted blocks beyond. In
     Triton's interpreter (no scaled dot) their exact-decode branch: the same indexing."""
     from codexpc.engine.kernels import moe_mxfp4 as moe_module
-    from codexpc.engine.kernels import moe_scaled_triton
 
     monkeypatch.setattr(moe_module, "GEMV_MAX_TOKENS", 4)
     monkeypatch.setattr(moe_module, "FEW_TOKENS_KERNEL", "scaled")
     monkeypatch.setattr(moe_module, "MANY_TOKENS_KERNEL", "scaled")
-    monkeypatch.setattr(moe_scaled_triton, "NATIVE", HAS_CUDA)
     h, i, e, k = shape
     w = random_experts(e, h, i, seed=20 + tokens)
     ids, weights = random_routing(tokens, e, k, seed=tokens)

@@ -64,14 +64,14 @@ def route(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return launch_route(logits, k)
 
 
-# Tokens up to which the router runs as one kernel (each program reads the whole gate weight,
-# from L2 after the first: cheap for decode batches, not for a prefill chunk).
+# Tokens up to which the router's matmul is our small kernel rather than cuBLAS's (each token
+# reads the whole gate weight, from L2 after the first: cheap for decode batches only).
 ROUTER_MAX_TOKENS = 128
 
 
 def router(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """router_reference; up to ROUTER_MAX_TOKENS in one launch (at batch 1 cuBLAS spent two
-    kernels and about 6 us a layer on the 32 x 2880 matmul)."""
+    """router_reference; up to ROUTER_MAX_TOKENS tokens the matmul is our kernel (at batch 1
+    cuBLAS spent a split-K GEMV and its reduction, about 6 us a layer, on a 32 x 2880 matmul)."""
     if x.shape[0] > ROUTER_MAX_TOKENS:
         return route(torch.nn.functional.linear(x, weight, bias), k)
     from codexpc.engine.kernels.fused_triton import launch_router  # needs triton

@@ -71,35 +71,59 @@ cvt.f32.f16 $7, q3;
 
 
 @triton.jit
+def _load_step(a_ptr, w_ptr, s_ptr, rows, row_ok, stride_wn, stride_sn, k0, K: tl.constexpr, BK: tl.constexpr):
+    """One K step's operands: weight bytes [BN, BK/2] u8, even and odd activations [BK/2] fp32,
+    scale exponents [BN, BK/32] i32. Past K everything is masked (no memory traffic)."""
+    kb = k0 // 2 + tl.arange(0, BK // 2)  # byte columns of this step
+    kb_ok = kb < K // 2
+    raw = tl.load(w_ptr + rows[:, None] * stride_wn + kb[None, :], mask=row_ok[:, None] & kb_ok[None, :], other=0)
+    a_even = tl.load(a_ptr + 2 * kb, mask=kb_ok, other=0.0).to(tl.float32)
+    a_odd = tl.load(a_ptr + 2 * kb + 1, mask=kb_ok, other=0.0).to(tl.float32)
+    ks = k0 // 32 + tl.arange(0, BK // 32)
+    s = tl.load(s_ptr + rows[:, None] * stride_sn + ks[None, :], mask=row_ok[:, None] & (ks[None, :] < K // 32),
+                other=0).to(tl.int32)
+    return raw, a_even, a_odd, s
+
+
+@triton.jit
+def _step_sum(raw, a_even, a_odd, s, ASM: tl.constexpr):
+    """[BN, BK/32]: each 32-column group's dot, times its scale (and 2^-6 or 2^-62: see _dot_rows)."""
+    BN: tl.constexpr = raw.shape[0]
+    G: tl.constexpr = raw.shape[1] // 16
+    if ASM:
+        lo, hi = tl.inline_asm_elementwise(_E2M1_X8_TO_F32, "=r,=r,=r,=r,=r,=r,=r,=r,r", [raw],
+                                           dtype=(tl.float32, tl.float32), is_pure=True, pack=4)
+    else:
+        a_even = a_even * _2_POW_64
+        a_odd = a_odd * _2_POW_64
+        code = raw.to(tl.int32)
+        lo = (((code << 22) & 0x01C00000) | ((code << 28) & -2147483648)).to(tl.float32, bitcast=True)
+        hi = (((code << 18) & 0x01C00000) | ((code << 24) & -2147483648)).to(tl.float32, bitcast=True)
+    part = lo * a_even[None, :] + hi * a_odd[None, :]
+    group = tl.sum(tl.reshape(part, (BN, G, 16)), axis=2)  # [BN, BK/32]
+    return group * (s << 23).to(tl.float32, bitcast=True)  # 2^(s - 127)
+
+
+@triton.jit
 def _dot_rows(a_ptr, w_ptr, s_ptr, rows, row_ok, stride_wn, stride_sn, K: tl.constexpr, BK: tl.constexpr,
-              ASM: tl.constexpr):
+              ASM: tl.constexpr, PREFETCH: tl.constexpr):
     """sum_k a[k] * W[rows, k] for MXFP4 rows -> [BN] fp32. a: K values (bf16 or fp32).
-    ASM: the e4m3 decode in inline PTX (CUDA); else the bit placement (any Triton target)."""
+    ASM: the e4m3 decode in inline PTX (CUDA); else the bit placement (any Triton target).
+    PREFETCH: the next step's loads are issued before this step's arithmetic, so a program
+    keeps bytes in flight while it computes."""
     BN: tl.constexpr = rows.shape[0]
     acc = tl.zeros((BN, BK // 32), dtype=tl.float32)
-    for k0 in range(0, K, BK):
-        j = tl.arange(0, BK // 2)  # byte columns of this step
-        kb = k0 // 2 + j
-        kb_ok = kb < K // 2
-        raw = tl.load(w_ptr + rows[:, None] * stride_wn + kb[None, :], mask=row_ok[:, None] & kb_ok[None, :],
-                      other=0)  # [BN, BK/2] u8
-        if ASM:
-            a_even = tl.load(a_ptr + 2 * kb, mask=kb_ok, other=0.0).to(tl.float32)
-            a_odd = tl.load(a_ptr + 2 * kb + 1, mask=kb_ok, other=0.0).to(tl.float32)
-            lo, hi = tl.inline_asm_elementwise(_E2M1_X8_TO_F32, "=r,=r,=r,=r,=r,=r,=r,=r,r", [raw],
-                                               dtype=(tl.float32, tl.float32), is_pure=True, pack=4)
-        else:
-            a_even = tl.load(a_ptr + 2 * kb, mask=kb_ok, other=0.0).to(tl.float32) * _2_POW_64
-            a_odd = tl.load(a_ptr + 2 * kb + 1, mask=kb_ok, other=0.0).to(tl.float32) * _2_POW_64
-            code = raw.to(tl.int32)
-            lo = (((code << 22) & 0x01C00000) | ((code << 28) & -2147483648)).to(tl.float32, bitcast=True)
-            hi = (((code << 18) & 0x01C00000) | ((code << 24) & -2147483648)).to(tl.float32, bitcast=True)
-        part = lo * a_even[None, :] + hi * a_odd[None, :]
-        group = tl.sum(tl.reshape(part, (BN, BK // 32, 16)), axis=2)  # [BN, BK/32]
-        ks = k0 // 32 + tl.arange(0, BK // 32)
-        s = tl.load(s_ptr + rows[:, None] * stride_sn + ks[None, :], mask=row_ok[:, None] & (ks[None, :] < K // 32),
-                    other=0).to(tl.int32)
-        acc += group * (s << 23).to(tl.float32, bitcast=True)  # 2^(s - 127)
+    if PREFETCH:
+        raw_n, ae_n, ao_n, s_n = _load_step(a_ptr, w_ptr, s_ptr, rows, row_ok, stride_wn, stride_sn, 0, K, BK)
+        for k0 in range(0, K, BK):
+            raw, ae, ao, s = raw_n, ae_n, ao_n, s_n
+            raw_n, ae_n, ao_n, s_n = _load_step(a_ptr, w_ptr, s_ptr, rows, row_ok, stride_wn, stride_sn, k0 + BK,
+                                                K, BK)
+            acc += _step_sum(raw, ae, ao, s, ASM)
+    else:
+        for k0 in range(0, K, BK):
+            raw, ae, ao, s = _load_step(a_ptr, w_ptr, s_ptr, rows, row_ok, stride_wn, stride_sn, k0, K, BK)
+            acc += _step_sum(raw, ae, ao, s, ASM)
     # ASM: values were the codes times 2^-6; bit placement: times 2^-126 with a times 2^64.
     return tl.sum(acc, axis=1) * (_2_POW_6 if ASM else _2_POW_62)
 
@@ -108,14 +132,14 @@ def _dot_rows(a_ptr, w_ptr, s_ptr, rows, row_ok, stride_wn, stride_sn, K: tl.con
 def _gemv_up_kernel(x_ptr, ids_ptr, w_ptr, s_ptr, b_ptr, h_ptr, stride_x, stride_we, stride_wn, stride_se,
                     stride_sn, stride_be, stride_h, limit, alpha,
                     K: tl.constexpr, N: tl.constexpr, TOPK: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                    ASM: tl.constexpr):
+                    ASM: tl.constexpr, PREFETCH: tl.constexpr):
     slot = tl.program_id(0)
     e = tl.load(ids_ptr + slot).to(tl.int64)
     token = slot // TOPK
     rows = tl.program_id(1) * BN + tl.arange(0, BN)
     row_ok = rows < N
     acc = _dot_rows(x_ptr + token * stride_x, w_ptr + e * stride_we, s_ptr + e * stride_se, rows, row_ok,
-                    stride_wn, stride_sn, K, BK, ASM)
+                    stride_wn, stride_sn, K, BK, ASM, PREFETCH)
     acc += tl.load(b_ptr + e * stride_be + rows, mask=row_ok, other=0.0).to(tl.float32)
     # gpt-oss quirk: gate and up interleave (even, odd rows); clamp gate above, up both sides.
     gate, up = tl.split(tl.reshape(acc, (BN // 2, 2)))
@@ -129,23 +153,25 @@ def _gemv_up_kernel(x_ptr, ids_ptr, w_ptr, s_ptr, b_ptr, h_ptr, stride_x, stride
 @triton.jit
 def _gemv_down_kernel(h_ptr, ids_ptr, route_ptr, w_ptr, s_ptr, b_ptr, y_ptr, stride_h, stride_we, stride_wn,
                       stride_se, stride_sn, stride_be, stride_y,
-                      K: tl.constexpr, N: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ASM: tl.constexpr):
+                      K: tl.constexpr, N: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ASM: tl.constexpr,
+                      PREFETCH: tl.constexpr):
     slot = tl.program_id(0)
     e = tl.load(ids_ptr + slot).to(tl.int64)
     rows = tl.program_id(1) * BN + tl.arange(0, BN)
     row_ok = rows < N
     y = _dot_rows(h_ptr + slot * stride_h, w_ptr + e * stride_we, s_ptr + e * stride_se, rows, row_ok,
-                  stride_wn, stride_sn, K, BK, ASM)
+                  stride_wn, stride_sn, K, BK, ASM, PREFETCH)
     y += tl.load(b_ptr + e * stride_be + rows, mask=row_ok, other=0.0).to(tl.float32)
     tl.store(y_ptr + slot * stride_y + rows, tl.load(route_ptr + slot) * y, mask=row_ok)
 
 
 # The PTX decode where the code runs on a GPU (Triton's interpreter cannot run inline assembly).
 ASM_DECODE = True
+PREFETCH = True  # loads one K step ahead (bench switch)
 
 # (rows per program, K step, warps) of each launch; bench/fast_engine_decode.py sweeps them.
-UP_TILES = (16, 256, 2)
-DOWN_TILES = (8, 256, 2)
+UP_TILES = (16, 512, 4)
+DOWN_TILES = (16, 512, 4)
 
 
 def _asm(x: torch.Tensor) -> bool:
@@ -165,7 +191,7 @@ def gemv_up(x: torch.Tensor, ids: torch.Tensor, blocks: torch.Tensor, scales: to
     _gemv_up_kernel[grid](
         x, ids, w, scales, bias, h, x.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1),
         bias.stride(0), h.stride(0), float(limit), float(alpha),
-        K=groups * 32, N=n, TOPK=topk, BN=bn, BK=bk, ASM=_asm(x), num_warps=warps,
+        K=groups * 32, N=n, TOPK=topk, BN=bn, BK=bk, ASM=_asm(x), PREFETCH=PREFETCH, num_warps=warps,
     )
     return h
 
@@ -181,6 +207,6 @@ def gemv_down(h: torch.Tensor, ids: torch.Tensor, route: torch.Tensor, blocks: t
     grid = (ids.numel(), triton.cdiv(n, bn))
     _gemv_down_kernel[grid](
         h, ids, route, w, scales, bias, y, h.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1),
-        bias.stride(0), y.stride(1), K=groups * 32, N=n, BN=bn, BK=bk, ASM=_asm(h), num_warps=warps,
+        bias.stride(0), y.stride(1), K=groups * 32, N=n, BN=bn, BK=bk, ASM=_asm(h), PREFETCH=PREFETCH, num_warps=warps,
     )
     return y

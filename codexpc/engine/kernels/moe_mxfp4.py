@@ -159,9 +159,11 @@ def moe_mxfp4(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: Expe
               dense: bool | None = None) -> torch.Tensor:
     """The Triton path: same function as `moe_reference`. x [T, H] bf16 -> [T, H].
 
-    `dense` (None: chosen by batch size) first dequantizes every expert of the layer to bf16.
+    `dense` None: the engine's choice by batch size (moe_mxfp4_slots); True or False: the
+    row-block kernels, with or without a bf16 copy of the layer's experts made first.
     """
-    return _row_blocks(x, ids, weights, w, dense).sum(dim=1).to(x.dtype)
+    slots = moe_mxfp4_slots(x, ids, weights, w) if dense is None else _row_blocks(x, ids, weights, w, dense)
+    return slots.sum(dim=1).to(x.dtype)
 
 
 def _row_blocks(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights,

@@ -139,7 +139,7 @@ def _scaled_down_kernel(h_ptr, w_ptr, s_ptr, b_ptr, y_ptr, route_ptr, sorted_ptr
                  mask=row_ok[:, None] & valid[None, :])
 
 
-NATIVE = True  # tl.dot_scaled; False: the exact decode and a plain dot (Triton's interpreter)
+NATIVE = True  # tl.dot_scaled on CUDA; else the exact decode and a plain dot (Triton's interpreter)
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def scaled_up(x: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, bias:
         x, w, scales, bias, h, sorted_slots, block_expert, num_padded, ids_arg, x.shape[0] * topk,
         x.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1), bias.stride(0), h.stride(0),
         float(limit), float(alpha), K=groups * 32, N=n, TOPK=topk, BM=bm, BN=t.bn, BK=t.bk,
-        DIRECT=direct, NATIVE=NATIVE, W_LEFT=t.w_left, num_warps=t.warps, num_stages=t.stages,
+        DIRECT=direct, NATIVE=NATIVE and x.is_cuda, W_LEFT=t.w_left, num_warps=t.warps, num_stages=t.stages,
     )
     return h
 
@@ -212,7 +212,7 @@ def scaled_down(h: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, bia
     _scaled_down_kernel[grid](
         h, w, scales, bias, y, route, sorted_slots, block_expert, num_padded, ids_arg, num_slots,
         h.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1), bias.stride(0), y.stride(0),
-        K=groups * 32, N=n, BM=bm, BN=t.bn, BK=t.bk, DIRECT=direct, NATIVE=NATIVE, W_LEFT=t.w_left,
+        K=groups * 32, N=n, BM=bm, BN=t.bn, BK=t.bk, DIRECT=direct, NATIVE=NATIVE and h.is_cuda, W_LEFT=t.w_left,
         num_warps=t.warps, num_stages=t.stages,
     )
     return y
