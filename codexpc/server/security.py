@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from codexpc.errors import ConfigError
 
@@ -53,8 +53,12 @@ def peer_uid(sock: socket.socket) -> int | None:
     return None
 
 
-class PeerCheckedProtocol(H11Protocol):
-    """uvicorn's h11 protocol, refusing Unix-socket connections from any other user."""
+class PeerCheckedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, refusing Unix-socket connections from any other user.
+
+    httptools rather than h11: h11's state machine cost more per streamed chunk than all of a
+    token's decoding and serialization together (bench/daemon_overhead.py).
+    """
 
     def connection_made(self, transport: Any) -> None:  # asyncio.Transport
         super().connection_made(transport)
