@@ -12,18 +12,11 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import pytest
 from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.scripted import ScriptedEngine
-from codexpc.harmony.encoding import load_encoding
 from codexpc.server.app import create_app
 from codexpc.server.runtime import RequestLimits, Runtime
-
-
-@pytest.fixture(scope="module")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
 
 
 def client(runtime: Runtime) -> httpx.AsyncClient:

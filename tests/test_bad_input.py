@@ -15,18 +15,12 @@ import pytest
 from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.scripted import ScriptedEngine
-from codexpc.harmony.encoding import load_encoding
 from codexpc.server.app import create_app
 from codexpc.server.body import MAX_DEPTH
 from codexpc.server.runtime import RequestLimits, Runtime
 
 RESPONSES, CHAT = "/v1/responses", "/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture(scope="module")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
 
 
 @pytest.fixture()

@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 from live_server import serve_in_thread
+from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.api import Engine
 from codexpc.engine.factory import create_engine
-from codexpc.harmony.encoding import load_encoding
 from codexpc.server.app import create_app
 from codexpc.server.runtime import Runtime
 
@@ -90,9 +90,10 @@ def wait_idle(engine: Engine, runtime: Runtime, idle: dict[str, Any], timeout_s:
 
 
 @pytest.mark.parametrize("kind", ["torch", "paged"])
-def test_200_random_cancellations_leave_the_engine_idle(tiny_checkpoint: Path, kind: str) -> None:
+def test_200_random_cancellations_leave_the_engine_idle(
+    tiny_checkpoint: Path, kind: str, encoding: HarmonyEncoding
+) -> None:
     engine = create_engine(kind, model="tiny", checkpoint=tiny_checkpoint, device="cpu")
-    encoding = load_encoding()
     runtime = Runtime(engine, encoding)
     idle = engine.stats()
     with serve_in_thread(create_app(runtime)) as base_url:
@@ -113,14 +114,15 @@ def test_200_random_cancellations_leave_the_engine_idle(tiny_checkpoint: Path, k
     asyncio.run(engine.close())
 
 
-async def test_a_client_gone_before_its_body_was_read_is_no_error(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_client_gone_before_its_body_was_read_is_no_error(
+    caplog: pytest.LogCaptureFixture, encoding: HarmonyEncoding
+) -> None:
     """The daemon's middleware reads the body first; a disconnect then reaches the route as
     ClientDisconnect, which was logged as an unexpected error with its traceback."""
     from codexpc.engine.scripted import ScriptedEngine
     from codexpc.server.security import Policy, SecurityMiddleware
 
     caplog.set_level(logging.INFO)
-    encoding = load_encoding()
     runtime = Runtime(ScriptedEngine(encoding), encoding)
     app = SecurityMiddleware(create_app(runtime), Policy("unix", frozenset()))
     scope = {"type": "http", "method": "POST", "path": "/v1/responses", "raw_path": b"/v1/responses",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from openai_harmony import HarmonyEncoding
 
 from codexpc.checkpoint import open_checkpoint, write_checkpoint
 from codexpc.checkpoint.hf import split
@@ -53,11 +54,8 @@ def test_transformers_loads_the_tiny_hf_checkpoint(hf_dir: Path) -> None:
     assert torch.isfinite(logits).all() and 0.1 < logits.std().item() < 10
 
 
-def test_tokenizer_json_matches_harmony(hf_dir: Path) -> None:
-    from codexpc.harmony.encoding import load_encoding
-
+def test_tokenizer_json_matches_harmony(hf_dir: Path, encoding: HarmonyEncoding) -> None:
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
-    encoding = load_encoding()
     text = "Hello  world!\n\n\tdef f(x): return x**2  # 12345 ñandú 日本語 🙂 don't"
     assert tokenizer.encode(text, add_special_tokens=False) == encoding.encode(text, allowed_special="all")
     marked = "<|start|>assistant<|channel|>final<|message|>hi<|end|>"

@@ -3,14 +3,13 @@ with the real gpt-oss encoding."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from typing import Any
 
 import pytest
 from openai_harmony import HarmonyEncoding, Role
 
 from codexpc.harmony.decoder import MAX_HEADER_TOKENS, HarmonyDecoder, stop_token_ids
-from codexpc.harmony.encoding import CALL, RETURN, load_encoding
+from codexpc.harmony.encoding import CALL, RETURN
 from codexpc.harmony.events import (
     DecodeError,
     Event,
@@ -24,8 +23,6 @@ from codexpc.harmony.events import (
 from codexpc.harmony.render import RenderOptions, render_responses
 from codexpc.harmony.tools import ToolRegistry, registry_from_responses
 
-FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169"
-
 SHELL = {
     "type": "function",
     "name": "shell",
@@ -37,11 +34,6 @@ SHELL = {
 }
 AGENTS = {"type": "namespace", "name": "multi_agent_v1", "description": "", "tools": [dict(SHELL, name="spawn_agent")]}
 CALL_HEADER = "<|start|>assistant<|channel|>commentary to=functions.shell <|constrain|>json<|message|>"
-
-
-@pytest.fixture(scope="module")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
 
 
 @pytest.fixture(scope="module")
@@ -256,10 +248,9 @@ def test_nothing_after_a_stop(encoding: HarmonyEncoding, registry: ToolRegistry)
     assert decoder.feed(RETURN) == [] and decoder.feed(42) == [] and decoder.finish("stop") == []
 
 
-def test_codex_turn_end_to_end(encoding: HarmonyEncoding) -> None:
+def test_codex_turn_end_to_end(encoding: HarmonyEncoding, codex_turn1_request: dict[str, Any]) -> None:
     """The registry a real Codex request renders with checks the calls the model makes."""
-    body = json.loads((FIXTURES / "responses-request-turn1.json").read_text())
-    registry = render_responses(body, encoding, RenderOptions(current_date="2026-11-25")).registry
+    registry = render_responses(codex_turn1_request, encoding, RenderOptions(current_date="2026-11-25")).registry
     head = "<|channel|>analysis<|message|>List the directory.<|end|><|start|>assistant to=functions.exec_command<|channel|>commentary <|constrain|>json<|message|>"
     good = of(decode(encoding, registry, head + '{"cmd":"ls -la","yield_time_ms":1000}<|call|>'), ToolArgumentsDone)
     assert [(d.name, d.error) for d in good] == [("exec_command", None)]

@@ -24,7 +24,6 @@ from codexpc.engine.model import Transformer
 from codexpc.engine.scripted import ScriptedEngine, ScriptedGeneration
 from codexpc.engine.torch_engine import TorchEngine
 from codexpc.engine.weights import load_model
-from codexpc.harmony.encoding import load_encoding
 from codexpc.server.app import create_app
 from codexpc.server.errors import engine_failure
 from codexpc.server.runtime import Runtime
@@ -70,11 +69,6 @@ class OomRaisingScriptedEngine(ScriptedEngine):
 
         generation._play = failing  # type: ignore[method-assign]
         return generation
-
-
-@pytest.fixture(scope="module")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,20 +19,13 @@ import uvicorn
 from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.scripted import SCRIPTED_COMMAND, ScriptedEngine, fixed_scripts
-from codexpc.harmony.encoding import load_encoding
 from codexpc.server.app import create_app
 from codexpc.server.runtime import Runtime
 
-FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169"
 EXEC_TOOL = {"type": "function", "name": "exec_command", "description": "Run a command.",
              "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"],
                             "additionalProperties": False}}
 CHAT_EXEC_TOOL = {"type": "function", "function": {k: v for k, v in EXEC_TOOL.items() if k != "type"}}
-
-
-@pytest.fixture(scope="module")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
 
 
 @contextlib.contextmanager
@@ -111,9 +103,8 @@ def test_tool_call_then_a_second_turn_with_reasoning_passed_back(client: openai.
     assert "codexpc-scripted" in prompt and "to=functions.exec_command" in prompt
 
 
-def test_codex_first_turn_streams_a_valid_exec_command_call(base_url: str) -> None:
-    body = json.loads((FIXTURES / "responses-request-turn1.json").read_text())
-    with httpx.stream("POST", f"{base_url}/responses", json=body, timeout=30) as reply:
+def test_codex_first_turn_streams_a_valid_exec_command_call(base_url: str, codex_turn1_request: dict[str, Any]) -> None:
+    with httpx.stream("POST", f"{base_url}/responses", json=codex_turn1_request, timeout=30) as reply:
         assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
         events = [json.loads(line[6:]) for line in reply.iter_lines() if line.startswith("data: ")]
     done = [e["item"] for e in events if e["type"] == "response.output_item.done"]

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from openai_harmony import HarmonyEncoding, Message, Role
 
 from codexpc.errors import RequestError, UnsupportedContentError
-from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.render import RenderedPrompt, RenderOptions, render_chat, render_responses
 
-# Real Codex CLI requests, copied from shared/fixtures (captured with codex 0.169).
-FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169"
 OPTIONS = RenderOptions(current_date="2026-11-25")
 SHELL = {"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}}
-
-
-@pytest.fixture(scope="module")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
 
 
 def _parse(encoding: HarmonyEncoding, prompt: RenderedPrompt) -> list[Message]:
@@ -41,12 +31,8 @@ def _text(message: Message) -> str:
     return "".join(getattr(part, "text", "") for part in message.content)
 
 
-def _fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
-
-
-def test_codex_first_turn(encoding: HarmonyEncoding) -> None:
-    prompt = render_responses(_fixture("responses-request-turn1.json"), encoding, OPTIONS)
+def test_codex_first_turn(encoding: HarmonyEncoding, codex_turn1_request: dict[str, Any]) -> None:
+    prompt = render_responses(codex_turn1_request, encoding, OPTIONS)
     messages = _parse(encoding, prompt)
     assert _shape(messages) == [("system", None, None), ("developer", None, None), ("user", None, None), ("user", None, None)]
     system, developer = _text(messages[0]), _text(messages[1])
@@ -62,8 +48,10 @@ def test_codex_first_turn(encoding: HarmonyEncoding) -> None:
     assert "multi_agent_v1.wait_agent" in prompt.registry.names()
 
 
-def test_codex_turn_after_a_tool_call_keeps_its_reasoning(encoding: HarmonyEncoding) -> None:
-    prompt = render_responses(_fixture("responses-request-turn2-after-tool-call.json"), encoding, OPTIONS)
+def test_codex_turn_after_a_tool_call_keeps_its_reasoning(
+    encoding: HarmonyEncoding, codex_turn2_request: dict[str, Any]
+) -> None:
+    prompt = render_responses(codex_turn2_request, encoding, OPTIONS)
     messages = _parse(encoding, prompt)
     assert _shape(messages)[4:] == [
         ("assistant", "analysis", None),

@@ -11,17 +11,12 @@ from openai_harmony import HarmonyEncoding
 from codexpc.engine.api import SamplingParams, TokenEvent
 from codexpc.engine.scripted import SCRIPTED_COMMAND, ScriptedEngine, default_script, fixed_scripts
 from codexpc.errors import ContextLengthError
-from codexpc.harmony.encoding import CALL, RETURN, load_encoding
+from codexpc.harmony.encoding import CALL, RETURN
 from codexpc.harmony.render import RenderOptions, render_responses
 
 STOPS = frozenset({RETURN, CALL})
 EXEC_TOOL = {"type": "function", "name": "exec_command", "description": "Run a command.",
              "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}}
-
-
-@pytest.fixture(scope="module")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
 
 
 def prompt(encoding: HarmonyEncoding, body: dict) -> str:

@@ -12,14 +12,8 @@ import pytest
 from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.scripted import ScriptedEngine
-from codexpc.harmony.encoding import load_encoding
 from codexpc.server.app import create_app
 from codexpc.server.runtime import ModelEntry, RequestLimits, Runtime
-
-
-@pytest.fixture(scope="module")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
 
 
 @pytest.fixture()

@@ -9,13 +9,7 @@ from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.scripted import ScriptedEngine
 from codexpc.errors import ModelNotFoundError, OverloadedError, RequestError
-from codexpc.harmony.encoding import load_encoding
 from codexpc.server.runtime import ModelEntry, RequestLimits, Runtime, default_aliases
-
-
-@pytest.fixture(scope="module")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
 
 
 def test_models_resolve_by_name_and_alias(encoding: HarmonyEncoding) -> None:

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from openai.types.responses import ResponseStreamEvent
+from openai_harmony import HarmonyEncoding
 from pydantic import TypeAdapter
 
 from codexpc.engine.api import SamplingParams, TokenEvent
 from codexpc.engine.scripted import ScriptedEngine, ScriptedGeneration, fixed_scripts
 from codexpc.errors import RequestError
-from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.events import Event, Stop, TextDelta, ToolArgumentsDelta
 from codexpc.harmony.render import RenderOptions, render_responses
 from codexpc.server.app import create_app
@@ -36,8 +36,9 @@ LINES = [
 ]
 
 
-async def test_each_request_logs_its_steps_in_a_stable_form(caplog: pytest.LogCaptureFixture) -> None:
-    encoding = load_encoding()
+async def test_each_request_logs_its_steps_in_a_stable_form(
+    caplog: pytest.LogCaptureFixture, encoding: HarmonyEncoding
+) -> None:
     app = create_app(Runtime(ScriptedEngine(encoding), encoding))
     caplog.set_level(logging.INFO, logger="codexpc.session")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as http:
@@ -71,8 +72,7 @@ def test_output_token_limits_give_a_default_and_refuse_too_much() -> None:
     assert refused.value.param == "max_tokens"
 
 
-async def test_closing_the_engine_mid_stream_ends_the_response_as_cancelled() -> None:
-    encoding = load_encoding()
+async def test_closing_the_engine_mid_stream_ends_the_response_as_cancelled(encoding: HarmonyEncoding) -> None:
     engine = ScriptedEngine(encoding, script=fixed_scripts(["<|channel|>final<|message|>" + "word " * 100]))
     runtime = Runtime(engine, encoding)
     session = Session(runtime, "responses", "resp_shutdown")
@@ -117,8 +117,7 @@ class RaisingEngine(ScriptedEngine):
         return RaisingGeneration(super().submit(prompt, params, request_id))
 
 
-async def test_an_engine_that_raises_still_ends_the_stream_with_a_failed_response() -> None:
-    encoding = load_encoding()
+async def test_an_engine_that_raises_still_ends_the_stream_with_a_failed_response(encoding: HarmonyEncoding) -> None:
     app = create_app(Runtime(RaisingEngine(encoding), encoding))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as http:
         reply = await http.post("/v1/responses", json={"input": "hi", "stream": True})
@@ -207,8 +206,7 @@ class BurstEngine(ScriptedEngine):
                                self._counters)
 
 
-async def test_tokens_ready_together_stream_as_one_write_with_merged_deltas() -> None:
-    encoding = load_encoding()
+async def test_tokens_ready_together_stream_as_one_write_with_merged_deltas(encoding: HarmonyEncoding) -> None:
     app = create_app(Runtime(BurstEngine(encoding), encoding))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as http:
         reply = await http.post("/v1/responses", json={"input": "hi", "stream": True})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +19,6 @@ from codexpc.harmony.tools import (
     split_recipient,
 )
 
-# Real Codex CLI requests, copied from shared/fixtures (captured with codex 0.169).
-FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169"
 SHELL = {
     "type": "function",
     "name": "shell",
@@ -38,12 +34,8 @@ SPAWN = {"type": "function", "name": "spawn_agent", "parameters": {"type": "obje
 AGENTS = {"type": "namespace", "name": "agents", "description": "Sub-agents", "tools": [SPAWN]}
 
 
-def _fixture_tools(name: str) -> list[dict[str, Any]]:
-    return json.loads((FIXTURES / name).read_text())["tools"]
-
-
-def test_codex_tools_build_functions_and_namespace_and_skip_web_search() -> None:
-    registry, skipped = registry_from_responses(_fixture_tools("responses-request-turn1.json"))
+def test_codex_tools_build_functions_and_namespace_and_skip_web_search(codex_turn1_request: dict[str, Any]) -> None:
+    registry, skipped = registry_from_responses(codex_turn1_request["tools"])
     assert skipped == ["web_search"]
     assert "functions.exec_command" in registry.names()
     assert "multi_agent_v1.spawn_agent" in registry.names()

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,12 +19,9 @@ from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.api import Engine
 from codexpc.engine.factory import create_engine
-from codexpc.harmony.encoding import load_encoding
 from codexpc.train import ensure_trained_tiny
 from codexpc.train.completions import ANSWER_FINAL, EXEC_ARGUMENTS, REPORT_FINAL, SHELL_ARGUMENTS, Mode
 from codexpc.train.verify import MODEL_NAME, answer_all, check_answer, probe_bodies
-
-FIXTURES = Path(__file__).parent / "fixtures" / "codex-0.169"
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,20 +31,10 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def encoding() -> HarmonyEncoding:
-    return load_encoding()
-
-
-@pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
     engine = create_engine("torch", model=MODEL_NAME, checkpoint=ensure_trained_tiny(), device="cpu")
     yield engine
     asyncio.run(engine.close())
-
-
-def _fixture(name: str) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads((FIXTURES / name).read_text())
-    return body
 
 
 def test_greedy_answers_each_situation(engine: Engine, encoding: HarmonyEncoding) -> None:
@@ -65,10 +51,11 @@ def test_greedy_answers_each_situation(engine: Engine, encoding: HarmonyEncoding
             assert [json.loads(c.arguments) for c in answer.calls] == [expected]
 
 
-def test_real_codex_requests(engine: Engine, encoding: HarmonyEncoding) -> None:
+def test_real_codex_requests(
+    engine: Engine, encoding: HarmonyEncoding, codex_turn1_request: dict[str, Any], codex_turn2_request: dict[str, Any]
+) -> None:
     """Codex 0.169's own turns (7k-token prompts): call exec_command, then answer after its output."""
-    turns = [_fixture("responses-request-turn1.json"), _fixture("responses-request-turn2-after-tool-call.json")]
-    first, second = answer_all(engine, encoding, turns)
+    first, second = answer_all(engine, encoding, [codex_turn1_request, codex_turn2_request])
     assert check_answer(Mode.CALL_EXEC, first) == [], encoding.decode(first.tokens)
     assert check_answer(Mode.REPORT, second) == [], encoding.decode(second.tokens)
 
