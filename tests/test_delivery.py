@@ -100,3 +100,30 @@ def test_delivering_to_a_closed_loop_says_nobody_listens() -> None:
     results: list[bool] = []
     on_worker(lambda: results.append(generation.deliver_threadsafe(TokenEvent(1, None))))
     assert results == [False]
+
+
+async def test_sse_chunks_go_straight_to_the_servers_send() -> None:
+    from codexpc.server.app import SSEResponse
+
+    async def body():
+        yield b"event: a\n\n"
+        yield b"event: b\n\n"
+
+    async def receive() -> dict:
+        await asyncio.sleep(3600)  # the client stays
+        return {"type": "http.disconnect"}
+
+    wrapped: list[dict] = []
+    server: list[dict] = []
+
+    async def wrapped_send(message: dict) -> None:
+        wrapped.append(message)
+
+    async def server_send(message: dict) -> None:
+        server.append(message)
+
+    scope = {"type": "http", "asgi": {"spec_version": "2.3"}, "codexpc_send": server_send}
+    await SSEResponse(body(), media_type="text/event-stream")(scope, receive, wrapped_send)
+    assert [m["type"] for m in wrapped] == ["http.response.start", "http.response.body"]
+    assert wrapped[-1]["more_body"] is False  # the end goes through the middleware, as the start did
+    assert [m["body"] for m in server] == [b"event: a\n\n", b"event: b\n\n"]

@@ -134,6 +134,7 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         scope["codexpc_transport"] = self.policy.transport
+        scope["codexpc_send"] = send  # the server's own: app.py streams body chunks straight to it
         headers = _headers(scope)
         try:
             self._check_headers(scope, headers)
