@@ -11,7 +11,7 @@ Stages, each in µs of CPU per output token:
   with the daemon's own uvicorn protocol and security middleware on loopback, pinned to one
   core; raw-socket clients in this process (on the other core) stream responses to the end.
   The child's CPU time per token (from /proc) minus the three stages above and the scripted
-  engine's own playback cost is the HTTP stage (ASGI, h11, the event loop, socket writes).
+  engine's own playback cost is the HTTP stage (ASGI, httptools, the event loop, socket writes).
 A last run paces the playback at 6,000 tokens/s over 64 streams (the fast engine's target)
 and reads the child's CPU share directly.
 """
@@ -324,7 +324,7 @@ def report(inproc: dict[str, float], one: dict[str, float], many: dict[str, floa
     rows = [("decoder feed", inproc["decoder"], inproc["decoder"]),
             ("event mapping (Responses events)", inproc["mapping"], inproc["mapping"]),
             ("JSON/SSE serialization", inproc["serialization"], inproc["serialization"]),
-            ("HTTP write (ASGI, h11, loop, socket)", one["us_per_token"] - inner, many["us_per_token"] - inner),
+            ("HTTP write (ASGI, HTTP, loop, socket)", one["us_per_token"] - inner, many["us_per_token"] - inner),
             ("daemon total (measured, less playback)", one["us_per_token"] - inproc["playback"],
              many["us_per_token"] - inproc["playback"])]
     lines = [f"daemon_overhead: {machine()}",
@@ -341,7 +341,7 @@ def report(inproc: dict[str, float], one: dict[str, float], many: dict[str, floa
               f"paced at {TARGET_RATE:,.0f} tok/s over 64 streams (a 64-token step every {64 / TARGET_RATE * 1e3:.1f} ms, "
               f"delivered as the paged engine does): {paced['tokens_per_s']:,.0f} tok/s",
               f"  event-loop thread: {paced['loop_us_per_token']:.1f} µs/token, {paced['loop_share']:.1%} of one core",
-              f"  whole process (with the playback thread's call_soon_threadsafe): "
+              f"  whole process (with the playback thread's wake-ups): "
               f"{paced['us_per_token']:.1f} µs/token, {paced['cpu_share']:.1%} of one core",
               f"offered {FLOOD_RATE:,.0f} tok/s over 64 streams (the engine far ahead of the daemon): "
               f"{flood['tokens_per_s']:,.0f} tok/s streamed, event-loop thread {flood['loop_us_per_token']:.1f} µs/token"]
