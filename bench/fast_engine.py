@@ -1,7 +1,7 @@
 """The fast engine's benchmark: kernels against their references, then the engine's figures.
 
     python bench/fast_engine.py [--parts kernels,engine,capacity,peer] [--checkpoint DIR] [--out DIR]
-                                [--model 20b|120b] [--gemv-prefetch 0|1]
+                                [--model 20b|120b]
 
 With --checkpoint, a gpt-oss-20b-shaped checkpoint (random weights, MXFP4 experts, the
 Hugging Face layout) is written there unless one is already there, and both codexpc and
@@ -29,7 +29,6 @@ from bench import fast_engine_kernels, fast_engine_parts  # noqa: E402
 from bench.fast_engine_kernels import bench_kernels  # noqa: E402
 from bench.fast_engine_parts import Row, bench_capacity, bench_engine, bench_peer, load_codexpc  # noqa: E402
 from codexpc.engine.config import GPT_OSS_20B, GPT_OSS_120B  # noqa: E402
-from codexpc.engine.kernels import moe_gemv_triton  # noqa: E402
 
 
 def print_table(rows: list[Row], gpu: str) -> str:
@@ -55,13 +54,9 @@ def main() -> int:
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--model", choices=("20b", "120b"), default="20b")
-    parser.add_argument("--gemv-prefetch", type=int, choices=(0, 1), default=None,
-                        help="the MoE GEMV's one-step-ahead loads on (1) or off (0); default: the engine's")
     args = parser.parse_args()
     config = GPT_OSS_120B if args.model == "120b" else GPT_OSS_20B
     fast_engine_parts.CONFIG = fast_engine_kernels.CONFIG = config
-    if args.gemv_prefetch is not None:
-        moe_gemv_triton.PREFETCH = bool(args.gemv_prefetch)
     parts = set(args.parts.split(","))
     gpu = f"{torch.cuda.get_device_name()}, gpt-oss-{args.model} shapes"
     rows: list[Row] = []

@@ -1,15 +1,15 @@
 """The MoE kernels side by side on one GPU, and where a decode step's time goes.
 
-    python bench/moe_scaled_dot.py [--parts gemv,check,moe,profile] [--out DIR]
-
-gemv:    the GEMV pair with and without its one-step-ahead loads (prints which was faster).
+    python bench/moe_scaled_dot.py [--parts check,moe,profile] [--out DIR]
 
 check:   every MoE path against the plain reference at 1 to 512 tokens (relative error).
-moe:     one MoE layer of gpt-oss-20b's shapes (random MXFP4 experts) under a CUDA graph:
-         the GEMV pair and the row blocks against the scaled-dot kernels (moe_scaled_triton.py),
-         each with a small tile sweep; the best of each kind is printed in the table.
+moe:     one MoE layer of gpt-oss-20b's shapes (random MXFP4 experts) under a CUDA graph, v4's
+         kernel against v5's at each size: the GEMV pair with the bit-placement decode against
+         the PTX one (1-8 tokens), the row blocks against the scaled-dot kernels (16-512), the
+         new one with a tile sweep.
 profile: decode steps of the whole engine (random 20b weights made on the GPU, CUDA graphs) at
-         batch 1 and 64 under torch.profiler: GPU time per step by kernel, against the wall time.
+         batch 1 and 64 under torch.profiler, v4's path and v5's: GPU time per step by kernel,
+         against the wall time.
 Prints one table last.
 """
 
@@ -38,20 +38,15 @@ from codexpc.engine.paged import model_runner  # noqa: E402
 from codexpc.engine.paged.cache_sizing import CacheBudget  # noqa: E402
 
 TABLE: list[str] = []
-SWEEP = [ScaledTiles(bn, bk, warps, stages, left) for bn, bk, warps, stages, left in
-         ((64, 256, 4, 3, False), (64, 256, 4, 3, True), (128, 128, 8, 3, False), (128, 128, 4, 3, False),
-          (64, 128, 4, 4, False), (128, 256, 8, 3, False), (64, 512, 4, 2, False), (256, 128, 8, 3, False),
-          (128, 64, 4, 5, False), (64, 128, 4, 4, True))]
+SWEEP = [ScaledTiles(*shape) for shape in
+         ((64, 256, 4, 3), (128, 128, 8, 3), (128, 128, 4, 3), (64, 128, 4, 4), (128, 256, 8, 3), (64, 512, 4, 2),
+          (256, 128, 8, 3), (128, 64, 4, 5))]
 OUT: Path | None = None
 
 
 def record(line: str) -> None:
     TABLE.append(line)
     print(line, flush=True)
-
-
-def use(few: str, many: str) -> None:
-    moe_module.FEW_TOKENS_KERNEL, moe_module.MANY_TOKENS_KERNEL = few, many
 
 
 # The engine's decode path as of v4 and as now: (name, GEMV PTX decode, many-token kernel,
@@ -61,7 +56,7 @@ VERSIONS = (("v4", False, "rows", False, 0), ("v5", True, "scaled", True, fused.
 
 def use_version(asm: bool, many: str, order: bool, router_max: int) -> None:
     moe_gemv_triton.ASM_DECODE = asm
-    use("gemv", many)
+    moe_module.MANY_TOKENS_KERNEL = many
     moe_module.ORDER_KERNEL = order
     fused.ROUTER_MAX_TOKENS = router_max
 
@@ -81,10 +76,8 @@ def check() -> None:
         errs = []
         for version, *knobs in VERSIONS:
             use_version(*knobs)
-            for few in ("gemv", "scaled"):
-                moe_module.FEW_TOKENS_KERNEL = few
-                out = moe_mxfp4_slots(x, ids, wts, w).sum(1)
-                errs.append(f"{version} {few} {((out - ref).norm() / ref.norm()).item():.1e}")
+            out = moe_mxfp4_slots(x, ids, wts, w).sum(1)
+            errs.append(f"{version} {((out - ref).norm() / ref.norm()).item():.1e}")
         record(f"check T={t:<4} rel err: " + ", ".join(errs))
     use_version(*VERSIONS[-1][1:])
 
@@ -94,43 +87,40 @@ def expert_bytes(w) -> int:  # type: ignore[no-untyped-def]
 
 
 def bench_moe() -> None:
+    """Up to 8 tokens the GEMV pair, bit placement against the PTX decode; beyond, the row
+    blocks against the scaled-dot kernels. Each new kernel with a tile sweep (the best is kept)."""
     w = random_experts(CONFIG)
-    sweep = SWEEP
     for t in (1, 2, 4, 8, 16, 64, 256, 512):
         x, ids, wts = routing(t)
         used = len(torch.unique(ids)) * expert_bytes(w)
         ref = moe_reference(x, ids, wts, w).float()
-        few = t <= moe_module.GEMV_MAX_TOKENS
-        use("gemv", "rows")
-        moe_gemv_triton.ASM_DECODE = False
+        use_version(*VERSIONS[0][1:])
         base = graph_ms(partial(moe_mxfp4_slots, x, ids, wts, w))
-        base_name = "GEMV" if few else "row blocks"
-        if few:
+        if t <= moe_module.GEMV_MAX_TOKENS:
             gemv_sweep(t, x, ids, wts, w, ref, used, base)
-        use("scaled", "scaled")
-        mode = "direct" if few else "sorted"
+            continue
+        use_version(*VERSIONS[-1][1:])
         best = (1e9, None)
-        for up in sweep:
-            for down in sweep:
-                if up.bn != down.bn and t > 1:
-                    continue  # the full cross only where it is cheap to run
-                moe_scaled_triton.TILES[mode] = (up, down)
+        for up in SWEEP:
+            for down in SWEEP:
+                if up.bn != down.bn:
+                    continue
+                moe_scaled_triton.UP_TILES, moe_scaled_triton.DOWN_TILES = up, down
                 try:
                     err = ((moe_mxfp4_slots(x, ids, wts, w).sum(1) - ref).norm() / ref.norm()).item()
                     ms = graph_ms(partial(moe_mxfp4_slots, x, ids, wts, w))
                 except Exception as e:  # noqa: BLE001 - a tile the compiler refuses is a result too
                     print(f"T={t} {up} {down}: {type(e).__name__}: {str(e)[:120]}", flush=True)
                     continue
-                print(f"T={t} scaled {mode} up {up} down {down}: {ms * 1e3:.1f} us err {err:.1e}", flush=True)
+                print(f"T={t} scaled up {up} down {down}: {ms * 1e3:.1f} us err {err:.1e}", flush=True)
                 if ms < best[0] and err < 2e-2:
                     best = (ms, (up, down))
         ms, tiles = best
         if tiles is not None:
-            moe_scaled_triton.TILES[mode] = tiles
-        record(f"MoE T={t:<4} {base_name:>10} {base * 1e3:7.1f} us ({used / base / 1e6:5.0f} GB/s) | "
-               f"scaled {mode} {ms * 1e3:7.1f} us ({used / ms / 1e6:5.0f} GB/s) x{base / ms:.2f} "
-               f"tiles {tiles}")
-    use("gemv", "rows")
+            moe_scaled_triton.UP_TILES, moe_scaled_triton.DOWN_TILES = tiles
+        record(f"MoE T={t:<4} row blocks {base * 1e3:7.1f} us ({used / base / 1e6:5.0f} GB/s) | "
+               f"scaled {ms * 1e3:7.1f} us ({used / ms / 1e6:5.0f} GB/s) x{base / ms:.2f} tiles {tiles}")
+    use_version(*VERSIONS[-1][1:])
 
 
 GEMV_UPS = ((16, 256, 2), (16, 512, 4), (32, 256, 4), (8, 256, 1), (32, 512, 4), (64, 256, 4), (16, 128, 1))
@@ -153,25 +143,6 @@ def gemv_sweep(t, x, ids, wts, w, ref, used, base) -> None:  # type: ignore[no-u
     record(f"MoE T={t:<4} GEMV bit placement {base * 1e3:7.1f} us | GEMV e4m3 PTX {ms * 1e3:7.1f} us "
            f"({used / ms / 1e6:5.0f} GB/s) x{base / ms:.2f} up {best[1]} down {best[2]}")
     moe_gemv_triton.ASM_DECODE = False
-
-
-def gemv_prefetch() -> None:
-    """The GEMV pair with and without loads one K step ahead, at the engine's tiles. Last line:
-    `gemv-prefetch 1` or `0`, whichever was faster over 1 and 8 tokens (for a shell to pass on)."""
-    w = random_experts(CONFIG)
-    total = {True: 0.0, False: 0.0}
-    for t in (1, 8):
-        x, ids, wts = routing(t)
-        ref = moe_reference(x, ids, wts, w).float()
-        for prefetch in (False, True):
-            moe_gemv_triton.PREFETCH = prefetch
-            err = ((moe_mxfp4_slots(x, ids, wts, w).sum(1) - ref).norm() / ref.norm()).item()
-            ms = graph_ms(partial(moe_mxfp4_slots, x, ids, wts, w))
-            total[prefetch] += ms if err < 2e-2 else 1e9
-            record(f"GEMV T={t} prefetch {int(prefetch)}: {ms * 1e3:.1f} us, err {err:.1e}")
-    best = total[True] < total[False]
-    moe_gemv_triton.PREFETCH = best
-    TABLE.append(f"gemv-prefetch {int(best)}")
 
 
 def profile_decode() -> None:
@@ -227,8 +198,6 @@ def main() -> int:
     OUT = args.out
     parts = set(args.parts.split(","))
     started = time.time()
-    if "gemv" in parts:
-        gemv_prefetch()
     if "check" in parts:
         check()
     if "moe" in parts:

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fast_engine_kernels import random_experts  # noqa: E402
 from bench.fast_engine_parts import CONFIG, DEV  # noqa: E402
+from codexpc.engine.kernels import moe_gemv_triton  # noqa: E402
 from codexpc.engine.kernels import moe_mxfp4 as moe_module  # noqa: E402
 from codexpc.engine.kernels.moe_mxfp4 import moe_mxfp4_slots  # noqa: E402
 
@@ -23,8 +24,8 @@ for t in (1, 64):
     x = torch.randn(t, CONFIG.hidden_size, device=DEV, dtype=torch.bfloat16)
     ids = torch.stack([torch.randperm(CONFIG.num_experts, device=DEV)[:4] for _ in range(t)])
     wts = torch.softmax(torch.randn(t, 4, device=DEV), -1)
-    for few, many in (("gemv", "rows"), ("scaled", "scaled")):
-        moe_module.FEW_TOKENS_KERNEL, moe_module.MANY_TOKENS_KERNEL = few, many
+    for asm, many in ((False, "rows"), (True, "scaled")):  # v4's kernels, then v5's
+        moe_gemv_triton.ASM_DECODE, moe_module.MANY_TOKENS_KERNEL = asm, many
         for _ in range(3):
             moe_mxfp4_slots(x, ids, wts, w)
 torch.cuda.synchronize()

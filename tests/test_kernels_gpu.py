@@ -144,17 +144,16 @@ def test_moe_slots_sum_to_the_reference(tokens: int, shape: tuple[int, int, int,
 
 
 @gpu_or_interpreter
-@pytest.mark.parametrize("tokens", [1, 3, 9, 64] if HAS_CUDA else [1, 3, 9])
+@pytest.mark.parametrize("tokens", [9, 64, 700] if HAS_CUDA else [9, 30])
+@pytest.mark.parametrize("kernel", ["scaled", "rows"])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_scaled_dot_moe_slots_sum_to_the_reference(tokens: int, shape: tuple[int, int, int, int],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """The scaled-dot kernels: one slot a program up to 4 tokens, sorted blocks beyond. In
-    Triton's interpreter (no scaled dot) their exact-decode branch: the same indexing."""
+def test_many_token_kernels_sum_to_the_reference(tokens: int, kernel: str, shape: tuple[int, int, int, int],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the GEMV sizes: the scaled-dot kernels (Triton's MXFP4 dot; in Triton's interpreter,
+    which has none, their exact-decode branch: the same indexing) and v4's row blocks."""
     from codexpc.engine.kernels import moe_mxfp4 as moe_module
 
-    monkeypatch.setattr(moe_module, "GEMV_MAX_TOKENS", 4)
-    monkeypatch.setattr(moe_module, "FEW_TOKENS_KERNEL", "scaled")
-    monkeypatch.setattr(moe_module, "MANY_TOKENS_KERNEL", "scaled")
+    monkeypatch.setattr(moe_module, "MANY_TOKENS_KERNEL", kernel)
     h, i, e, k = shape
     w = random_experts(e, h, i, seed=20 + tokens)
     ids, weights = random_routing(tokens, e, k, seed=tokens)

@@ -106,24 +106,15 @@ def _step_sum(raw, a_even, a_odd, s, ASM: tl.constexpr):
 
 @triton.jit
 def _dot_rows(a_ptr, w_ptr, s_ptr, rows, row_ok, stride_wn, stride_sn, K: tl.constexpr, BK: tl.constexpr,
-              ASM: tl.constexpr, PREFETCH: tl.constexpr):
+              ASM: tl.constexpr):
     """sum_k a[k] * W[rows, k] for MXFP4 rows -> [BN] fp32. a: K values (bf16 or fp32).
     ASM: the e4m3 decode in inline PTX (CUDA); else the bit placement (any Triton target).
-    PREFETCH: the next step's loads are issued before this step's arithmetic, so a program
-    keeps bytes in flight while it computes."""
-    BN: tl.constexpr = rows.shape[0]
-    acc = tl.zeros((BN, BK // 32), dtype=tl.float32)
-    if PREFETCH:
-        raw_n, ae_n, ao_n, s_n = _load_step(a_ptr, w_ptr, s_ptr, rows, row_ok, stride_wn, stride_sn, 0, K, BK)
-        for k0 in range(0, K, BK):
-            raw, ae, ao, s = raw_n, ae_n, ao_n, s_n
-            raw_n, ae_n, ao_n, s_n = _load_step(a_ptr, w_ptr, s_ptr, rows, row_ok, stride_wn, stride_sn, k0 + BK,
-                                                K, BK)
-            acc += _step_sum(raw, ae, ao, s, ASM)
-    else:
-        for k0 in range(0, K, BK):
-            raw, ae, ao, s = _load_step(a_ptr, w_ptr, s_ptr, rows, row_ok, stride_wn, stride_sn, k0, K, BK)
-            acc += _step_sum(raw, ae, ao, s, ASM)
+    (Issuing the next step's loads before this step's arithmetic was slower on an H100: 49 vs
+    43 us a layer at 1 token, 242 vs 186 at 8; bench/results/gemv_prefetch-h100.txt.)"""
+    acc = tl.zeros((rows.shape[0], BK // 32), dtype=tl.float32)
+    for k0 in range(0, K, BK):
+        raw, a_even, a_odd, s = _load_step(a_ptr, w_ptr, s_ptr, rows, row_ok, stride_wn, stride_sn, k0, K, BK)
+        acc += _step_sum(raw, a_even, a_odd, s, ASM)
     # ASM: values were the codes times 2^-6; bit placement: times 2^-126 with a times 2^64.
     return tl.sum(acc, axis=1) * (_2_POW_6 if ASM else _2_POW_62)
 
@@ -132,14 +123,14 @@ def _dot_rows(a_ptr, w_ptr, s_ptr, rows, row_ok, stride_wn, stride_sn, K: tl.con
 def _gemv_up_kernel(x_ptr, ids_ptr, w_ptr, s_ptr, b_ptr, h_ptr, stride_x, stride_we, stride_wn, stride_se,
                     stride_sn, stride_be, stride_h, limit, alpha,
                     K: tl.constexpr, N: tl.constexpr, TOPK: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                    ASM: tl.constexpr, PREFETCH: tl.constexpr):
+                    ASM: tl.constexpr):
     slot = tl.program_id(0)
     e = tl.load(ids_ptr + slot).to(tl.int64)
     token = slot // TOPK
     rows = tl.program_id(1) * BN + tl.arange(0, BN)
     row_ok = rows < N
     acc = _dot_rows(x_ptr + token * stride_x, w_ptr + e * stride_we, s_ptr + e * stride_se, rows, row_ok,
-                    stride_wn, stride_sn, K, BK, ASM, PREFETCH)
+                    stride_wn, stride_sn, K, BK, ASM)
     acc += tl.load(b_ptr + e * stride_be + rows, mask=row_ok, other=0.0).to(tl.float32)
     # gpt-oss quirk: gate and up interleave (even, odd rows); clamp gate above, up both sides.
     gate, up = tl.split(tl.reshape(acc, (BN // 2, 2)))
@@ -153,21 +144,19 @@ def _gemv_up_kernel(x_ptr, ids_ptr, w_ptr, s_ptr, b_ptr, h_ptr, stride_x, stride
 @triton.jit
 def _gemv_down_kernel(h_ptr, ids_ptr, route_ptr, w_ptr, s_ptr, b_ptr, y_ptr, stride_h, stride_we, stride_wn,
                       stride_se, stride_sn, stride_be, stride_y,
-                      K: tl.constexpr, N: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ASM: tl.constexpr,
-                      PREFETCH: tl.constexpr):
+                      K: tl.constexpr, N: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ASM: tl.constexpr):
     slot = tl.program_id(0)
     e = tl.load(ids_ptr + slot).to(tl.int64)
     rows = tl.program_id(1) * BN + tl.arange(0, BN)
     row_ok = rows < N
     y = _dot_rows(h_ptr + slot * stride_h, w_ptr + e * stride_we, s_ptr + e * stride_se, rows, row_ok,
-                  stride_wn, stride_sn, K, BK, ASM, PREFETCH)
+                  stride_wn, stride_sn, K, BK, ASM)
     y += tl.load(b_ptr + e * stride_be + rows, mask=row_ok, other=0.0).to(tl.float32)
     tl.store(y_ptr + slot * stride_y + rows, tl.load(route_ptr + slot) * y, mask=row_ok)
 
 
 # The PTX decode where the code runs on a GPU (Triton's interpreter cannot run inline assembly).
 ASM_DECODE = True
-PREFETCH = False  # loads one K step ahead: slower on an H100 (49 vs 43 us at 1 token, 242 vs 186 at 8)
 
 # (rows per program, K step, warps) of each launch; bench/fast_engine_decode.py sweeps them.
 UP_TILES = (16, 512, 4)
@@ -191,7 +180,7 @@ def gemv_up(x: torch.Tensor, ids: torch.Tensor, blocks: torch.Tensor, scales: to
     _gemv_up_kernel[grid](
         x, ids, w, scales, bias, h, x.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1),
         bias.stride(0), h.stride(0), float(limit), float(alpha),
-        K=groups * 32, N=n, TOPK=topk, BN=bn, BK=bk, ASM=_asm(x), PREFETCH=PREFETCH, num_warps=warps,
+        K=groups * 32, N=n, TOPK=topk, BN=bn, BK=bk, ASM=_asm(x), num_warps=warps,
     )
     return h
 
@@ -207,6 +196,6 @@ def gemv_down(h: torch.Tensor, ids: torch.Tensor, route: torch.Tensor, blocks: t
     grid = (ids.numel(), triton.cdiv(n, bn))
     _gemv_down_kernel[grid](
         h, ids, route, w, scales, bias, y, h.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1),
-        bias.stride(0), y.stride(1), K=groups * 32, N=n, BN=bn, BK=bk, ASM=_asm(h), PREFETCH=PREFETCH, num_warps=warps,
+        bias.stride(0), y.stride(1), K=groups * 32, N=n, BN=bn, BK=bk, ASM=_asm(h), num_warps=warps,
     )
     return y

@@ -114,9 +114,8 @@ DENSE_MIN_SLOTS_PER_EXPERT = 512
 # (H100, one layer: 82 vs 164 us at 1 token, 277 vs 368 us at 8).
 GEMV_MAX_TOKENS = 8
 
-# The kernels for a few tokens ("gemv", or "scaled": moe_scaled_triton.py, one slot a program)
-# and for more below the bf16-copy size ("rows", or "scaled": sorted blocks of slots).
-FEW_TOKENS_KERNEL = "gemv"
+# The kernels for 9 tokens up to the bf16-copy size: "scaled" (moe_scaled_triton.py, Triton's
+# scaled dot) or "rows" (moe_mxfp4_triton.py's row blocks, v4's path; a bench switch).
 MANY_TOKENS_KERNEL = "scaled"
 
 
@@ -125,33 +124,24 @@ def moe_mxfp4_slots(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w
     model sums the k slots inside its next add + RMSNorm."""
     t, k = ids.shape
     if t <= GEMV_MAX_TOKENS:
-        if FEW_TOKENS_KERNEL == "scaled":
-            return _scaled(x, ids, weights, w, direct=True)
         from codexpc.engine.kernels.moe_gemv_triton import gemv_down, gemv_up  # needs triton
 
         ids = ids.contiguous()
         h = gemv_up(x, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA)  # [T * k, I] fp32
         return gemv_down(h, ids, weights, w.w2_blocks, w.w2_scales, w.b2)
     if MANY_TOKENS_KERNEL == "scaled" and t * k < DENSE_MIN_SLOTS_PER_EXPERT * w.num_experts:
-        return _scaled(x, ids, weights, w, direct=False)
+        return _scaled(x, ids, weights, w)
     return _row_blocks(x, ids, weights, w, None)
 
 
-def _scaled(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights,
-            direct: bool) -> torch.Tensor:
+def _scaled(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights) -> torch.Tensor:
     """The scaled-dot kernel pair -> [T, k, H] fp32, each slot weighted, not yet summed."""
     from codexpc.engine.kernels.moe_scaled_triton import scaled_down, scaled_up  # needs triton
 
     t, k = ids.shape
-    route = weights.flatten()
-    if direct:
-        ids = ids.contiguous()
-        h = scaled_up(x, w.w1_blocks, w.w1_scales, w.b1, k, w.limit, SWIGLU_ALPHA, ids=ids)  # [S, I]
-        y = scaled_down(h, w.w2_blocks, w.w2_scales, w.b2, route, t * k, ids=ids)
-    else:
-        order = order_by_expert(ids, w.num_experts, pick_block_m(t * k, w.num_experts))
-        h = scaled_up(x, w.w1_blocks, w.w1_scales, w.b1, k, w.limit, SWIGLU_ALPHA, order=order)  # [P, I]
-        y = scaled_down(h, w.w2_blocks, w.w2_scales, w.b2, route, t * k, order=order)
+    order = order_by_expert(ids, w.num_experts, pick_block_m(t * k, w.num_experts))
+    h = scaled_up(x, order, w.w1_blocks, w.w1_scales, w.b1, k, w.limit, SWIGLU_ALPHA)  # [P, I]
+    y = scaled_down(h, order, w.w2_blocks, w.w2_scales, w.b2, weights.flatten(), t * k)
     return y.view(t, k, -1)
 
 
