@@ -56,8 +56,9 @@ def bench_moe() -> None:
         wts = torch.softmax(torch.randn(t, 4, device=DEV), -1)
         ref = moe_reference(x, ids, wts, w).float()
         used = len(torch.unique(ids)) * expert_bytes(w)
-        moe_module.GEMV_MAX_TOKENS = 0
+        moe_module.GEMV_MAX_TOKENS, moe_module.MANY_TOKENS_KERNEL = 0, "rows"  # v4's row blocks
         ms = graph_ms(partial(moe_mxfp4_slots, x, ids, wts, w))
+        moe_module.MANY_TOKENS_KERNEL = "scaled"
         record(f"MoE T={t} row blocks, slots unsummed ({used / ms / 1e6:.0f} GB/s)", ms * 1e3, "us")
         moe_module.GEMV_MAX_TOKENS = 64
         best = (1e9, moe_gemv_triton.UP_TILES, moe_gemv_triton.DOWN_TILES)
