@@ -18,6 +18,14 @@ class ConfigError(CodexpcError):
     code = "invalid_config"
 
 
+class ListenError(ConfigError):
+    """A socket cannot be made: a live daemon, a port in use, a folder that is not ours."""
+
+
+class AlreadyRunning(ListenError):
+    """Another daemon answers on the socket."""
+
+
 class VocabularyError(CodexpcError):
     """No offline source of the o200k vocabulary worked."""
 

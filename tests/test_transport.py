@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from codexpc.config import ListenConfig
+from codexpc.errors import AlreadyRunning, ListenError
 from codexpc.server import transport
-from codexpc.server.transport import AlreadyRunning, ListenError
 
 ROOT = os.getuid() == 0
 NOBODY = 65534

@@ -19,21 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codexpc.config import ListenConfig
-from codexpc.errors import ConfigError
+from codexpc.errors import AlreadyRunning, ListenError
 
 log = logging.getLogger(__name__)
 
 BACKLOG = 128
 # sun_path is 108 bytes on Linux and 104 on macOS, the trailing NUL included.
 MAX_SOCKET_PATH = 103
-
-
-class ListenError(ConfigError):
-    """A socket cannot be made: a live daemon, a port in use, a folder that is not ours."""
-
-
-class AlreadyRunning(ListenError):
-    """Another daemon answers on the socket."""
 
 
 @dataclass(frozen=True)
