@@ -7,8 +7,7 @@ from typing import Any
 
 from codexpc.cli.link import Link, add_daemon_flags, socket_from_args
 from codexpc.cli.output import add_json_flag, emit_json, say
-
-RELOAD_TIMEOUT_S = 900.0  # loading a 120b checkpoint from a cold disk takes minutes
+from codexpc.server.client import RELOAD_TIMEOUT_S
 
 
 def register(commands: Any) -> None:
