@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from codexpc.cli.link import Link, add_daemon_flags, socket_from_args
 from codexpc.cli.output import add_json_flag, emit_json, say
-from codexpc.errors import DaemonNotRunning
+from codexpc.errors import CodexpcError, DaemonNotRunning, UnavailableError
+from codexpc.server.client import error_of
+
+# /health's `status` while the daemon answers but its model is not ready (a 503)
+NOT_READY = ("loading", "failed")
 
 
 def register(commands: Any) -> None:
@@ -16,7 +23,7 @@ def register(commands: Any) -> None:
         aliases=["status"],
         help="ask the running daemon how it is (alias: status)",
         description="Ask the daemon on the Unix socket for its model, device, memory and uptime. "
-        "Exit code 5 when no daemon is running.",
+        "Exit code 1 while its model is still loading (or failed to load), 5 when no daemon is running.",
     )
     add_daemon_flags(p)
     add_json_flag(p)
@@ -48,11 +55,35 @@ def show(info: dict[str, Any], socket_path: str) -> None:
         say("  memory      " + ", ".join(f"{k} {_mib(v)}" for k, v in memory.items()))
 
 
+def show_not_ready(info: dict[str, Any], socket_path: str) -> None:
+    engine = info.get("engine", {})
+    say(f"codexpc is running on {socket_path} but not ready: {info.get('error', {}).get('message')}")
+    say(f"  model       {info.get('model')} (engine {engine.get('kind')}, {engine.get('state')}, device {info.get('device')})")
+    say(f"  checkpoint  {info.get('checkpoint')}")
+    say(f"  loading     {format_duration(float(engine.get('loading_s', 0)))}")
+
+
+def _get_health(path: Path) -> tuple[int, dict[str, Any]]:
+    """/health's status code and body; a 503 that says "loading" or "failed" is an answer too."""
+    with Link(path) as link:
+        try:
+            response = link.http.get("/health")
+        except httpx.TransportError as exc:
+            raise DaemonNotRunning(f"the daemon at {path} did not answer: {exc}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not (response.status_code == 200 or body.get("status") in NOT_READY):
+        message, _ = error_of(response)
+        raise CodexpcError(f"the daemon answered {response.status_code}: {message}")
+    return response.status_code, body
+
+
 def run(args: argparse.Namespace) -> int:
     path = socket_from_args(args)
     try:
-        with Link(path) as link:
-            info = link.get("/health")
+        status, info = _get_health(path)
     except DaemonNotRunning as exc:
         if args.json:
             emit_json({"ok": False, "running": False, "socket": str(path), "error": str(exc)})
@@ -60,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
             say(str(exc))
         return DaemonNotRunning.exit_code
     if args.json:
-        emit_json({"ok": True, "running": True, "socket": str(path), **info})
-    else:
+        emit_json({"ok": status == 200, "running": True, "socket": str(path), **info})
+    elif status == 200:
         show(info, str(path))
-    return 0
+    else:
+        show_not_ready(info, str(path))
+    return 0 if status == 200 else UnavailableError.exit_code

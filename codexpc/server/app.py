@@ -2,6 +2,9 @@
 
 Routes: POST /v1/responses, POST /v1/chat/completions, GET /v1/models, GET /health,
 GET /metrics, GET /openapi.json (server/openapi.py), POST /admin/reload (Unix socket only).
+
+While the model loads the daemon serves `create_loading_app` instead: /health and every other
+route answer at once with a 503 that says so, rather than leaving clients in the backlog.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from codexpc.harmony.render import render_chat, render_responses
 from codexpc.server import sse
 from codexpc.server.body import parse_body
 from codexpc.server.chat_stream import ChatStream
-from codexpc.server.errors import error_body, install_error_handlers
+from codexpc.server.errors import error_body, error_response, install_error_handlers
+from codexpc.server.metrics import render_startup
 from codexpc.server.openapi import openapi_document
 from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
-from codexpc.server.runtime import Runtime
+from codexpc.server.runtime import Runtime, Startup
 from codexpc.server.session import Session, new_id, sampling_from_body
 
 log = logging.getLogger(__name__)
@@ -127,6 +131,35 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastA
         if reload_hook is None:
             raise RequestError("this daemon cannot reload", code="reload_unavailable")
         return {"reloaded": True, **(await reload_hook())}
+
+    return app
+
+
+def create_loading_app(startup: Startup) -> FastAPI:
+    """The app before the engine is ready. /health answers 503 with the state (so readiness
+    checks, `codexpc health` and the CLI's wait for a daemon all read "not ready yet"); model
+    requests get the OpenAI-style 503 of `startup.refusal()`, with Retry-After while loading."""
+    app = FastAPI(title="codexpc", docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        refusal = error_response(startup.refusal())  # its status and Retry-After
+        return JSONResponse(startup.health(), status_code=refusal.status_code,
+                            headers={k: v for k, v in refusal.headers.items() if k == "retry-after"})
+
+    @app.get("/openapi.json")
+    async def openapi() -> dict[str, Any]:
+        return openapi_document()
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(render_startup(startup.state, startup.loading_s()),
+                                 media_type="text/plain; version=0.0.4")
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def not_ready(path: str) -> Response:
+        raise startup.refuse_request()
 
     return app
 

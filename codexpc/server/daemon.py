@@ -1,9 +1,15 @@
-"""The daemon: bind, load the engine once, serve both listeners, reload on SIGHUP, stop on SIGTERM.
+"""The daemon: bind, serve both listeners, load the engine once, reload on SIGHUP, stop on SIGTERM.
 
 The lifecycle follows uvicorn's: startup, a main loop inside signal handlers, then a graceful
 shutdown with a deadline. One uvicorn server per transport runs in the one event loop, each
 with the app behind its own SecurityMiddleware, so the transport a request came by is a fact
 of the listener rather than a guess from the scope.
+
+The listeners serve from the start. While the model loads (seconds to a minute) they answer
+from app.create_loading_app: /health and every model request get a 503 saying "loading" (with
+Retry-After) at once. When the load fails the daemon still exits with the error's exit code,
+as a service manager expects; if clients asked during the load, it first answers them with the
+reason until they stop asking (FAILED_LOAD_QUIET_S of silence, FAILED_LOAD_MAX_LINGER_S at most).
 
 Shutdown (SIGTERM, SIGINT): stop accepting, let running streams finish for
 limits.shutdown_timeout_s, then close the engine, which ends every remaining generation as
@@ -33,7 +39,8 @@ from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.render import RenderOptions
 from codexpc.server import runtime as rt
 from codexpc.server import transport
-from codexpc.server.app import create_app
+from codexpc.server.app import create_app, create_loading_app
+from codexpc.server.errors import ModelLoadingError
 from codexpc.server.security import (
     ASGIApp,
     Message,
@@ -51,6 +58,11 @@ log = logging.getLogger("codexpc.daemon")
 
 EngineFactory = Callable[..., Engine]  # create_engine's signature
 END_GRACE_S = 3.0  # after the engine is closed, for the streams to write their final events
+# After a failed load, when clients asked during the load: the daemon answers with the failure
+# until no model request came for QUIET seconds (a loading answer's Retry-After plus a margin:
+# the client told to come back has come back), MAX seconds at most, then exits.
+FAILED_LOAD_QUIET_S = ModelLoadingError.retry_after_s + 1.0
+FAILED_LOAD_MAX_LINGER_S = 30.0
 
 
 def serve(config: DaemonConfig, *, engine_factory: EngineFactory | None = None) -> int:
@@ -93,25 +105,56 @@ class Daemon:
         self.signals = 0  # SIGTERM/SIGINT seen; the second one forces the exit
         self.servers: list[uvicorn.Server] = []
         self.runtime: rt.Runtime | None = None
+        entry = config.model
+        self.startup = rt.Startup(entry.name, entry.engine, str(entry.checkpoint) if entry.checkpoint else None,
+                                  config.device)
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> int:
         self._install_signals()
+        switch = _Switch(create_loading_app(self.startup))
+        await self._start_servers(switch)
+        loops = [asyncio.create_task(server.main_loop()) for server in self.servers]
         try:
             self.runtime = await self._build_runtime(self.config)
-        except CodexpcError as exc:
-            log.error("cannot start: %s", exc)
-            return exc.exit_code
+        except Exception as exc:  # any failure, ours or a bug: told to the clients, then exit
+            return await self._fail_start(exc, loops)
         if self.stop.is_set():  # a signal came while the model was loading
+            await self._stop_servers(loops)
             await self.runtime.close()
             return 0
-        app = create_app(self.runtime, reload_hook=self.reload)
-        await self._start_servers(app)
-        loops = [asyncio.create_task(server.main_loop()) for server in self.servers]
+        switch.app = create_app(self.runtime, reload_hook=self.reload)
+        log.info("ready model=%s", self.config.default_model)
         await self.stop.wait()
         await self._shutdown(loops)
         return 0
+
+    async def _fail_start(self, exc: Exception, loops: list[asyncio.Task[None]]) -> int:
+        """Log why the load failed; tell the clients that asked during the load, then exit."""
+        if isinstance(exc, CodexpcError):
+            log.error("cannot start: %s", exc)
+            self.startup.failure, code = str(exc), exc.exit_code
+        else:  # a bug in a loader: its traceback in the log, its one line to the clients
+            log.exception("cannot start: the model failed to load")
+            self.startup.failure, code = f"{type(exc).__name__}: {exc}", 1
+        if self.startup.last_request is not None:
+            log.info("answering requests with the failure until they stop, then exiting")
+            await self._linger()
+        await self._stop_servers(loops)
+        return code
+
+    async def _linger(self) -> None:
+        until = time.monotonic() + FAILED_LOAD_MAX_LINGER_S
+        while not self.stop.is_set():
+            assert self.startup.last_request is not None
+            left = min(self.startup.last_request + FAILED_LOAD_QUIET_S, until) - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                await asyncio.wait_for(self.stop.wait(), timeout=left)
+            except TimeoutError:
+                pass
 
     # -- signals --------------------------------------------------------------------------------
 
@@ -125,7 +168,8 @@ class Daemon:
         self.signals += 1
         if self.signals == 1:
             log.info("received %s: shutting down", sig.name)
-        elif not self.servers:
+            self.startup.stopping = True  # while loading, requests now hear "shutting down"
+        elif self.runtime is None:
             # Still loading: the load runs in a thread that nothing can interrupt.
             log.warning("received %s again while loading: exiting now", sig.name)
             os._exit(128 + sig.value)
@@ -236,7 +280,13 @@ class Daemon:
             log.info("listening on unix:%s", self.listeners.socket_path)
         for address in self.listeners.tcp_addresses():
             log.info("listening on http://%s", address)
-        log.info("ready model=%s", self.config.default_model)
+
+    async def _stop_servers(self, loops: list[asyncio.Task[None]]) -> None:
+        """Stop the listeners when no engine ever served (a stop or a failure while loading)."""
+        for server in self.servers:
+            server.should_exit = True
+        await asyncio.gather(*loops)
+        await asyncio.gather(*(server.shutdown() for server in self.servers))
 
     async def _shutdown(self, loops: list[asyncio.Task[None]]) -> None:
         assert self.runtime is not None
@@ -260,6 +310,16 @@ class Daemon:
         await self.runtime.close()
         await asyncio.gather(*shutdowns)
         log.info("stopped")
+
+
+class _Switch:
+    """The ASGI app the listeners serve: the loading app first, the real one once it is ready."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def _runtime_model(entry: ModelEntry, engine: Engine) -> rt.ModelEntry:

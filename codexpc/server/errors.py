@@ -1,7 +1,9 @@
 """OpenAI error bodies for every failure: {"error": {"message", "type", "param", "code"}}.
 
-codexpc.errors gives each exception its HTTP status and `code`; this module only renders them
-and installs the handlers, so that no client mistake ever becomes a bare 500 or an HTML page.
+codexpc.errors gives each exception its HTTP status and `code`; this module renders them and
+installs the handlers, so that no client mistake ever becomes a bare 500 or an HTML page. The
+two 503s of a daemon whose model is not loaded yet are defined here, beside the server that
+alone raises them.
 """
 
 from __future__ import annotations
@@ -16,10 +18,29 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from codexpc.errors import CodexpcError, RequestError
+from codexpc.errors import CodexpcError, RequestError, UnavailableError
 from codexpc.harmony.events import ToolCallError
 
 log = logging.getLogger(__name__)
+
+
+class ModelLoadingError(UnavailableError):
+    """The daemon is up but its model is still loading; the client should retry shortly."""
+
+    code = "model_loading"
+    # Codex waits what Retry-After says, up to 5 times (stream_max_retries): 5 x 3 s covers the
+    # load of gpt-oss-20b from a warm disk, while a small model's client waits at most 3 s.
+    retry_after_s = 3
+
+
+class ModelLoadFailedError(CodexpcError):
+    """The model failed to load; the daemon is on its way out. Retrying cannot help, but Codex
+    retries every 5xx anyway (5 times): Retry-After only paces those retries, so they end within
+    seconds with a clear failed turn while the daemon still answers."""
+
+    http_status = 503
+    code = "model_load_failed"
+    retry_after_s = 1
 
 
 @dataclass(frozen=True)
@@ -84,7 +105,9 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 
 async def _on_codexpc_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CodexpcError)
-    if exc.http_status >= 500:
+    # A model still loading, or failed to load, is the daemon's state (logged once), not a failure
+    # of each request: Codex polls through a load with one request per Retry-After.
+    if exc.http_status >= 500 and not isinstance(exc, ModelLoadingError | ModelLoadFailedError):
         log.error("request failed path=%s code=%s: %s", request.url.path, exc.code, exc)
     return error_response(exc)
 

@@ -88,6 +88,14 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+def render_startup(state: str, loading_s: float) -> str:
+    """GET /metrics before the engine is ready: no counters yet, only what the daemon is doing."""
+    lines = _gauge("codexpc_model_loading", 1 if state == "loading" else 0)
+    lines += _gauge("codexpc_model_load_failed", 1 if state == "failed" else 0)
+    lines += _gauge("codexpc_model_loading_seconds", round(loading_s, 3))
+    return "\n".join(lines) + "\n"
+
+
 def _metric_name(key: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in key).lower()
 

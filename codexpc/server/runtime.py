@@ -3,6 +3,9 @@
 The engine is swappable: `reload(new_engine)` makes new requests use the new engine at once,
 while requests already running finish on the old one; the old engine is closed when the last
 of them ends.
+
+Before the first engine exists, `Startup` says what the daemon is doing instead: loading a
+model (since when), or why that load failed; the daemon's listeners answer from it meanwhile.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.api import Engine
-from codexpc.errors import ModelNotFoundError, OverloadedError, RequestError, UnavailableError
+from codexpc.errors import CodexpcError, ModelNotFoundError, OverloadedError, RequestError, UnavailableError
 from codexpc.harmony.render import RenderOptions
+from codexpc.server.errors import ModelLoadFailedError, ModelLoadingError, error_body
 from codexpc.server.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -85,6 +89,54 @@ class RequestLimits:
             raise OverloadedError(f"{waiting} requests are waiting already; retry later")
         if self.max_in_flight is not None and in_flight >= self.max_in_flight:
             raise OverloadedError(f"{in_flight} requests are running already (limits.max_in_flight); retry later")
+
+
+@dataclass
+class Startup:
+    """The daemon before its first engine is ready: what it loads, since when, or why it failed."""
+
+    model: str
+    engine: str  # the engine kind being built
+    checkpoint: str | None
+    device: str
+    started: float = field(default_factory=time.monotonic)
+    failure: str | None = None  # why the load failed; the daemon exits soon after
+    stopping: bool = False  # a stop signal came while loading
+    # When a model request was last refused: after a failed load the daemon stays up while
+    # clients keep coming back, so they learn why instead of finding no socket.
+    last_request: float | None = None
+
+    @property
+    def state(self) -> Literal["loading", "failed"]:
+        return "failed" if self.failure is not None else "loading"
+
+    def loading_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def refusal(self) -> CodexpcError:
+        """What a request gets now: loading (retry soon), failed (why), or shutting down."""
+        if self.failure is not None:
+            return ModelLoadFailedError(
+                f"the model {self.model} failed to load: {self.failure}. The daemon is exiting; see its log "
+                "(`codexpc logs`), fix the checkpoint or the config, and start it again")
+        if self.stopping:
+            return UnavailableError("the daemon is shutting down; retry in a moment")
+        return ModelLoadingError(
+            f"the model {self.model} is still loading ({self.loading_s():.1f} s so far); "
+            f"retry in {ModelLoadingError.retry_after_s} s")
+
+    def refuse_request(self) -> CodexpcError:
+        """The refusal of a model request, noting when it came."""
+        self.last_request = time.monotonic()
+        return self.refusal()
+
+    def health(self) -> dict[str, Any]:
+        """GET /health's body (with a 503): the state, the model, and the error a request gets."""
+        refusal = self.refusal()
+        return {"status": self.state, "model": self.model, "checkpoint": self.checkpoint, "device": self.device,
+                "engine": {"kind": self.engine, "state": self.state, "loading_s": round(self.loading_s(), 3)},
+                **error_body(str(refusal), refusal.http_status, refusal.code),
+                "uptime_s": round(self.loading_s(), 3), "in_flight": 0, "reloads": 0}
 
 
 def default_aliases(name: str) -> tuple[str, ...]:
