@@ -1,9 +1,9 @@
 """Triton GEMV kernels of the MXFP4 MoE for a few tokens (decode at small batches).
 
-At batch 1 a token's 4 slots use 4 experts; the row-block kernels of moe_mxfp4_triton.py then
-pad 4 rows to 16 for the tensor cores, sort slots by expert (about 20 small kernels a layer)
-and keep too few bytes in flight. Here each program takes one slot and a slice of weight rows, reads the expert straight from the router's ids, and reduces with
-plain FMAs over the whole K: no sort, no padding, no tensor cores.
+At batch 1 a token's 4 slots use 4 experts; the row-block kernels then pad 4 rows to 16 for
+the tensor cores, sort slots by expert and keep too few bytes in flight. Here each program
+takes one slot and a slice of weight rows, reads the expert straight from the router's ids, and
+reduces with plain FMAs over the whole K: no sort, no padding, no tensor cores.
 
 The e2m1 decode: a byte holds two codes; low nibbles pair with the even columns of the
 activation and high nibbles with the odd ones, so the two halves never need interleaving.
