@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,12 @@ from codexpc.errors import CodexpcError, DaemonNotRunning
 from codexpc.server.client import error_of, http_timeout, probe, sse_data, unix_http
 
 CALL_TIMEOUT_S = 30.0
+LOAD_WAIT_S = 600.0  # loading a 120b checkpoint from a cold disk takes minutes
+WAIT_NOTE_S = 5.0  # a wait for a load says how long it has waited at most this often
 STREAM_IDLE_TIMEOUT_S = 300.0  # what Codex allows too
 START_HINT = "start one: `codexpc serve` (foreground) or `codexpc install` (the user service)"
 
-__all__ = ["Link", "SseEvent", "add_daemon_flags", "probe", "request_body", "socket_from_args"]
+__all__ = ["Link", "SseEvent", "add_daemon_flags", "probe", "request_body", "socket_from_args", "wait_for_load"]
 
 
 def add_daemon_flags(p: argparse.ArgumentParser) -> None:
@@ -113,3 +115,51 @@ class Link:
                     yield SseEvent(str(data.get("type", "")), data, time.monotonic() - start)
         except httpx.TransportError as exc:
             raise CodexpcError(f"the stream from {path} broke: {exc}") from None
+
+
+def wait_for_load(socket_path: Path, timeout_s: float, note: Callable[[str], None]) -> tuple[dict[str, Any], float]:
+    """The running daemon's /health once it is ready, and the seconds spent waiting for its load.
+
+    While it answers 503 model_loading, ask again when its Retry-After says, for up to
+    timeout_s, telling `note` once that it waits and then the elapsed time every WAIT_NOTE_S.
+    A failed load raises CodexpcError with the daemon's reason; a daemon that goes away,
+    DaemonNotRunning. It asks a model route, not /health: after a failed load the daemon stays
+    to tell its reason only while model requests keep coming.
+    """
+    started = time.monotonic()
+    noted: float | None = None  # when `note` last spoke; None: the daemon was not loading yet
+    health: dict[str, Any] = {}
+    while True:
+        try:
+            with Link(socket_path) as link:
+                response = link.http.get("/v1/models")
+                if response.status_code == 200:
+                    return link.get("/health"), time.monotonic() - started if noted is not None else 0.0
+                message, code = error_of(response)
+                if code != "model_loading":  # model_load_failed (the reason, then it exits), or shutting down
+                    raise CodexpcError(f"the daemon answered {response.status_code}: {message}")
+                if noted is None:
+                    health = link.http.get("/health").json()
+        except DaemonNotRunning:
+            if noted is None:
+                raise
+            raise DaemonNotRunning(f"the daemon on {socket_path} went away while loading its model; "
+                                   "see `codexpc logs`") from None
+        except httpx.TransportError as exc:
+            raise DaemonNotRunning(f"the daemon on {socket_path} did not answer: {exc}") from None
+        now = time.monotonic()
+        waited = now - started
+        if noted is None:
+            loading_s = float(health.get("engine", {}).get("loading_s", 0.0))
+            note(f"the daemon on {socket_path} is still loading {health.get('model')} ({loading_s:.0f}s so far); "
+                 f"waiting up to {timeout_s:.0f}s")
+            noted = now
+        elif now - noted >= WAIT_NOTE_S:
+            note(f"  still loading after {waited:.0f}s")
+            noted = now
+        if waited >= timeout_s:
+            raise CodexpcError(f"the daemon on {socket_path} was still loading after {timeout_s:.0f}s; "
+                               "see `codexpc logs`")
+        retry_after = response.headers.get("retry-after", "")
+        pause = float(retry_after) if retry_after.isdigit() else 1.0  # our daemon sends whole seconds
+        time.sleep(max(0.1, min(pause, WAIT_NOTE_S, timeout_s - waited)))

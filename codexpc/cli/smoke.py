@@ -1,6 +1,7 @@
 """`codexpc smoke`: one streaming request end to end, with its timeline, TTFT and tokens/s.
 
-With a daemon already running it uses that daemon (no load: the output says it was warm).
+With a daemon already running it uses that daemon (no load: the output says it was warm); one
+still loading its model is waited for, up to --start-timeout.
 Otherwise it starts one for the run, serving the checkpoint named, or a tiny random checkpoint
 that it builds once and keeps in the cache folder.
 """
@@ -17,8 +18,8 @@ from typing import Any
 from codexpc import settings
 from codexpc.cli import daemon_proc, timeline
 from codexpc.cli.health import format_duration
-from codexpc.cli.link import Link, probe, request_body
-from codexpc.cli.output import Progress, add_json_flag, emit_json, say
+from codexpc.cli.link import LOAD_WAIT_S, Link, probe, request_body, wait_for_load
+from codexpc.cli.output import Progress, add_json_flag, emit_json, say, warn
 from codexpc.errors import CheckpointError
 
 DEFAULT_PROMPT = "Say hello in one short sentence."
@@ -43,7 +44,8 @@ def register(commands: Any) -> None:
                    help="leave the daemon it starts running on the usual socket and port, for the next command")
     p.add_argument("--prompt", default=DEFAULT_PROMPT)
     p.add_argument("--max-output-tokens", type=int, default=48, metavar="N")
-    p.add_argument("--start-timeout", type=float, default=600.0, metavar="S", help="seconds to wait for a load")
+    p.add_argument("--start-timeout", type=float, default=LOAD_WAIT_S, metavar="S",
+                   help="seconds to wait for a load (of the daemon it starts, or of a running one still loading)")
     add_json_flag(p)
     p.set_defaults(run=run)
 
@@ -104,14 +106,16 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is not None and not args.checkpoint.exists():
         raise CheckpointError(f"checkpoint {args.checkpoint} does not exist")
     warm_health: dict[str, Any] | None = None
+    waited_s = 0.0
     kept = False
     if not args.fresh and probe(socket_path) is None:
-        with Link(socket_path) as link:
-            health = link.get("/health")
+        health, waited_s = wait_for_load(socket_path, args.start_timeout, warn if args.json else say)
         if _same_checkpoint(health, args.checkpoint):
             warm_health = health
     try:
-        if warm_health is not None:
+        if warm_health is not None and waited_s:
+            how = f"using the running daemon on {socket_path} (waited {waited_s:.1f}s for its load)"
+        elif warm_health is not None:
             how = f"using the running daemon on {socket_path} (warm: up {format_duration(warm_health['uptime_s'])}, no load)"
         else:
             synthetic = args.checkpoint is None
@@ -133,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if child is not None and not kept:
             child.stop()
-    return _report(args, how, health, line, synthetic, warm_health is not None)
+    return _report(args, how, health, line, synthetic, warm_health is not None and not waited_s)
 
 
 def _verdict(line: timeline.Timeline, synthetic: bool) -> tuple[bool, str]:

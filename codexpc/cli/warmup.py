@@ -10,10 +10,17 @@ import argparse
 import time
 from typing import Any
 
-from codexpc.cli.daemon_proc import ready
-from codexpc.cli.link import Link, add_daemon_flags, request_body, socket_from_args
-from codexpc.cli.output import Progress, add_json_flag, emit_json, say
-from codexpc.errors import CodexpcError, DaemonNotRunning
+from codexpc.cli.link import (
+    LOAD_WAIT_S,
+    Link,
+    add_daemon_flags,
+    probe,
+    request_body,
+    socket_from_args,
+    wait_for_load,
+)
+from codexpc.cli.output import Progress, add_json_flag, emit_json, say, warn
+from codexpc.errors import CodexpcError
 
 # Rough prompt sizes in tokens: a chat turn, a Codex first turn (10k+ tokens), a long session.
 PROMPT_TOKENS = (16, 1024, 4096, 16384)
@@ -24,25 +31,27 @@ def register(commands: Any) -> None:
     p = commands.add_parser(
         "warmup",
         help="load and compile the running daemon's model",
-        description="Wait for the daemon to finish loading (--wait), then run short generations over "
+        description="Wait for the daemon to finish loading, then run short generations over "
         "growing prompts so that compilation happens now, not in your first Codex turn.",
     )
     add_daemon_flags(p)
-    p.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S seconds for the daemon to answer")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S",
+                   help=f"wait up to S seconds for a daemon to answer, and for its load up to S or "
+                   f"{LOAD_WAIT_S:.0f}, whichever is longer")
     p.add_argument("--max-prompt-tokens", type=int, default=PROMPT_TOKENS[-1], metavar="N")
     add_json_flag(p)
     p.set_defaults(run=run)
 
 
-def _wait_for(args: argparse.Namespace, progress: Progress) -> None:
+def _wait_for(args: argparse.Namespace) -> None:
     path = socket_from_args(args)
     deadline = time.monotonic() + args.wait
-    while not ready(path):
+    while probe(path) is not None:  # no daemon yet: a service that is still starting
         if time.monotonic() >= deadline:
-            Link(path).close()  # raises DaemonNotRunning with the reason when nothing listens
-            raise DaemonNotRunning(f"the daemon on {path} did not become ready within {args.wait:.0f}s")
-        progress.advance(0, "waiting for the load")
+            Link(path).close()  # raises DaemonNotRunning with the reason
         time.sleep(0.5)
+    # A daemon that answers "loading" will be ready: worth waiting for even without --wait.
+    wait_for_load(path, max(args.wait, LOAD_WAIT_S), warn if args.json else say)
 
 
 def _one(link: Link, model: str, tokens: int) -> float:
@@ -59,10 +68,9 @@ def _one(link: Link, model: str, tokens: int) -> float:
 
 def run(args: argparse.Namespace) -> int:
     sizes = [n for n in PROMPT_TOKENS if n <= args.max_prompt_tokens] or [PROMPT_TOKENS[0]]
-    progress = Progress(total=len(sizes) + 1, label="warmup", enabled=Progress(1, "").enabled and not args.json)
     started = time.monotonic()
-    _wait_for(args, progress)
-    progress.advance(1, "loaded")
+    _wait_for(args)
+    progress = Progress(total=len(sizes), label="warmup", enabled=Progress(1, "").enabled and not args.json)
     timings: dict[int, float] = {}
     with Link(socket_from_args(args), timeout_s=60.0) as link:
         model = str(link.get("/health")["model"])
