@@ -28,6 +28,7 @@ from codexpc.engine.kernels.attention import (  # noqa: E402
 from codexpc.engine.kernels.fused import (  # noqa: E402
     add_rmsnorm,
     add_rmsnorm_reference,
+    linear,
     rope_write_kv,
     rope_write_kv_reference,
     route,
@@ -203,6 +204,16 @@ def test_route_matches_topk_then_softmax() -> None:
     ref_ids, ref_weights = route_reference(logits, 4)
     assert torch.equal(ids, ref_ids)
     assert rel_err(weights, ref_weights) < 1e-5
+
+
+@gpu_or_interpreter
+@pytest.mark.parametrize("shape", [(5120, 2880), (2880, 4096)] if HAS_CUDA else [(40, 96), (33, 70)])
+def test_one_token_linear_matches_the_layer(shape: tuple[int, int]) -> None:
+    n, k = shape
+    layer = torch.nn.Linear(k, n).to(DEVICE, DTYPE)
+    x = torch.randn(1, k, device=DEVICE).to(DTYPE)
+    with torch.no_grad():
+        assert rel_err(linear(x, layer), layer(x)) < (1e-2 if HAS_CUDA else 1e-5)
 
 
 @gpu_or_interpreter

@@ -64,6 +64,16 @@ def route(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return launch_route(logits, k)
 
 
+def linear(x: torch.Tensor, layer: torch.nn.Linear) -> torch.Tensor:
+    """layer(x); one token (batch-1 decode) through our GEMV (dense_gemv_triton.py), else the
+    layer itself (cuBLAS). The reference is the layer."""
+    if x.shape[0] != 1 or layer.bias is None:
+        return layer(x)
+    from codexpc.engine.kernels.dense_gemv_triton import launch_gemv  # needs triton
+
+    return launch_gemv(x, layer.weight, layer.bias)
+
+
 # Tokens up to which the router's matmul is our small kernel rather than cuBLAS's (each token
 # reads the whole gate weight, from L2 after the first: cheap for decode batches only).
 ROUTER_MAX_TOKENS = 128

@@ -104,6 +104,8 @@ def _rope_write_kv_kernel(qkv_ptr, cos_ptr, sin_ptr, q_ptr, k_ptr, v_ptr, slots_
         tl.store(dst + D // 2 + half, r2.to(dst.dtype.element_ty))
 
 
+# A decode step's norms are one program a token, latency-bound: at one token 16 warps take 2.15 us
+# a launch against 2.49 with 4 (H100, bench/decode_b1_probe.py); prefill rows keep 4.
 def launch_add_rmsnorm(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor,
                        eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     t, h = x.shape
@@ -114,7 +116,7 @@ def launch_add_rmsnorm(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Ten
     assert yy.stride(-1) == 1
     _add_rmsnorm_kernel[(t,)](x, yy, scale, total, out, x.stride(0), yy.stride(0), yy.stride(1) if j > 1 else 0,
                               total.stride(0), out.stride(0), float(eps), H=h, BLOCK=triton.next_power_of_2(h),
-                              HAS_Y=y is not None, J=j, num_warps=4)
+                              HAS_Y=y is not None, J=j, num_warps=16 if t <= 64 else 4)
     return total, out
 
 

@@ -15,7 +15,7 @@ import torch
 
 from codexpc.engine.config import ModelConfig
 from codexpc.engine.kernels.attention import PagedBatch, paged_attention, paged_attention_reference, write_kv
-from codexpc.engine.kernels.fused import add_rmsnorm, rope_write_kv, router
+from codexpc.engine.kernels.fused import add_rmsnorm, linear, rope_write_kv, router
 from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4_slots
 from codexpc.engine.model import AttentionBlock, Block, MLPBlock, Transformer, apply_rotary, experts_reference
 
@@ -94,10 +94,10 @@ class PagedModel:
             assert isinstance(block, Block)
             attn, mlp = block.attn, block.mlp
             x, t = add_rmsnorm(x, moe, attn.norm.scale, attn.norm.eps)
-            q = rope_write_kv(attn.qkv(t), cos, sin, self.cache.k[layer], self.cache.v[layer],
+            q = rope_write_kv(linear(t, attn.qkv), cos, sin, self.cache.k[layer], self.cache.v[layer],
                               batch.slot_mapping, heads)  # [T, heads, D]
             out = paged_attention(q, self.cache.k[layer], self.cache.v[layer], attn.sinks, batch, attn.window)
-            x, t = add_rmsnorm(x, attn.out(out), mlp.norm.scale, mlp.norm.eps)
+            x, t = add_rmsnorm(x, linear(out, attn.out), mlp.norm.scale, mlp.norm.eps)
             ids, weights = router(t, mlp.gate.weight, mlp.gate.bias, mlp.k)  # [T, k]
             moe = moe_mxfp4_slots(t, ids, weights, self._experts[layer])  # [T, k, H] fp32
         assert moe is not None
