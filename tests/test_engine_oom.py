@@ -24,6 +24,7 @@ from codexpc.engine.model import Transformer
 from codexpc.engine.scripted import ScriptedEngine, ScriptedGeneration
 from codexpc.engine.torch_engine import TorchEngine
 from codexpc.engine.weights import load_model
+from codexpc.harmony.render import RenderOptions
 from codexpc.server.app import create_app
 from codexpc.server.errors import engine_failure
 from codexpc.server.runtime import Runtime
@@ -85,7 +86,8 @@ async def test_an_oom_in_one_step_fails_that_request_and_the_next_one_works(
     info = EngineInfo(kind="torch", model="tiny", checkpoint="tiny", device="cpu", context_length=4096)
     faulty = OomInjectingModel(model, fail_at=4)  # after both prompts' prefill: one sequence is decoding
     engine = TorchEngine(faulty, info)  # type: ignore[arg-type]
-    runtime = Runtime(engine, encoding)
+    # The prompt holds the date, and random weights answer each prompt differently: pin it.
+    runtime = Runtime(engine, encoding, render_options=RenderOptions(current_date="2026-11-25"))
     body = {"input": "hi", "stream": True, "max_output_tokens": 6, "temperature": 0}
     transport = httpx.ASGITransport(app=create_app(runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
