@@ -64,10 +64,11 @@ def bench_kernels() -> list[Row]:
         wts = torch.softmax(torch.randn(t, 4, device=DEV), -1)
         ms = graph_ms(partial(moe_mxfp4, x, ids, wts, w))
         used = len(torch.unique(ids))
-        rows.append(Row(f"MoE layer T={t} tuned, graph: weight GB/s", used * expert_bytes / (ms * 1e-3) / 1e9,
-                        floor=bw / 1e9))
+        if t <= 64:  # bandwidth is the measure only where the weights' bytes bound the layer
+            rows.append(Row(f"MoE layer T={t} tuned, graph: weight GB/s", used * expert_bytes / (ms * 1e-3) / 1e9,
+                            floor=bw / 1e9))
         rows.append(Row(f"MoE layer T={t} tuned, graph: us", ms * 1e3, lower_is_better=True))
-        print(rows[-2:], flush=True)
+        print(rows[-1], flush=True)
     rows += bench_attention_kernel(bw, flops)
     return rows
 
