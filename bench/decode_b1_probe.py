@@ -3,8 +3,8 @@ nothing here is wired into the engine.
 
     python bench/decode_b1_probe.py
 
-- dense: a plain Triton GEMV (one token, bf16 weights, fp32 sums) against cuBLAS (F.linear) at
-  the qkv and out shapes of gpt-oss-20b, under CUDA graphs: does our own GEMV pay?
+- dense: the GEMV of codexpc/engine/kernels/dense_gemv_triton.py (one token) against cuBLAS
+  (F.linear) at the qkv and out shapes of gpt-oss-20b, under CUDA graphs, with a tile sweep.
 - norm: fused.add_rmsnorm at one token (with the MoE's four slots) at 4, 8 and 16 warps: the
   49 launches a step are latency-bound, not bandwidth-bound.
 Prints one table last. Nsight Compute's view of the MoE GEMV comes from bench/ncu_moe.py.
@@ -17,12 +17,11 @@ from functools import partial
 from pathlib import Path
 
 import torch
-import triton
-import triton.language as tl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fast_engine_kernels import graph_ms  # noqa: E402
+from codexpc.engine.kernels.dense_gemv_triton import launch_gemv  # noqa: E402
 from codexpc.engine.kernels.fused_triton import _add_rmsnorm_kernel  # noqa: E402
 
 DEV = torch.device("cuda")
@@ -32,28 +31,6 @@ TABLE: list[str] = []
 def record(line: str) -> None:
     TABLE.append(line)
     print(line, flush=True)
-
-
-@triton.jit
-def _gemv_bf16_kernel(x_ptr, w_ptr, b_ptr, y_ptr, stride_w, K: tl.constexpr, N: tl.constexpr, BN: tl.constexpr,
-                      BK: tl.constexpr):
-    rows = tl.program_id(0) * BN + tl.arange(0, BN)
-    ok = rows < N
-    acc = tl.zeros((BN, BK), dtype=tl.float32)
-    for k0 in range(0, K, BK):
-        kk = k0 + tl.arange(0, BK)
-        x = tl.load(x_ptr + kk, mask=kk < K, other=0.0).to(tl.float32)
-        w = tl.load(w_ptr + rows[:, None] * stride_w + kk[None, :], mask=ok[:, None] & (kk[None, :] < K), other=0.0)
-        acc += w.to(tl.float32) * x[None, :]
-    y = tl.sum(acc, axis=1) + tl.load(b_ptr + rows, mask=ok, other=0.0).to(tl.float32)
-    tl.store(y_ptr + rows, y.to(y_ptr.dtype.element_ty), mask=ok)
-
-
-def gemv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, bn: int, bk: int, warps: int) -> torch.Tensor:
-    n, k = w.shape
-    y = torch.empty(1, n, dtype=x.dtype, device=x.device)
-    _gemv_bf16_kernel[(triton.cdiv(n, bn),)](x, w, b, y, w.stride(0), K=k, N=n, BN=bn, BK=bk, num_warps=warps)
-    return y
 
 
 def run_all(fn, ws: list[torch.Tensor]) -> None:  # type: ignore[no-untyped-def]
@@ -86,7 +63,7 @@ def dense_shape(name: str, n: int, k: int) -> None:
 
 
 def gemv_w(x: torch.Tensor, b: torch.Tensor, bn: int, bk: int, warps: int, w: torch.Tensor) -> torch.Tensor:
-    return gemv(x, w, b, bn, bk, warps)
+    return launch_gemv(x, w, b, (bn, bk, warps))
 
 
 def bench_dense() -> None:

@@ -135,8 +135,12 @@ def test_moe_slots_sum_to_the_reference(tokens: int, shape: tuple[int, int, int,
     from codexpc.engine.kernels import moe_mxfp4 as moe_module
 
     monkeypatch.setattr(moe_module, "GEMV_MAX_TOKENS", 4)
+    assert_slots_sum_to_the_reference(tokens, shape, seed=10 + tokens)
+
+
+def assert_slots_sum_to_the_reference(tokens: int, shape: tuple[int, int, int, int], seed: int) -> None:
     h, i, e, k = shape
-    w = random_experts(e, h, i, seed=10 + tokens)
+    w = random_experts(e, h, i, seed=seed)
     ids, weights = random_routing(tokens, e, k, seed=tokens)
     x = torch.randn(tokens, h, device=DEVICE).to(DTYPE)
     slots = moe_mxfp4_slots(x, ids, weights, w)
@@ -155,13 +159,7 @@ def test_many_token_kernels_sum_to_the_reference(tokens: int, kernel: str, shape
     from codexpc.engine.kernels import moe_mxfp4 as moe_module
 
     monkeypatch.setattr(moe_module, "MANY_TOKENS_KERNEL", kernel)
-    h, i, e, k = shape
-    w = random_experts(e, h, i, seed=20 + tokens)
-    ids, weights = random_routing(tokens, e, k, seed=tokens)
-    x = torch.randn(tokens, h, device=DEVICE).to(DTYPE)
-    slots = moe_mxfp4_slots(x, ids, weights, w)
-    assert slots.shape == (tokens, k, h) and slots.dtype == torch.float32
-    assert rel_err(slots.sum(dim=1), moe_reference(x, ids, weights, w)) < BOUND
+    assert_slots_sum_to_the_reference(tokens, shape, seed=20 + tokens)
 
 
 @gpu_or_interpreter

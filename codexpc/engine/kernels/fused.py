@@ -74,19 +74,20 @@ def linear(x: torch.Tensor, layer: torch.nn.Linear) -> torch.Tensor:
     return launch_gemv(x, layer.weight, layer.bias)
 
 
-# Tokens up to which the router's matmul is our small kernel rather than cuBLAS's (each token
-# reads the whole gate weight, from L2 after the first: cheap for decode batches only).
+# Tokens up to which the router's matmul is the GEMV of dense_gemv_triton.py rather than cuBLAS's
+# (each token reads the whole gate weight, from L2 after the first: cheap for decode batches only).
 ROUTER_MAX_TOKENS = 128
+ROUTER_TILES = (2, 1024, 4)  # two logits a program: 16 programs a token at 32 experts
 
 
 def router(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """router_reference; up to ROUTER_MAX_TOKENS tokens the matmul is our kernel (at batch 1
+    """router_reference; up to ROUTER_MAX_TOKENS tokens the matmul is our GEMV (at batch 1
     cuBLAS spent a split-K GEMV and its reduction, about 6 us a layer, on a 32 x 2880 matmul)."""
     if x.shape[0] > ROUTER_MAX_TOKENS:
         return route(torch.nn.functional.linear(x, weight, bias), k)
-    from codexpc.engine.kernels.fused_triton import launch_router  # needs triton
+    from codexpc.engine.kernels.dense_gemv_triton import launch_gemv  # needs triton
 
-    return launch_router(x, weight, bias, k)
+    return route(launch_gemv(x, weight, bias, ROUTER_TILES), k)
 
 
 def rope_write_kv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, k_cache: torch.Tensor,

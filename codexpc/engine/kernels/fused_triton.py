@@ -30,14 +30,16 @@ def _add_rmsnorm_kernel(x_ptr, y_ptr, scale_ptr, sum_ptr, out_ptr, stride_x, str
 
 
 @triton.jit
-def _top_k_softmax(logit, cols, ids_ptr, weights_ptr, row, BLOCK_E: tl.constexpr, K: tl.constexpr,
-                   BLOCK_K: tl.constexpr):
-    """logit [BLOCK_E] fp32 (-inf past E) -> the k best ids (ties to the lower id) and their softmax."""
+def _route_kernel(logits_ptr, ids_ptr, weights_ptr, stride_l, E: tl.constexpr, BLOCK_E: tl.constexpr,
+                  K: tl.constexpr, BLOCK_K: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK_E)
     kk = tl.arange(0, BLOCK_K)
+    logit = tl.load(logits_ptr + row * stride_l + cols, mask=cols < E, other=float("-inf")).to(tl.float32)
     best = tl.max(logit, axis=0)
     ids = tl.zeros([BLOCK_K], dtype=tl.int64)
     w = tl.zeros([BLOCK_K], dtype=tl.float32)
-    for j in tl.static_range(K):  # the k largest, best first
+    for j in tl.static_range(K):  # the k largest, best first; ties go to the lower expert id
         top = tl.max(logit, axis=0)
         idx = tl.min(tl.where(logit == top, cols, BLOCK_E), axis=0)
         ids = tl.where(kk == j, idx.to(tl.int64), ids)
@@ -46,33 +48,6 @@ def _top_k_softmax(logit, cols, ids_ptr, weights_ptr, row, BLOCK_E: tl.constexpr
     # gpt-oss quirk: softmax over the k chosen logits only.
     tl.store(ids_ptr + row * K + kk, ids, mask=kk < K)
     tl.store(weights_ptr + row * K + kk, w / tl.sum(w, axis=0), mask=kk < K)
-
-
-@triton.jit
-def _route_kernel(logits_ptr, ids_ptr, weights_ptr, stride_l, E: tl.constexpr, BLOCK_E: tl.constexpr,
-                  K: tl.constexpr, BLOCK_K: tl.constexpr):
-    row = tl.program_id(0).to(tl.int64)
-    cols = tl.arange(0, BLOCK_E)
-    logit = tl.load(logits_ptr + row * stride_l + cols, mask=cols < E, other=float("-inf")).to(tl.float32)
-    _top_k_softmax(logit, cols, ids_ptr, weights_ptr, row, BLOCK_E, K, BLOCK_K)
-
-
-@triton.jit
-def _router_logits_kernel(x_ptr, w_ptr, b_ptr, logits_ptr, stride_x, stride_w, stride_l, H: tl.constexpr,
-                          E: tl.constexpr, EB: tl.constexpr, BLOCK_H: tl.constexpr):
-    """EB of a token's router logits, rounded to the activations' dtype as the model's linear
-    leaves them: many small programs, where cuBLAS spent a split-K GEMV and its reduction."""
-    row = tl.program_id(0).to(tl.int64)
-    cols = tl.program_id(1) * EB + tl.arange(0, EB)
-    acc = tl.zeros([EB], dtype=tl.float32)
-    for h0 in range(0, H, BLOCK_H):
-        hh = h0 + tl.arange(0, BLOCK_H)
-        x = tl.load(x_ptr + row * stride_x + hh, mask=hh < H, other=0.0).to(tl.float32)
-        w = tl.load(w_ptr + cols[:, None] * stride_w + hh[None, :], mask=(cols[:, None] < E) & (hh[None, :] < H),
-                    other=0.0).to(tl.float32)
-        acc += tl.sum(w * x[None, :], axis=1)
-    acc += tl.load(b_ptr + cols, mask=cols < E, other=0.0).to(tl.float32)
-    tl.store(logits_ptr + row * stride_l + cols, acc.to(logits_ptr.dtype.element_ty), mask=cols < E)
 
 
 @triton.jit
@@ -141,13 +116,3 @@ def launch_rope_write_kv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
     )
     return q
 
-
-def launch_router(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    t, h = x.shape
-    e = weight.shape[0]
-    assert x.stride(1) == 1 and weight.stride(1) == 1
-    logits = torch.empty(t, e, dtype=x.dtype, device=x.device)
-    eb = 2
-    _router_logits_kernel[(t, triton.cdiv(e, eb))](x, weight, bias, logits, x.stride(0), weight.stride(0),
-                                                     logits.stride(0), H=h, E=e, EB=eb, BLOCK_H=1024, num_warps=4)
-    return launch_route(logits, k)
