@@ -27,6 +27,7 @@ from codexpc.engine.kernels.attention import (  # noqa: E402
 )
 from codexpc.engine.kernels.fused import (  # noqa: E402
     add_rmsnorm,
+    add_rmsnorm_packed,
     add_rmsnorm_reference,
     linear,
     rope_write_kv,
@@ -47,6 +48,14 @@ DEVICE = "cuda" if HAS_CUDA else "cpu"
 # Triton's interpreter computes bf16 wrongly (numpy has no bf16): fp32 there, bf16 on GPUs.
 DTYPE = torch.bfloat16 if HAS_CUDA else torch.float32
 BOUND = 2e-2 if HAS_CUDA else 1e-5  # ||out - ref|| / ||ref||
+# The MoE GEMV kernels (a few tokens) multiply in f16 by design: in fp32 that is what they lose.
+GEMV_BOUND = 2e-2 if HAS_CUDA else 1e-3
+
+
+def moe_bound(tokens: int) -> float:
+    from codexpc.engine.kernels.moe_mxfp4 import GEMV_MAX_TOKENS
+
+    return GEMV_BOUND if tokens <= GEMV_MAX_TOKENS else BOUND
 
 
 def gpu_or_interpreter(test):  # type: ignore[no-untyped-def]
@@ -123,7 +132,7 @@ def test_moe_mxfp4_matches_dequantize_then_matmul(
     monkeypatch.setattr(moe_mxfp4_triton, "FAST_E2M1", variant != "plain-e2m1")
     out = moe_mxfp4(x, ids, weights, w, dense=True if variant == "dense" else None)
     assert out.shape == ref.shape
-    assert rel_err(out, ref) < BOUND
+    assert rel_err(out, ref) < (BOUND if variant == "dense" else moe_bound(tokens))
 
 
 @gpu_or_interpreter
@@ -145,7 +154,7 @@ def assert_slots_sum_to_the_reference(tokens: int, shape: tuple[int, int, int, i
     x = torch.randn(tokens, h, device=DEVICE).to(DTYPE)
     slots = moe_mxfp4_slots(x, ids, weights, w)
     assert slots.shape == (tokens, k, h) and slots.dtype == torch.float32
-    assert rel_err(slots.sum(dim=1), moe_reference(x, ids, weights, w)) < BOUND
+    assert rel_err(slots.sum(dim=1), moe_reference(x, ids, weights, w)) < moe_bound(tokens)
 
 
 @gpu_or_interpreter
@@ -191,6 +200,30 @@ def test_add_rmsnorm_matches_the_reference(add: str) -> None:
     else:
         assert torch.equal(total, ref_total)
     assert rel_err(normed, ref_normed) < BOUND / 4
+
+
+@gpu_or_interpreter
+def test_add_rmsnorm_packed_writes_the_gemv_pairs() -> None:
+    """The norm's second output is pack_activations of the norm (from fp32, so within f16's rounding)."""
+    from codexpc.engine.kernels.moe_gemv_triton import pack_activations
+
+    h = 2880 if HAS_CUDA else 96
+    x = torch.randn(3, h, device=DEVICE).to(DTYPE)
+    scale = torch.rand(h, device=DEVICE) + 0.5
+    total, normed, packed = add_rmsnorm_packed(x, None, scale, 1e-5)
+    want = pack_activations(add_rmsnorm_reference(x, None, scale, 1e-5)[1].float())
+    assert packed.shape == want.shape == (3, h // 8, 4) and packed.dtype == torch.int32
+    assert rel_err(packed.view(torch.float16), want.view(torch.float16)) < BOUND / 4 + 1e-3
+
+
+def test_pack_activations_pairs_even_then_odd_columns() -> None:
+    """Each word of 8 columns becomes the pairs (0, 2), (4, 6), (1, 3), (5, 7)."""
+    from codexpc.engine.kernels.moe_gemv_triton import pack_activations
+
+    a = torch.arange(16, dtype=torch.float32).view(1, 16)
+    pairs = pack_activations(a).view(torch.float16).view(2, 4, 2).float()
+    assert pairs[0].tolist() == [[0, 2], [4, 6], [1, 3], [5, 7]]
+    assert pairs[1].tolist() == [[8, 10], [12, 14], [9, 11], [13, 15]]
 
 
 @gpu_or_interpreter
@@ -332,5 +365,5 @@ def test_paged_model_through_the_kernels_matches_the_reference_path(tmp_path) ->
         fast = runner.model.forward(inputs)
         runner.model.use_kernels = False
         ref = runner.model.forward(inputs)
-        assert rel_err(fast, ref) < BOUND
+        assert rel_err(fast, ref) < GEMV_BOUND  # the decode steps' MoE is the f16 GEMV
         sched.update(out, {s.seq.request_id: t for s, t in zip(out.scheduled, ref.argmax(-1).tolist(), strict=True)})

@@ -16,6 +16,8 @@ import torch
 import triton
 import triton.language as tl
 
+from codexpc.engine.kernels.pdl import launch_args, wait_for_inputs
+
 if TYPE_CHECKING:
     from codexpc.engine.kernels.attention import PagedBatch
 
@@ -119,9 +121,10 @@ def _decode_split_kernel(
     q_ptr, k_ptr, v_ptr, acc_ptr, m_ptr, l_ptr, qstart_ptr, ctx_ptr, table_ptr,
     stride_qt, stride_table, scale_log2,
     WINDOW: tl.constexpr, KV: tl.constexpr, QM: tl.constexpr, D: tl.constexpr, PAGE: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SPLITS: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SPLITS: tl.constexpr, PDL: tl.constexpr = False,
 ):
     seq, kvh, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    wait_for_inputs(PDL)
     q_row = tl.load(qstart_ptr + seq).to(tl.int64)
     length = tl.load(ctx_ptr + seq)
     lo = length * 0
@@ -162,8 +165,9 @@ def _decode_split_kernel(
 
 @triton.jit
 def _decode_merge_kernel(acc_ptr, m_ptr, l_ptr, sinks_ptr, o_ptr, qstart_ptr, stride_ot,
-                         HEADS: tl.constexpr, D: tl.constexpr, SPLITS: tl.constexpr):
+                         HEADS: tl.constexpr, D: tl.constexpr, SPLITS: tl.constexpr, PDL: tl.constexpr = False):
     seq, head = tl.program_id(0), tl.program_id(1)
+    wait_for_inputs(PDL)
     sp = tl.arange(0, SPLITS)
     part = (seq * SPLITS + sp) * HEADS + head  # [SPLITS]
     m_s = tl.load(m_ptr + part)
@@ -206,8 +210,8 @@ def launch_decode_split(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         q, k_cache, v_cache, acc, m, l_sum, batch.query_start, batch.context_lens, batch.block_tables,
         q.stride(0), batch.block_tables.stride(0), LOG2E / math.sqrt(d),
         WINDOW=int(window), KV=n_kv, QM=heads // n_kv, D=d, PAGE=page, BLOCK_M=max(16, triton.next_power_of_2(heads // n_kv)),
-        BLOCK_N=64, SPLITS=splits, num_warps=4, num_stages=2,
+        BLOCK_N=64, SPLITS=splits, num_warps=4, num_stages=2, **launch_args(q),
     )
     _decode_merge_kernel[(b, heads)](acc, m, l_sum, sinks, out, batch.query_start, out.stride(0),
-                                     HEADS=heads, D=d, SPLITS=splits, num_warps=1)
+                                     HEADS=heads, D=d, SPLITS=splits, num_warps=1, **launch_args(q))
     return out

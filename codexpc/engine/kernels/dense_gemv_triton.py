@@ -14,15 +14,23 @@ import torch
 import triton
 import triton.language as tl
 
+from codexpc.engine.kernels.pdl import launch_args, wait_for_inputs
+
 
 @triton.jit
 def _gemv_kernel(x_ptr, w_ptr, b_ptr, y_ptr, stride_x, stride_w, stride_y, K: tl.constexpr, N: tl.constexpr,
-                 BN: tl.constexpr, BK: tl.constexpr):
+                 BN: tl.constexpr, BK: tl.constexpr, PDL: tl.constexpr = False):
     token = tl.program_id(1).to(tl.int64)
     rows = tl.program_id(0) * BN + tl.arange(0, BN)
     ok = rows < N
-    acc = tl.zeros((BN, BK), dtype=tl.float32)
-    for k0 in range(0, K, BK):
+    kk = tl.arange(0, BK)
+    # The first K step's weights are loaded before waiting for the kernel before (pdl.py): with
+    # programmatic launch they stream in while it finishes.
+    w = tl.load(w_ptr + rows[:, None] * stride_w + kk[None, :], mask=ok[:, None] & (kk[None, :] < K), other=0.0)
+    wait_for_inputs(PDL)
+    x = tl.load(x_ptr + token * stride_x + kk, mask=kk < K, other=0.0).to(tl.float32)
+    acc = w.to(tl.float32) * x[None, :]
+    for k0 in range(BK, K, BK):
         kk = k0 + tl.arange(0, BK)
         x = tl.load(x_ptr + token * stride_x + kk, mask=kk < K, other=0.0).to(tl.float32)
         w = tl.load(w_ptr + rows[:, None] * stride_w + kk[None, :], mask=ok[:, None] & (kk[None, :] < K), other=0.0)
@@ -36,13 +44,13 @@ TILES = (4, 1024, 4)
 
 
 def launch_gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                tiles: tuple[int, int, int] = TILES) -> torch.Tensor:
+                tiles: tuple[int, int, int] | None = None) -> torch.Tensor:
     """x [T, K] -> x @ weight.T + bias [T, N] in x's dtype (the sums in fp32, rounded once)."""
     n, k = weight.shape
     t = x.shape[0]
     assert x.shape[1] == k and x.stride(1) == 1 and weight.stride(1) == 1
     y = torch.empty(t, n, dtype=x.dtype, device=x.device)
-    bn, bk, warps = tiles
+    bn, bk, warps = tiles or TILES
     _gemv_kernel[(triton.cdiv(n, bn), t)](x, weight, bias, y, x.stride(0), weight.stride(0), y.stride(0), K=k, N=n,
-                                          BN=bn, BK=bk, num_warps=warps)
+                                          BN=bn, BK=bk, num_warps=warps, **launch_args(x))
     return y

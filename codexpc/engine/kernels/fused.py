@@ -55,7 +55,19 @@ def add_rmsnorm(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor,
                 eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     from codexpc.engine.kernels.fused_triton import launch_add_rmsnorm  # needs triton
 
-    return launch_add_rmsnorm(x, y, scale, eps)
+    total, out, _ = launch_add_rmsnorm(x, y, scale, eps)
+    return total, out
+
+
+def add_rmsnorm_packed(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor,
+                       eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """add_rmsnorm, and the norm also as the MoE GEMV's f16 pairs (moe_gemv_triton.pack_activations
+    of it, from fp32: one launch instead of a second pass over the norm)."""
+    from codexpc.engine.kernels.fused_triton import launch_add_rmsnorm  # needs triton
+
+    total, out, packed = launch_add_rmsnorm(x, y, scale, eps, pack=True)
+    assert packed is not None
+    return total, out, packed
 
 
 def route(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

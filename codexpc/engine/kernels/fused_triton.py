@@ -6,13 +6,17 @@ import torch
 import triton
 import triton.language as tl
 
+from codexpc.engine.kernels.pdl import launch_args, wait_for_inputs
+
 
 @triton.jit
-def _add_rmsnorm_kernel(x_ptr, y_ptr, scale_ptr, sum_ptr, out_ptr, stride_x, stride_y, stride_yj, stride_sum,
-                        stride_out, eps, H: tl.constexpr, BLOCK: tl.constexpr, HAS_Y: tl.constexpr, J: tl.constexpr):
+def _add_rmsnorm_kernel(x_ptr, y_ptr, scale_ptr, sum_ptr, out_ptr, packed_ptr, stride_x, stride_y, stride_yj,
+                        stride_sum, stride_out, stride_packed, eps, H: tl.constexpr, BLOCK: tl.constexpr,
+                        HAS_Y: tl.constexpr, J: tl.constexpr, PACK: tl.constexpr, PDL: tl.constexpr = False):
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
     ok = cols < H
+    wait_for_inputs(PDL)
     s = tl.load(x_ptr + row * stride_x + cols, mask=ok, other=0.0)
     if HAS_Y:
         y = tl.zeros([BLOCK], dtype=tl.float32)
@@ -27,14 +31,18 @@ def _add_rmsnorm_kernel(x_ptr, y_ptr, scale_ptr, sum_ptr, out_ptr, stride_x, str
     t = t * tl.rsqrt(tl.sum(t * t, axis=0) / H + eps)
     t = t * tl.load(scale_ptr + cols, mask=ok, other=0.0)
     tl.store(out_ptr + row * stride_out + cols, t.to(out_ptr.dtype.element_ty), mask=ok)
+    if PACK:  # also as the MoE GEMV's f16 pairs (moe_gemv_triton.pack_activations' order)
+        pos = cols // 8 * 8 + cols % 2 * 4 + cols % 8 // 2
+        tl.store(packed_ptr + row * stride_packed + pos, t.to(tl.float16), mask=ok)
 
 
 @triton.jit
 def _route_kernel(logits_ptr, ids_ptr, weights_ptr, stride_l, E: tl.constexpr, BLOCK_E: tl.constexpr,
-                  K: tl.constexpr, BLOCK_K: tl.constexpr):
+                  K: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr = False):
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK_E)
     kk = tl.arange(0, BLOCK_K)
+    wait_for_inputs(PDL)
     logit = tl.load(logits_ptr + row * stride_l + cols, mask=cols < E, other=float("-inf")).to(tl.float32)
     best = tl.max(logit, axis=0)
     ids = tl.zeros([BLOCK_K], dtype=tl.int64)
@@ -52,10 +60,11 @@ def _route_kernel(logits_ptr, ids_ptr, weights_ptr, stride_l, E: tl.constexpr, B
 
 @triton.jit
 def _rope_write_kv_kernel(qkv_ptr, cos_ptr, sin_ptr, q_ptr, k_ptr, v_ptr, slots_ptr, stride_qkv, stride_cs, stride_q,
-                          HEADS: tl.constexpr, KV: tl.constexpr, D: tl.constexpr):
+                          HEADS: tl.constexpr, KV: tl.constexpr, D: tl.constexpr, PDL: tl.constexpr = False):
     t = tl.program_id(0).to(tl.int64)
     head = tl.program_id(1)
     half = tl.arange(0, D // 2)
+    wait_for_inputs(PDL)
     src = qkv_ptr + t * stride_qkv + head * D
     x1 = tl.load(src + half)
     x2 = tl.load(src + D // 2 + half)
@@ -81,18 +90,22 @@ def _rope_write_kv_kernel(qkv_ptr, cos_ptr, sin_ptr, q_ptr, k_ptr, v_ptr, slots_
 
 # A decode step's norms are one program a token, latency-bound: at one token 16 warps take 2.15 us
 # a launch against 2.49 with 4 (H100, bench/decode_b1_probe.py); prefill rows keep 4.
-def launch_add_rmsnorm(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor,
-                       eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def launch_add_rmsnorm(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor, eps: float,
+                       pack: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """-> (x + y, the norm, and with `pack` the norm as [T, H/8, 4] int32 f16 pairs, else None)."""
     t, h = x.shape
     total = torch.empty_like(x) if y is not None else x
     out = torch.empty_like(x)
+    packed = torch.empty(t, h // 8, 4, dtype=torch.int32, device=x.device) if pack else None
+    packed_f16 = packed.view(torch.float16) if packed is not None else out
     yy = y if y is not None else x
     j = yy.shape[1] if yy.dim() == 3 else 1
     assert yy.stride(-1) == 1
-    _add_rmsnorm_kernel[(t,)](x, yy, scale, total, out, x.stride(0), yy.stride(0), yy.stride(1) if j > 1 else 0,
-                              total.stride(0), out.stride(0), float(eps), H=h, BLOCK=triton.next_power_of_2(h),
-                              HAS_Y=y is not None, J=j, num_warps=16 if t <= 64 else 4)
-    return total, out
+    _add_rmsnorm_kernel[(t,)](x, yy, scale, total, out, packed_f16, x.stride(0), yy.stride(0),
+                              yy.stride(1) if j > 1 else 0, total.stride(0), out.stride(0), packed_f16.stride(0),
+                              float(eps), H=h, BLOCK=triton.next_power_of_2(h), HAS_Y=y is not None, J=j, PACK=pack,
+                              num_warps=16 if t <= 64 else 4, **launch_args(x))
+    return total, out, packed
 
 
 def launch_route(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,7 +113,7 @@ def launch_route(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tens
     ids = torch.empty(t, k, dtype=torch.int64, device=logits.device)
     weights = torch.empty(t, k, dtype=torch.float32, device=logits.device)
     _route_kernel[(t,)](logits, ids, weights, logits.stride(0), E=e, BLOCK_E=triton.next_power_of_2(e), K=k,
-                        BLOCK_K=triton.next_power_of_2(k), num_warps=1)
+                        BLOCK_K=triton.next_power_of_2(k), num_warps=1, **launch_args(logits))
     return ids, weights
 
 
@@ -112,7 +125,7 @@ def launch_rope_write_kv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
     q = torch.empty(n, heads, d, dtype=qkv.dtype, device=qkv.device)
     _rope_write_kv_kernel[(n, heads + 2 * kv_heads)](
         qkv, cos, sin, q, k_cache, v_cache, slots, qkv.stride(0), cos.stride(0), q.stride(0),
-        HEADS=heads, KV=kv_heads, D=d, num_warps=1,
+        HEADS=heads, KV=kv_heads, D=d, num_warps=1, **launch_args(qkv),
     )
     return q
 

@@ -119,15 +119,18 @@ GEMV_MAX_TOKENS = 8
 MANY_TOKENS_KERNEL = "scaled"
 
 
-def moe_mxfp4_slots(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights) -> torch.Tensor:
+def moe_mxfp4_slots(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights,
+                    packed: torch.Tensor | None = None) -> torch.Tensor:
     """Each slot's routing weight times its expert's output, [T, k, H] fp32, unsummed: the
-    model sums the k slots inside its next add + RMSNorm."""
+    model sums the k slots inside its next add + RMSNorm. `packed`: x as the GEMV's f16 pairs
+    (fused.add_rmsnorm_packed), used up to GEMV_MAX_TOKENS; else they are made here."""
     t, k = ids.shape
     if t <= GEMV_MAX_TOKENS:
         from codexpc.engine.kernels.moe_gemv_triton import gemv_down, gemv_up  # needs triton
 
         ids = ids.contiguous()
-        h = gemv_up(x, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA)  # [T * k, I] fp32
+        h = gemv_up(x if packed is None else packed, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit,
+                    SWIGLU_ALPHA)  # [T * k, I/8, 4] f16 pairs
         return gemv_down(h, ids, weights, w.w2_blocks, w.w2_scales, w.b2)
     if MANY_TOKENS_KERNEL == "scaled" and t * k < DENSE_MIN_SLOTS_PER_EXPERT * w.num_experts:
         return _scaled(x, ids, weights, w)
