@@ -23,6 +23,8 @@ import importlib.util
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -32,17 +34,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fast_engine_kernels import graph_ms, random_experts  # noqa: E402
 from bench.fast_engine_parts import CONFIG, DEV, Driver, rand_tokens, random_model  # noqa: E402
+from codexpc.engine.kernels import dense_gemv_triton, pdl  # noqa: E402
 from codexpc.engine.kernels import moe_gemv_triton as v6  # noqa: E402
-from codexpc.engine.kernels import pdl  # noqa: E402
 from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4_slots, moe_reference  # noqa: E402
 from codexpc.engine.model import SWIGLU_ALPHA  # noqa: E402
 from codexpc.engine.paged import model_runner  # noqa: E402
 from codexpc.engine.paged.cache_sizing import CacheBudget  # noqa: E402
 
 TABLE: list[str] = []
-Tiles = tuple[int, int, int]  # rows per program, K step, warps
-TILES = ((16, 512, 4), (32, 512, 4), (16, 256, 2), (8, 512, 2), (32, 256, 4), (16, 1024, 4), (32, 1024, 8),
-         (64, 512, 8), (8, 256, 1), (64, 256, 4))
+Tiles = tuple[int, int, int, bool]  # rows per program, K step, warps, look-ahead loads
+SHAPES = ((16, 512, 4), (16, 256, 2), (8, 512, 2), (16, 1024, 4), (64, 512, 8), (8, 256, 1))
 
 
 def record(line: str) -> None:
@@ -66,6 +67,8 @@ def check(base: ModuleType | None) -> None:
         x, ids, wts = routing(t)
         ref = moe_reference(x, ids, wts, w)
         line = f"check T={t}: v6 rel err {rel(moe_mxfp4_slots(x, ids, wts, w).sum(1), ref):.1e}"
+        with tiles(v6.UP_TILES, t, (16, 512, 4, True)), tiles(v6.DOWN_TILES, t, (16, 512, 4, True)):
+            line += f", with look-ahead loads {rel(moe_mxfp4_slots(x, ids, wts, w).sum(1), ref):.1e}"
         if base is not None:
             h = base.gemv_up(x, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA)
             y = base.gemv_down(h, ids, wts, w.w2_blocks, w.w2_scales, w.b2)
@@ -79,16 +82,26 @@ def layer_bytes(w: ExpertWeights, ids: torch.Tensor) -> int:
 
 
 def bench_gemv(base: ModuleType | None, layers: int) -> None:
-    """Leaves the engine's tiles at the best for one token (the profile's batch)."""
     ws = [random_experts(CONFIG) for _ in range(layers)]
-    one_token = (v6.UP_TILES, v6.DOWN_TILES)
     for t in (1, 2, 4, 8):
-        tiles = bench_tokens(t, ws, base)
-        one_token = tiles if t == 1 else one_token
-    v6.UP_TILES, v6.DOWN_TILES = one_token
+        bench_tokens(t, ws, base)
 
 
-def bench_tokens(t: int, ws: list[ExpertWeights], base: ModuleType | None) -> tuple[Tiles, Tiles]:
+@contextmanager
+def tiles(table: dict[int, Tiles], t: int, value: Tiles) -> Iterator[None]:
+    """table[t] = value for the block (the engine's tile tables are keyed by tokens)."""
+    saved = table.get(t)
+    table[t] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            del table[t]
+        else:
+            table[t] = saved
+
+
+def bench_tokens(t: int, ws: list[ExpertWeights], base: ModuleType | None) -> None:
     x, ids, wts = routing(t)
     packed = v6.pack_activations(x)  # the engine's RMSNorm kernel writes this form
     layers = len(ws)
@@ -108,12 +121,15 @@ def bench_tokens(t: int, ws: list[ExpertWeights], base: ModuleType | None) -> tu
             h = v6.gemv_up(packed, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA)
             v6.gemv_down(h, ids, wts, w.w2_blocks, w.w2_scales, w.b2)
 
-    best_up = sweep(t, "up", "UP_TILES", up_all)
-    best_down = sweep(t, "down", "DOWN_TILES", down_all)
-    v6.UP_TILES, v6.DOWN_TILES = best_up[1], best_down[1]
-    ms = graph_ms(pair_all) / layers
-    line = (f"MoE GEMV T={t}: v6 {ms * 1e3:6.1f} us a layer ({used / layers / ms / 1e6:5.0f} GB/s; up "
-            f"{best_up[0] / layers * 1e3:.1f} {best_up[1]}, down {best_down[0] / layers * 1e3:.1f} {best_down[1]})")
+    line = f"MoE GEMV T={t}:"
+    for prefetch in (False, True):
+        best_up = sweep(t, "up", v6.UP_TILES, up_all, prefetch)
+        best_down = sweep(t, "down", v6.DOWN_TILES, down_all, prefetch)
+        with tiles(v6.UP_TILES, t, best_up[1]), tiles(v6.DOWN_TILES, t, best_down[1]):
+            ms = graph_ms(pair_all) / layers
+        line += (f" v6{' look-ahead' if prefetch else ''} {ms * 1e3:6.1f} us a layer ({used / layers / ms / 1e6:5.0f} "
+                 f"GB/s; up {best_up[0] / layers * 1e3:.1f} {best_up[1][:3]}, down {best_down[0] / layers * 1e3:.1f} "
+                 f"{best_down[1][:3]})")
     if base is not None:
         def base_all() -> None:
             for w in ws:
@@ -121,41 +137,57 @@ def bench_tokens(t: int, ws: list[ExpertWeights], base: ModuleType | None) -> tu
                 base.gemv_down(h, ids, wts, w.w2_blocks, w.w2_scales, w.b2)
 
         bms = graph_ms(base_all) / layers
-        line += f" | baseline {bms * 1e3:6.1f} us ({used / layers / bms / 1e6:5.0f} GB/s) x{bms / ms:.2f}"
+        line += f" | baseline {bms * 1e3:6.1f} us ({used / layers / bms / 1e6:5.0f} GB/s)"
     record(line)
-    return v6.UP_TILES, v6.DOWN_TILES
 
 
-def sweep(t: int, name: str, attr: str, fn) -> tuple[float, Tiles]:  # type: ignore[no-untyped-def]
-    best = (1e9, getattr(v6, attr))
-    for tiles in TILES:
-        setattr(v6, attr, tiles)
-        try:
-            ms = graph_ms(fn)
-        except Exception as e:  # noqa: BLE001 - a tile the compiler refuses is a result too
-            print(f"T={t} {name} {tiles}: {type(e).__name__}: {str(e)[:100]}", flush=True)
-            continue
-        print(f"T={t} {name} {tiles}: {ms * 1e3:.1f} us, all layers", flush=True)
+def sweep(t: int, name: str, table: dict[int, Tiles], fn, prefetch: bool) -> tuple[float, Tiles]:  # type: ignore[no-untyped-def]
+    best = (1e9, table.get(t, v6.MORE_TOKENS_TILES))
+    for shape in SHAPES:
+        with tiles(table, t, (*shape, prefetch)):
+            try:
+                ms = graph_ms(fn)
+            except Exception as e:  # noqa: BLE001 - a tile the compiler refuses is a result too
+                print(f"T={t} {name} {shape}: {type(e).__name__}: {str(e)[:100]}", flush=True)
+                continue
+        print(f"T={t} {name} {shape} look-ahead {prefetch}: {ms * 1e3:.1f} us, all layers", flush=True)
         if ms < best[0]:
-            best = (ms, tiles)
-    setattr(v6, attr, best[1])
+            best = (ms, (*shape, prefetch))
     return best
 
 
+# Engine variants timed at batch 1: (label, PDL, dense look-ahead, MoE tiles at one token (up, down)).
+V5_TILES = (16, 512, 4, False)
+VARIANTS = (
+    ("PDL off, v5 tiles, no look-ahead", False, False, V5_TILES, V5_TILES),
+    ("PDL on, v5 tiles, no look-ahead", True, False, V5_TILES, V5_TILES),
+    ("PDL on, engine tiles and look-ahead", True, True, v6.UP_TILES[1], v6.DOWN_TILES[1]),
+)
+
+
 def profile_decode() -> None:
-    """Batch 1 with and without programmatic dependent launch (kernels/pdl.py), fresh graphs each."""
+    """Batch 1 in each VARIANTS setting, fresh graphs each, twice over (the spread is the noise);
+    the kernel breakdown under torch.profiler in the first round."""
     model = random_model(CONFIG)
     model_runner.WARMUP_TOKENS = (1,)
-    for enabled in (False, True):
-        pdl.ENABLED = enabled
-        d = Driver(model, CacheBudget(16, 3200, 64, 8192, bytes_per_block=0))
-        profile_driver(d, f"PDL {'on' if enabled else 'off'}")
-        del d
-        gc.collect()
-        torch.cuda.empty_cache()
+    saved = (pdl.ENABLED, dense_gemv_triton.PREFETCH)
+    walls: dict[str, list[float]] = defaultdict(list)
+    for round_ in range(2):
+        for label, enabled, dense_prefetch, up, down in VARIANTS:
+            pdl.ENABLED, dense_gemv_triton.PREFETCH = enabled, dense_prefetch
+            with tiles(v6.UP_TILES, 1, up), tiles(v6.DOWN_TILES, 1, down):
+                d = Driver(model, CacheBudget(16, 3200, 64, 8192, bytes_per_block=0))
+                walls[label].append(profile_driver(d, label, breakdown=round_ == 0))
+            del d
+            gc.collect()
+            torch.cuda.empty_cache()
+    pdl.ENABLED, dense_gemv_triton.PREFETCH = saved
+    for label, ms in walls.items():
+        record(f"batch 1 {label:<40} wall {min(ms):.3f} / {max(ms):.3f} ms a step ({1e3 / min(ms):.0f} tok/s best)")
 
 
-def profile_driver(d: Driver, label: str) -> None:
+def profile_driver(d: Driver, label: str, breakdown: bool) -> float:
+    """-> wall ms a step (200 steps, no profiler); with `breakdown`, the kernels under torch.profiler."""
     seq = d.add(rand_tokens(256), 10_000)
     while seq.num_output_tokens < 4:
         d.step()
@@ -166,6 +198,17 @@ def profile_driver(d: Driver, label: str) -> None:
         d.step()
     torch.cuda.synchronize()
     wall = (time.perf_counter() - t0) / steps * 1e3
+    graph = d.runner.graphs._graphs[1] if d.runner.graphs is not None else None
+    if graph is not None:  # the same step's GPU work alone, replayed back to back: the rest is the host's
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            graph.replay()
+        torch.cuda.synchronize()
+        gpu = (time.perf_counter() - t0) / steps * 1e3
+        record(f"batch 1 {label:<40} wall {wall:.3f} ms a step, its graph replayed alone {gpu:.3f} ms")
+    if not breakdown:
+        d.sched.finish_all([seq])
+        return wall
     steps = 50
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         for _ in range(steps):
@@ -182,6 +225,7 @@ def profile_driver(d: Driver, label: str) -> None:
     for name, ms in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:12]:
         record(f"    {ms * 1e3:8.1f} us  x{counts[name] // steps:<4} {name}")
     d.sched.finish_all([seq])
+    return wall
 
 
 def load_baseline(path: Path | None) -> ModuleType | None:
@@ -210,7 +254,7 @@ def main() -> int:
     if "profile" in parts:
         profile_decode()
     print(f"# {torch.cuda.get_device_name()}, total {time.time() - started:.0f} s, baseline {args.baseline}, "
-          f"v6 tiles up {v6.UP_TILES} down {v6.DOWN_TILES}")
+          f"v6 tiles up {v6.UP_TILES} down {v6.DOWN_TILES} beyond {v6.MORE_TOKENS_TILES}")
     print("\n".join(TABLE))
     return 0
 

@@ -4,9 +4,9 @@
 
 check:   every MoE path against the plain reference at 1 to 512 tokens (relative error).
 moe:     one MoE layer of gpt-oss-20b's shapes (random MXFP4 experts) under a CUDA graph, v4's
-         kernel against v5's at each size: the GEMV pair with the bit-placement decode against
-         the PTX one (1-8 tokens), the row blocks against the scaled-dot kernels (16-512), the
-         new one with a tile sweep.
+         kernel against v5's at each size: the GEMV pair's portable path against its PTX one
+         (1-8 tokens; v6's GEMV, not v4's, which is gone), the row blocks against the scaled-dot
+         kernels (16-512), the new one with a tile sweep.
 profile: decode steps of the whole engine (random 20b weights made on the GPU, CUDA graphs) at
          batch 1 and 64 under torch.profiler, v4's path and v5's: GPU time per step by kernel,
          against the wall time.
@@ -123,25 +123,14 @@ def bench_moe() -> None:
     use_version(*VERSIONS[-1][1:])
 
 
-GEMV_UPS = ((16, 256, 2), (16, 512, 4), (32, 256, 4), (8, 256, 1), (32, 512, 4), (64, 256, 4), (16, 128, 1))
-GEMV_DOWNS = ((8, 256, 2), (16, 256, 2), (8, 512, 4), (4, 256, 1), (16, 512, 4), (32, 256, 4))
-
-
 def gemv_sweep(t, x, ids, wts, w, ref, used, base) -> None:  # type: ignore[no-untyped-def]
-    """The GEMV pair with the PTX e4m3 decode: tiles swept, the best kept for the engine."""
+    """The GEMV pair with its PTX against its portable path (no inline PTX), at the engine's
+    tiles (bench/moe_gemv_probe.py sweeps them)."""
     moe_gemv_triton.ASM_DECODE = True
-    best = (1e9, moe_gemv_triton.UP_TILES, moe_gemv_triton.DOWN_TILES)
-    for up in GEMV_UPS if t == 1 else GEMV_UPS[:3]:
-        for down in GEMV_DOWNS if t == 1 else GEMV_DOWNS[:3]:
-            moe_gemv_triton.UP_TILES, moe_gemv_triton.DOWN_TILES = up, down
-            err = ((moe_mxfp4_slots(x, ids, wts, w).sum(1) - ref).norm() / ref.norm()).item()
-            ms = graph_ms(partial(moe_mxfp4_slots, x, ids, wts, w))
-            print(f"T={t} gemv asm up {up} down {down}: {ms * 1e3:.1f} us err {err:.1e}", flush=True)
-            if ms < best[0] and err < 2e-2:
-                best = (ms, up, down)
-    ms, moe_gemv_triton.UP_TILES, moe_gemv_triton.DOWN_TILES = best
-    record(f"MoE T={t:<4} GEMV bit placement {base * 1e3:7.1f} us | GEMV e4m3 PTX {ms * 1e3:7.1f} us "
-           f"({used / ms / 1e6:5.0f} GB/s) x{base / ms:.2f} up {best[1]} down {best[2]}")
+    err = ((moe_mxfp4_slots(x, ids, wts, w).sum(1) - ref).norm() / ref.norm()).item()
+    ms = graph_ms(partial(moe_mxfp4_slots, x, ids, wts, w))
+    record(f"MoE T={t:<4} GEMV portable {base * 1e3:7.1f} us | GEMV PTX {ms * 1e3:7.1f} us "
+           f"({used / ms / 1e6:5.0f} GB/s, err {err:.1e}) x{base / ms:.2f}")
     moe_gemv_triton.ASM_DECODE = False
 
 
@@ -205,7 +194,7 @@ def main() -> int:
     if "profile" in parts:
         profile_decode()
     print(f"# {torch.cuda.get_device_name()}, total {time.time() - started:.0f} s, "
-          f"GEMV tiles {moe_gemv_triton.UP_TILES}/{moe_gemv_triton.DOWN_TILES}, rows {rows_module.default_tiles(16)}")
+          f"rows {rows_module.default_tiles(16)}")
     print("\n".join(TABLE))
     return 0
 

@@ -162,16 +162,24 @@ def _step_sum(raw, act, s, ASM: tl.constexpr):
 
 @triton.jit
 def _dot_rows(act_ptr, w_ptr, s_ptr, rows, row_ok, stride_sn, K: tl.constexpr, BK: tl.constexpr, ASM: tl.constexpr,
-              WAIT: tl.constexpr):
+              WAIT: tl.constexpr, PREFETCH: tl.constexpr):
     """sum_k a[k] * W[rows, k] for MXFP4 rows -> [BN] fp32. act_ptr: a's K/8 words of 4 pairs
     (pack_activations); w_ptr: the rows' int32 words, K / 8 a row. WAIT: wait for the kernel
-    before (pdl.py) once the first step's weights are on their way, before reading a."""
+    before (pdl.py) once the first step's weights are on their way, before reading a.
+    PREFETCH: each step's weights are loaded before the step before is summed."""
     raw, s = _load_weights(w_ptr, s_ptr, rows, row_ok, stride_sn, 0, K, BK)
     wait_for_inputs(WAIT)
-    acc = _step_sum(raw, _load_act(act_ptr, 0, K, BK), s, ASM)
-    for k0 in range(BK, K, BK):
-        raw, s = _load_weights(w_ptr, s_ptr, rows, row_ok, stride_sn, k0, K, BK)
-        acc += _step_sum(raw, _load_act(act_ptr, k0, K, BK), s, ASM)
+    if PREFETCH:
+        acc = tl.zeros((rows.shape[0], BK // 32), dtype=tl.float32)
+        for k0 in range(0, K, BK):
+            raw_next, s_next = _load_weights(w_ptr, s_ptr, rows, row_ok, stride_sn, k0 + BK, K, BK)  # masked past K
+            acc += _step_sum(raw, _load_act(act_ptr, k0, K, BK), s, ASM)
+            raw, s = raw_next, s_next
+    else:
+        acc = _step_sum(raw, _load_act(act_ptr, 0, K, BK), s, ASM)
+        for k0 in range(BK, K, BK):
+            raw, s = _load_weights(w_ptr, s_ptr, rows, row_ok, stride_sn, k0, K, BK)
+            acc += _step_sum(raw, _load_act(act_ptr, k0, K, BK), s, ASM)
     return tl.sum(acc, axis=1) * _2_POW_6  # the decoded codes were the values times 2^-6
 
 
@@ -179,7 +187,7 @@ def _dot_rows(act_ptr, w_ptr, s_ptr, rows, row_ok, stride_sn, K: tl.constexpr, B
 def _gemv_up_kernel(x_ptr, ids_ptr, w_ptr, s_ptr, b_ptr, h_ptr, stride_x, stride_we, stride_se,
                     stride_sn, stride_be, stride_h, limit, alpha,
                     K: tl.constexpr, N: tl.constexpr, TOPK: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                    ASM: tl.constexpr, PDL: tl.constexpr = False):
+                    ASM: tl.constexpr, PREFETCH: tl.constexpr, PDL: tl.constexpr = False):
     slot = tl.program_id(0)
     wait_for_inputs(PDL)
     e = tl.load(ids_ptr + slot).to(tl.int64)
@@ -187,7 +195,7 @@ def _gemv_up_kernel(x_ptr, ids_ptr, w_ptr, s_ptr, b_ptr, h_ptr, stride_x, stride
     rows = tl.program_id(1) * BN + tl.arange(0, BN)
     row_ok = rows < N
     acc = _dot_rows(x_ptr + token * stride_x, w_ptr + e * stride_we, s_ptr + e * stride_se, rows, row_ok,
-                    stride_sn, K, BK, ASM, False)
+                    stride_sn, K, BK, ASM, False, PREFETCH)
     acc += tl.load(b_ptr + e * stride_be + rows, mask=row_ok, other=0.0).to(tl.float32)
     # gpt-oss quirk: gate and up interleave (even, odd rows); clamp gate above, up both sides.
     gate, up = tl.split(tl.reshape(acc, (BN // 2, 2)))
@@ -203,7 +211,7 @@ def _gemv_up_kernel(x_ptr, ids_ptr, w_ptr, s_ptr, b_ptr, h_ptr, stride_x, stride
 def _gemv_down_kernel(h_ptr, ids_ptr, route_ptr, w_ptr, s_ptr, b_ptr, y_ptr, stride_h, stride_we, stride_se,
                       stride_sn, stride_be, stride_y,
                       K: tl.constexpr, N: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ASM: tl.constexpr,
-                      PDL: tl.constexpr = False):
+                      PREFETCH: tl.constexpr, PDL: tl.constexpr = False):
     slot = tl.program_id(0)
     # The ids are the router's, two kernels back (route, up, down), which has finished by the time
     # this kernel's programs start (pdl.py): read before waiting, from L2 (.cg), the expert's
@@ -212,7 +220,7 @@ def _gemv_down_kernel(h_ptr, ids_ptr, route_ptr, w_ptr, s_ptr, b_ptr, y_ptr, str
     rows = tl.program_id(1) * BN + tl.arange(0, BN)
     row_ok = rows < N
     y = _dot_rows(h_ptr + slot * stride_h, w_ptr + e * stride_we, s_ptr + e * stride_se, rows, row_ok,
-                  stride_sn, K, BK, ASM, PDL)
+                  stride_sn, K, BK, ASM, PDL, PREFETCH)
     y += tl.load(b_ptr + e * stride_be + rows, mask=row_ok, other=0.0).to(tl.float32)
     tl.store(y_ptr + slot * stride_y + rows, tl.load(route_ptr + slot) * y, mask=row_ok)
 
@@ -228,9 +236,13 @@ def pack_activations(a: torch.Tensor) -> torch.Tensor:
 # The PTX group sum where the code runs on a GPU (Triton's interpreter cannot run inline assembly).
 ASM_DECODE = True
 
-# (rows per program, K step, warps) of each launch; bench/moe_gemv_probe.py sweeps them.
-UP_TILES = (16, 512, 4)
-DOWN_TILES = (16, 512, 4)
+# (rows per program, K step, warps, look-ahead loads) of each launch by tokens: the best of
+# bench/moe_gemv_probe.py's sweep on an H100 (bench/results/moe_gemv_probe-v6b-h100.txt). At one
+# token the small programs all fit on the GPU at once and loading each step's weights before
+# summing the one before pays (up+down 28.4 against 31.7 us a layer); from two tokens it does not.
+UP_TILES = {1: (8, 256, 1, True), 2: (8, 512, 2, False)}
+DOWN_TILES = {1: (8, 512, 2, True), 2: (16, 256, 2, False)}
+MORE_TOKENS_TILES = (16, 512, 4, False)
 
 
 def _asm(x: torch.Tensor) -> bool:
@@ -252,12 +264,13 @@ def gemv_up(x: torch.Tensor, ids: torch.Tensor, blocks: torch.Tensor, scales: to
     act = x if x.dtype == torch.int32 else pack_activations(x)
     w = _words(blocks)
     h = torch.empty(ids.numel(), n // 16, 4, dtype=torch.int32, device=x.device)
-    bn, bk, warps = UP_TILES
+    bn, bk, warps, prefetch = UP_TILES.get(ids.shape[0], MORE_TOKENS_TILES)
     grid = (ids.numel(), triton.cdiv(n, bn))
     _gemv_up_kernel[grid](
         act, ids, w, scales, bias, h.view(torch.float16), act.stride(0), w.stride(0), scales.stride(0),
         scales.stride(1), bias.stride(0), h.stride(0) * 2, float(limit), float(alpha),
-        K=groups * 32, N=n, TOPK=topk, BN=bn, BK=bk, ASM=_asm(x), num_warps=warps, **launch_args(x),
+        K=groups * 32, N=n, TOPK=topk, BN=bn, BK=bk, ASM=_asm(x), PREFETCH=prefetch, num_warps=warps,
+        **launch_args(x),
     )
     return h
 
@@ -270,11 +283,11 @@ def gemv_down(h: torch.Tensor, ids: torch.Tensor, route: torch.Tensor, blocks: t
     w = _words(blocks)
     route = route.float().contiguous()
     y = torch.empty(ids.shape[0], ids.shape[1], n, dtype=torch.float32, device=h.device)
-    bn, bk, warps = DOWN_TILES
+    bn, bk, warps, prefetch = DOWN_TILES.get(ids.shape[0], MORE_TOKENS_TILES)
     grid = (ids.numel(), triton.cdiv(n, bn))
     _gemv_down_kernel[grid](
         h, ids, route, w, scales, bias, y, h.stride(0), w.stride(0), scales.stride(0), scales.stride(1),
-        bias.stride(0), y.stride(1), K=groups * 32, N=n, BN=bn, BK=bk, ASM=_asm(h), num_warps=warps,
-        **launch_args(h),
+        bias.stride(0), y.stride(1), K=groups * 32, N=n, BN=bn, BK=bk, ASM=_asm(h), PREFETCH=prefetch,
+        num_warps=warps, **launch_args(h),
     )
     return y
