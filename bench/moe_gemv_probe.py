@@ -10,8 +10,8 @@ gemv:    the pair over N layers of gpt-oss-20b's shapes (random MXFP4 experts, a
          moe_gemv_triton.py, e.g. `git show 8bfaf40:codexpc/engine/kernels/moe_gemv_triton.py`)
          in the same run.
 profile: decode steps of the whole engine at batch 1 (random 20b weights made on the GPU, CUDA
-         graphs) under torch.profiler, without and with programmatic dependent launch: GPU time per
-         step by kernel, against the wall time (timed apart, without the profiler).
+         graphs) in VARIANTS' settings (PDL, tiles, look-ahead loads, steps run ahead): wall time
+         a step, the step's graph replayed alone, and the kernels under torch.profiler.
 Prints one table last.
 """
 
@@ -156,12 +156,14 @@ def sweep(t: int, name: str, table: dict[int, Tiles], fn, prefetch: bool) -> tup
     return best
 
 
-# Engine variants timed at batch 1: (label, PDL, dense look-ahead, MoE tiles at one token (up, down)).
+# Engine variants timed at batch 1: (label, PDL, dense look-ahead, MoE tiles at one token (up, down),
+# the runner's steps run ahead).
 V5_TILES = (16, 512, 4, False)
 VARIANTS = (
-    ("PDL off, v5 tiles, no look-ahead", False, False, V5_TILES, V5_TILES),
-    ("PDL on, v5 tiles, no look-ahead", True, False, V5_TILES, V5_TILES),
-    ("PDL on, engine tiles and look-ahead", True, True, v6.UP_TILES[1], v6.DOWN_TILES[1]),
+    ("PDL off, v5 tiles, no look-ahead", False, False, V5_TILES, V5_TILES, False),
+    ("PDL on, v5 tiles, no look-ahead", True, False, V5_TILES, V5_TILES, False),
+    ("PDL on, engine tiles and look-ahead", True, True, v6.UP_TILES[1], v6.DOWN_TILES[1], False),
+    ("all that, and steps run ahead", True, True, v6.UP_TILES[1], v6.DOWN_TILES[1], True),
 )
 
 
@@ -170,11 +172,11 @@ def profile_decode() -> None:
     the kernel breakdown under torch.profiler in the first round."""
     model = random_model(CONFIG)
     model_runner.WARMUP_TOKENS = (1,)
-    saved = (pdl.ENABLED, dense_gemv_triton.PREFETCH)
+    saved = (pdl.ENABLED, dense_gemv_triton.PREFETCH)  # and model_runner.RUN_AHEAD (on by default)
     walls: dict[str, list[float]] = defaultdict(list)
     for round_ in range(2):
-        for label, enabled, dense_prefetch, up, down in VARIANTS:
-            pdl.ENABLED, dense_gemv_triton.PREFETCH = enabled, dense_prefetch
+        for label, enabled, dense_prefetch, up, down, ahead in VARIANTS:
+            pdl.ENABLED, dense_gemv_triton.PREFETCH, model_runner.RUN_AHEAD = enabled, dense_prefetch, ahead
             with tiles(v6.UP_TILES, 1, up), tiles(v6.DOWN_TILES, 1, down):
                 d = Driver(model, CacheBudget(16, 3200, 64, 8192, bytes_per_block=0))
                 walls[label].append(profile_driver(d, label, breakdown=round_ == 0))
@@ -182,6 +184,7 @@ def profile_decode() -> None:
             gc.collect()
             torch.cuda.empty_cache()
     pdl.ENABLED, dense_gemv_triton.PREFETCH = saved
+    model_runner.RUN_AHEAD = True
     for label, ms in walls.items():
         record(f"batch 1 {label:<40} wall {min(ms):.3f} / {max(ms):.3f} ms a step ({1e3 / min(ms):.0f} tok/s best)")
 

@@ -140,8 +140,10 @@ async def test_a_failing_step_ends_its_sequences_with_error_and_the_engine_goes_
 
 @pytest.mark.gpu
 def test_gpu_decode_graph_replay_matches_an_eager_step(tmp_path: Path) -> None:
-    """On a GPU: a decode step replayed from a CUDA graph gives the eager step's logits.
-    (Kernels vs reference maths: tests/test_kernels_gpu.py.)"""
+    """On a GPU: a decode step replayed from a CUDA graph gives the eager step's logits. On
+    Hopper the graph's kernels are launched programmatically (kernels/pdl.py) and the eager ones
+    plainly, so this also checks the kernels' waits. (Kernels vs reference maths:
+    tests/test_kernels_gpu.py.)"""
     path = write_checkpoint(TINY, "original", tmp_path / "tiny", seed=0)
     model = load_model(open_checkpoint(path), torch.device("cuda"))
     runner = ModelRunner.create(model, CacheBudget(16, 64, 8, 256, bytes_per_block=0))
@@ -156,3 +158,40 @@ def test_gpu_decode_graph_replay_matches_an_eager_step(tmp_path: Path) -> None:
     replayed = runner.graphs.run(host.tokens, host.positions, host.block_tables, host.slots).clone()
     eager = runner.model.forward(runner._to_device(host))
     assert ((replayed.float() - eager.float()).norm() / eager.float().norm()).item() < 1e-2
+
+
+def _greedy_run(runner: ModelRunner, steps: int) -> dict[str, list[int]]:
+    """Scheduler and runner by hand: two sequences (one stops early), a third joins mid-way."""
+    sched = Scheduler(SchedulerConfig(8, 256, TINY.context_length), BlockManager(64, 16))
+    params = [SamplingParams(temperature=0.0, max_new_tokens=n) for n in (40, 9, 20)]
+    seqs = [Sequence(f"r{i}", list(p), len(p), params[i]) for i, p in enumerate([PROMPT, [9] * 21, PROMPT[::-1]])]
+    for seq in seqs[:2]:
+        sched.add(seq)
+    for i in range(steps):
+        if i == 12:
+            sched.add(seqs[2])
+        out = sched.schedule()
+        if out.is_empty:
+            break
+        sched.update(out, runner.step(out, {}))
+    return {s.request_id: s.token_ids[s.num_prompt_tokens:] for s in seqs}
+
+
+@pytest.mark.gpu
+def test_gpu_running_ahead_gives_the_same_greedy_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU: decode steps launched ahead (model_runner.RUN_AHEAD) are used when the scheduler
+    asks for them and dropped when a sequence ends, joins or crosses a KV block; the tokens are
+    those of the runner that never runs ahead."""
+    from codexpc.engine.paged import model_runner
+
+    path = write_checkpoint(TINY, "original", tmp_path / "tiny", seed=0)
+    model = load_model(open_checkpoint(path), torch.device("cuda"))
+    budget = CacheBudget(16, 64, 8, 256, bytes_per_block=0)
+    monkeypatch.setattr(model_runner, "RUN_AHEAD", False)
+    plain = _greedy_run(ModelRunner.create(model, budget), 60)
+    monkeypatch.setattr(model_runner, "RUN_AHEAD", True)
+    runner = ModelRunner.create(model, budget)
+    ahead = _greedy_run(runner, 60)
+    assert ahead == plain
+    assert [len(t) for t in ahead.values()] == [40, 9, 20]
+    assert runner.steps_ahead_used > 20

@@ -38,8 +38,11 @@ def _supported(device: int) -> bool:
 
 def launch_args(x: torch.Tensor) -> dict[str, bool]:
     """The launch's extra arguments: PDL for the kernel's constexpr and Triton's launch_pdl,
-    where the GPU has it (sm_90+); else none (the kernel's PDL defaults to False)."""
-    if ENABLED and x.is_cuda and _supported(x.device.index if x.device.index is not None else 0):
+    while a CUDA graph is being captured on a GPU that has it (sm_90+); else none (the kernel's
+    PDL defaults to False). Launched one by one from Python, kernels wait on the host, not on
+    each other, and the launch attribute only costs time there."""
+    if (ENABLED and x.is_cuda and torch.cuda.is_current_stream_capturing()
+            and _supported(x.device.index if x.device.index is not None else 0)):
         return {"PDL": True, "launch_pdl": True}
     return {}
 

@@ -83,5 +83,20 @@ class DecodeGraphs:
             self.context_lens[b:size].fill_(1)
             self.tables[b:size, 0].fill_(self.scratch_block)
             self.slots[b:size].fill_(self.scratch_block * self.model.cache.block_size)
+        return self.replay(b)
+
+    def run_next(self, b: int, tokens: torch.Tensor) -> torch.Tensor:
+        """The step after the last one run, on the device alone: each of the b sequences brings
+        `tokens` (on the device) one position further, its slot the next of the same KV block
+        (the caller checks that it is). -> logits [B, V] (a view)."""
+        self.tokens[:b].copy_(tokens)
+        self.positions[:b] += 1
+        self.context_lens[:b] += 1
+        self.slots[:b] += 1
+        return self.replay(b)
+
+    def replay(self, b: int) -> torch.Tensor:
+        size = self.size_for(b)
+        assert size is not None, b
         self._graphs[size].replay()
         return self._logits[size][:b]
