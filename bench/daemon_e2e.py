@@ -12,10 +12,10 @@ responses.create(stream=True)), N concurrent streams each asking for --tokens ou
 (max_output_tokens), temperature 0 as in the engine-only benches.
 
 Token choice scripted; model forward real. Random weights emit noise, which the Harmony decoder
-rightly rejects, so the child replaces the paged engine's token choice (ModelRunner._sample):
-every step still runs the full forward pass (CUDA graphs and all) and its argmax, synced to the
-host, and then each sequence gets the next token of a scripted completion instead, which is fed
-back as the next input. The GPU work is that of a real decode; the text is a valid Harmony
+rightly rejects, so the child replaces the paged engine's token choice (ModelRunner._sample_on_device):
+every step still runs the full forward pass (CUDA graphs and all) and its sampling kernels, and
+then each sequence gets the next token of a scripted completion instead, on the device, which is
+fed back as the next input (a step run ahead starts from it, as from a real choice). The GPU work is that of a real decode; the text is a valid Harmony
 answer of exactly --tokens tokens: an analysis message, then a final message of real prose and
 code (bench/daemon_overhead.completion's text, o200k tokens), then <|return|>.
 
@@ -162,17 +162,20 @@ def _clean_slice(encoding: Any, tokens: list[int], start: int, length: int) -> t
 
 def script_token_choice(script: Script) -> None:
     """Keep the runner's forward pass and sampling; hand each sequence its next scripted token."""
+    import torch
+
     from codexpc.engine.paged.model_runner import ModelRunner
 
-    real_sample = ModelRunner._sample
+    real_sample = ModelRunner._sample_on_device
     tokens, stop = script.tokens, script.tokens[-1]
 
-    def scripted_sample(self: ModelRunner, host: Any, logits: Any, generators: Any) -> dict[str, int]:
-        real_sample(self, host, logits, generators)  # the real argmax and its device-to-host sync
-        return {seq.request_id: tokens[seq.num_output_tokens] if seq.num_output_tokens < len(tokens) else stop
-                for seq in host.samplers}
+    def scripted_sample(host: Any, logits: Any, generators: Any) -> Any:
+        real_sample(host, logits, generators)  # the real sampling kernels
+        # On the device, as the real choice is: a step run ahead starts from these tokens.
+        return torch.tensor([tokens[seq.num_output_tokens] if seq.num_output_tokens < len(tokens) else stop
+                             for seq in host.samplers], device=logits.device)
 
-    ModelRunner._sample = scripted_sample  # type: ignore[method-assign]
+    ModelRunner._sample_on_device = staticmethod(scripted_sample)  # type: ignore[method-assign]
 
 
 def build_engine(model: str, checkpoint: Path, device: str, random_20b: bool) -> Any:

@@ -17,6 +17,7 @@ from codexpc.engine.paged.cache_sizing import CacheBudget, derive_budget, free_b
 from codexpc.engine.paged.model_runner import ModelRunner
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
 from codexpc.engine.paged.sequence import Sequence
+from codexpc.engine.sampling import make_generator
 
 CONFIG = GPT_OSS_20B
 DEV = torch.device("cuda")
@@ -79,16 +80,21 @@ class Driver:
         self.sched = Scheduler(cfg, self.blocks)
         self.runner = ModelRunner.create(model, budget, cuda_graphs=graphs)
         self._n = 0
+        self._generators: dict[str, torch.Generator] = {}
 
-    def add(self, tokens: list[int], max_new: int) -> Sequence:
+    def add(self, tokens: list[int], max_new: int, temperature: float = 0.0) -> Sequence:
+        """A request; temperature > 0 samples (top_p 1, seed = its number), as the daemon would."""
         self._n += 1
-        seq = Sequence(f"s{self._n}", list(tokens), len(tokens), SamplingParams(temperature=0, max_new_tokens=max_new))
+        params = SamplingParams(temperature=temperature, max_new_tokens=max_new, seed=self._n)
+        seq = Sequence(f"s{self._n}", list(tokens), len(tokens), params)
+        if temperature > 0:
+            self._generators[seq.request_id] = make_generator(self._n)
         self.sched.add(seq)
         return seq
 
     def step(self) -> int:
         out = self.sched.schedule()
-        sampled = self.runner.step(out, {})
+        sampled = self.runner.step(out, self._generators)
         self.sched.update(out, sampled)
         return len(sampled)
 
@@ -118,8 +124,8 @@ def flops_per_token(c: ModelConfig, context: int) -> float:
     return c.num_hidden_layers * (2 * (attn + experts) + scores * keys)
 
 
-def decode_rate(d: Driver, n: int, prompt: int, steps: int) -> float:
-    seqs = [d.add(rand_tokens(prompt), 10_000) for _ in range(n)]
+def decode_rate(d: Driver, n: int, prompt: int, steps: int, temperature: float = 0.0) -> float:
+    seqs = [d.add(rand_tokens(prompt), 10_000, temperature) for _ in range(n)]
     while any(s.num_output_tokens == 0 for s in seqs):
         d.step()
     d.step()
@@ -147,6 +153,8 @@ def bench_engine(model: Transformer) -> list[Row]:
     d = Driver(model, budget)
     print(f"decode graphs captured in {time.perf_counter() - t0:.1f} s", flush=True)
     rows.append(Row("decode batch 1 (tok/s)", decode_rate(d, 1, 256, 100), None, bw / model_bytes(c, 4)))
+    rows.append(Row("decode batch 1, temperature 1 as Codex sends (tok/s)", decode_rate(d, 1, 256, 100, 1.0), None,
+                    bw / model_bytes(c, 4)))
     rows.append(Row("decode 64 sequences, aggregate (tok/s)", decode_rate(d, 64, 256, 30), None,
                     64 * bw / model_bytes(c, c.num_experts)))
     active = flops_per_token(c, 4096)  # the mean context of an 8k prompt

@@ -11,7 +11,7 @@ from codexpc.engine.api import SamplingParams
 from codexpc.engine.config import TINY
 from codexpc.engine.kv_cache import GROWTH_QUANTUM, SequenceKV
 from codexpc.engine.model import Transformer
-from codexpc.engine.sampling import make_generator, sample
+from codexpc.engine.sampling import make_generator, sample, sample_rows
 
 # probabilities 0.5, 0.3, 0.15, 0.05 for tokens 0..3
 LOGITS = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
@@ -106,3 +106,26 @@ def test_greedy_decode_with_kv_matches_recompute(model: Transformer) -> None:
         recomputed.append(int(model(torch.cat((prompt, torch.tensor(recomputed, dtype=torch.long))))[-1].argmax()))
     assert cached == recomputed
     assert len(set(cached)) > 1  # a degenerate model repeating one token would prove little
+
+
+def test_the_uniform_picks_through_the_cumulative_distribution() -> None:
+    logits = torch.tensor([0.1, 0.2, 0.7]).log()[None]
+    params = [SamplingParams(temperature=1.0)]
+    assert [int(sample_rows(logits, params, [u])[0]) for u in (0.05, 0.15, 0.31, 0.95)] == [0, 1, 2, 2]
+
+
+def test_rows_sample_as_one_row_at_a_time() -> None:
+    """A batch of mixed settings gives each row what it would get alone with the same draw."""
+    logits = torch.randn(4, 50, generator=torch.Generator().manual_seed(3)) * 3
+    params = [SamplingParams(temperature=0.0), SamplingParams(temperature=0.7),
+              SamplingParams(temperature=1.0, top_p=0.5), SamplingParams(temperature=1.3, top_p=0.9)]
+    uniforms = [0.0, 0.42, 0.77, 0.05]
+    rows = sample_rows(logits, params, uniforms).tolist()
+    assert rows == [int(sample_rows(logits[i : i + 1], [params[i]], [uniforms[i]])[0]) for i in range(4)]
+    assert rows[0] == int(logits[0].argmax())
+
+
+def test_a_tiny_top_p_keeps_only_the_most_likely_token() -> None:
+    logits = torch.tensor([[1.0, 3.0, 2.0]])
+    for u in (0.0, 0.5, 0.999):
+        assert int(sample_rows(logits, [SamplingParams(temperature=1.0, top_p=1e-6)], [u])[0]) == 1

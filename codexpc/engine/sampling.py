@@ -1,12 +1,18 @@
 """Choosing the next token: greedy, or temperature and top-p with a seeded generator per sequence.
 
-The random draw happens on the CPU with the sequence's own `torch.Generator`, so the same seed
-gives the same tokens on every device and whatever else the engine runs at the same time.
+Each sampled token takes one uniform number from its sequence's own CPU `torch.Generator`, so
+the same seed gives the same draws on every device and whatever else the engine runs at the same
+time. The rest happens where the logits are: softmax, the top-p nucleus, and the inverse of the
+cumulative distribution (in float64, so that the choice does not hang on the order of a sum).
+On a GPU that is one small transfer a step instead of the whole distribution (201k floats) a
+token, and the chosen tokens stay on the device, where the next decode step can start from them
+before the host has seen them (paged/model_runner.py runs steps ahead).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import torch
 
@@ -20,16 +26,41 @@ def make_generator(seed: int | None) -> torch.Generator:
     return generator
 
 
+def draw(params: SamplingParams, generator: torch.Generator | None) -> float:
+    """The uniform number one token of this sequence uses (none for greedy: 0.0, no draw)."""
+    if params.temperature == 0:
+        return 0.0
+    assert generator is not None, "a sampled sequence needs its generator"
+    return float(torch.rand((), generator=generator, dtype=torch.float64))
+
+
+def sample_rows(logits: torch.Tensor, params: Sequence[SamplingParams], uniforms: Sequence[float]) -> torch.Tensor:
+    """logits [B, V] -> one token id a row, int64 [B] on logits' device. Row b is greedy if its
+    temperature is 0, else drawn with uniforms[b] from softmax(logits / temperature) cut to the
+    top-p nucleus: the smallest set of the most likely tokens whose mass reaches top_p (the most
+    likely token always stays)."""
+    dev = logits.device
+    greedy = logits.argmax(dim=-1)
+    if all(p.temperature == 0 for p in params):
+        return greedy
+    temps = torch.tensor([p.temperature if p.temperature > 0 else 1.0 for p in params], device=dev)
+    probs = torch.softmax(logits.float() / temps[:, None], dim=-1).double()  # [B, V]
+    ids = None
+    if any(p.top_p < 1.0 for p in params):
+        probs, ids = torch.sort(probs, dim=-1, descending=True)
+        top_p = torch.tensor([p.top_p for p in params], dtype=torch.float64, device=dev)
+        before = torch.cumsum(probs, dim=-1) - probs  # mass of the tokens ranked above each one
+        keep = before < top_p[:, None]
+        keep[:, 0] = True
+        probs = torch.where(keep, probs, 0.0)
+    cdf = torch.cumsum(probs, dim=-1)  # [B, V]
+    target = torch.tensor(list(uniforms), dtype=torch.float64, device=dev) * cdf[:, -1]
+    pos = torch.searchsorted(cdf, target[:, None], right=True).clamp_(max=cdf.shape[-1] - 1)  # [B, 1]
+    chosen = (pos if ids is None else ids.gather(-1, pos))[:, 0]
+    is_greedy = torch.tensor([p.temperature == 0 for p in params], device=dev)
+    return torch.where(is_greedy, greedy, chosen)
+
+
 def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:
     """logits [V] (any device) -> one token id."""
-    if params.temperature == 0:
-        return int(torch.argmax(logits).item())
-    probs = torch.softmax(logits.float() / params.temperature, dim=-1)  # [V]
-    if params.top_p >= 1.0:
-        return int(torch.multinomial(probs.cpu(), 1, generator=generator).item())
-    probs, ids = torch.sort(probs, descending=True)  # [V] each
-    # Keep the smallest prefix whose mass reaches top_p (the most likely token always stays).
-    before = torch.cumsum(probs, dim=-1) - probs  # mass of the tokens ranked above each one
-    keep = max(int((before < params.top_p).sum().item()), 1)
-    choice = torch.multinomial(probs[:keep].cpu(), 1, generator=generator)  # need not sum to 1
-    return int(ids[int(choice.item())].item())
+    return int(sample_rows(logits[None], [params], [draw(params, generator)])[0].item())

@@ -5,9 +5,9 @@ at batch 1 a step is about three hundred small launches, and the graph removes t
 
 Running ahead: between two steps the host schedules, builds the inputs and copies them over
 while the GPU waits (H100, batch 1: 0.21-0.26 ms a step beside 1.94 ms of GPU work). When every
-sequence of a graph step is greedy and its next token stays in the same KV block, everything the
-next step needs is known on the device: the token is the argmax, position, length and slot move
-by one. The runner then launches that step before it returns this one's tokens, and when the
+sequence of a graph step keeps its next token in the same KV block, everything the next step
+needs is known on the device: the tokens are sampled there (sampling.py), position, length and
+slot move by one. The runner then launches that step before it returns this one's tokens, and when the
 scheduler asks for exactly it (same sequences, tokens, positions, slots), uses its logits
 instead of running it again. Otherwise (a sequence finished, one joined, a block boundary) the
 step ahead is dropped: it wrote only a KV entry one past a live sequence's end, in its own
@@ -28,7 +28,7 @@ from codexpc.engine.paged.decode_graphs import DecodeGraphs
 from codexpc.engine.paged.paged_model import PagedKVCache, PagedModel, StepInputs
 from codexpc.engine.paged.scheduler import SchedulerOutput
 from codexpc.engine.paged.sequence import Sequence
-from codexpc.engine.sampling import sample
+from codexpc.engine.sampling import draw, sample_rows
 
 log = logging.getLogger(__name__)
 
@@ -169,22 +169,18 @@ class ModelRunner:
             self.steps_ahead_used += 1
         else:
             logits = self.graphs.run(host.tokens, host.positions, host.block_tables, host.slots)
-        if self._can_run_ahead(host):
-            return self._sample_running_ahead(out, host, logits)
+        if RUN_AHEAD and all((p + 1) % self.budget.block_size != 0 for p in host.positions):
+            return self._sample_running_ahead(out, host, logits, generators)
         return self._sample(host, logits, generators)
 
-    def _can_run_ahead(self, host: HostStep) -> bool:
-        bs = self.budget.block_size
-        return (RUN_AHEAD and all(seq.params.temperature == 0 for seq in host.samplers)
-                and all((p + 1) % bs != 0 for p in host.positions))
-
-    def _sample_running_ahead(self, out: SchedulerOutput, host: HostStep, logits: torch.Tensor) -> dict[str, int]:
-        """Greedy tokens of this step; the next step is on the GPU before they reach the host."""
+    def _sample_running_ahead(self, out: SchedulerOutput, host: HostStep, logits: torch.Tensor,
+                              generators: dict[str, torch.Generator]) -> dict[str, int]:
+        """This step's tokens; the next step is on the GPU before they reach the host."""
         assert self.graphs is not None
         b = len(host.tokens)
         if self._host_tokens is None:
             self._host_tokens = torch.empty(self.graphs.sizes[-1], dtype=torch.int64, pin_memory=True)
-        tokens = logits.argmax(dim=-1)  # [B] on the device
+        tokens = self._sample_on_device(host, logits, generators)  # [B] on the device
         back = self._host_tokens[:b]
         back.copy_(tokens, non_blocking=True)
         ready = torch.cuda.Event()
@@ -220,13 +216,11 @@ class ModelRunner:
                           ints(host.sample_rows, torch.int64))
 
     def _sample(self, host: HostStep, logits: torch.Tensor, generators: dict[str, torch.Generator]) -> dict[str, int]:
-        greedy = [seq.params.temperature == 0 for seq in host.samplers]
-        # One device-to-host copy for every greedy row, rather than one sync per sequence.
-        argmax = logits.argmax(dim=-1).tolist() if any(greedy) else []
-        sampled: dict[str, int] = {}
-        for row, seq in enumerate(host.samplers):
-            if greedy[row]:
-                sampled[seq.request_id] = int(argmax[row])
-            else:
-                sampled[seq.request_id] = sample(logits[row], seq.params, generators[seq.request_id])
-        return sampled
+        """Every sampling row at once on the logits' device: one copy back, not one a sequence."""
+        tokens = self._sample_on_device(host, logits, generators).tolist()
+        return {seq.request_id: token for seq, token in zip(host.samplers, tokens, strict=True)}
+
+    @staticmethod
+    def _sample_on_device(host: HostStep, logits: torch.Tensor, generators: dict[str, torch.Generator]) -> torch.Tensor:
+        uniforms = [draw(seq.params, generators.get(seq.request_id)) for seq in host.samplers]
+        return sample_rows(logits, [seq.params for seq in host.samplers], uniforms)
