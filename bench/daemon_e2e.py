@@ -463,7 +463,7 @@ def report(spec: dict[str, Any], engine: dict[str, Any], served: dict[str, Any],
     head = f"{'figure':<50} {'engine alone':>14} {'through the daemon':>20} {'daemon/alone':>13}"
     lines = [f"daemon_e2e on {facts['device']} ({facts['engine_device']}); torch {facts['torch']}, "
              f"Python {facts['python']}",
-             f"{NOTE}: every step runs the full forward pass and its argmax; the scripted token is fed back",
+             f"{NOTE}: every step runs the full forward pass and its sampling; the scripted token is fed back on the device",
              f"weights: {'random, gpt-oss-20b shapes, made on the GPU' if spec['random_20b'] else spec['checkpoint']} "
              f"(served as {spec['model']}); {facts['budget']['max_num_seqs']} sequences a step at most",
              f"each stream: a {engine['engine']['prompt_tokens']}-token prompt, {spec['tokens']} output tokens "
