@@ -111,7 +111,8 @@ DENSE_MIN_SLOTS_PER_EXPERT = 512
 
 # Tokens up to which the GEMV kernels (moe_gemv_triton.py) run instead of sorted blocks: each
 # slot then reads its expert on its own, which pays only while few slots share an expert
-# (H100, one layer: 43 us against the scaled dot's 70 at 1 token, 192 against 284 at 8).
+# (H100, one layer: v5's GEMV 43 us against the scaled dot's 70 at 1 token, 192 against 284 at 8;
+# v6's f16 GEMV is 149 at 8, so the cross-over may now sit nearer 16 tokens: not measured).
 GEMV_MAX_TOKENS = 8
 
 # The kernels for 9 tokens up to the bf16-copy size: "scaled" (moe_scaled_triton.py, Triton's
