@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +102,22 @@ class Driver:
     def drain(self) -> None:
         while self.sched.has_work():
             self.step()
+
+
+def profile_steps(d: Driver, steps: int) -> tuple[dict[str, float], dict[str, int], torch.profiler.profile]:
+    """`steps` engine steps under torch.profiler -> (ms a step, launches a step) by CUDA kernel
+    name (its first 70 characters), and the profile itself (for a trace)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            d.step()
+        torch.cuda.synchronize()
+    ms: dict[str, float] = defaultdict(float)
+    launches: dict[str, int] = defaultdict(int)
+    for ev in prof.events():
+        if ev.device_type == torch.autograd.DeviceType.CUDA:
+            ms[ev.name[:70]] += ev.device_time / steps / 1e3
+            launches[ev.name[:70]] += 1
+    return ms, {name: n // steps for name, n in launches.items()}, prof
 
 
 def rand_tokens(n: int) -> list[int]:

@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fast_engine_kernels import graph_ms, random_experts  # noqa: E402
-from bench.fast_engine_parts import CONFIG, DEV, Driver, rand_tokens, random_model  # noqa: E402
+from bench.fast_engine_parts import CONFIG, DEV, Driver, profile_steps, rand_tokens, random_model  # noqa: E402
 from codexpc.engine.kernels import dense_gemv_triton, pdl  # noqa: E402
 from codexpc.engine.kernels import moe_gemv_triton as v6  # noqa: E402
 from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4_slots, moe_reference  # noqa: E402
@@ -212,21 +212,11 @@ def profile_driver(d: Driver, label: str, breakdown: bool) -> float:
     if not breakdown:
         d.sched.finish_all([seq])
         return wall
-    steps = 50
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        for _ in range(steps):
-            d.step()
-        torch.cuda.synchronize()
-    per_kernel: dict[str, float] = defaultdict(float)
-    counts: dict[str, int] = defaultdict(int)
-    for ev in prof.events():
-        if ev.device_type == torch.autograd.DeviceType.CUDA:
-            per_kernel[ev.name[:70]] += ev.device_time / steps / 1e3
-            counts[ev.name[:70]] += 1
+    per_kernel, launches, _ = profile_steps(d, 50)
     record(f"profile batch 1, {label}: wall {wall:.3f} ms/step ({1e3 / wall:.0f} tok/s), kernels "
-           f"{sum(per_kernel.values()):.3f} ms/step, {sum(counts.values()) // steps} launches/step")
+           f"{sum(per_kernel.values()):.3f} ms/step, {sum(launches.values())} launches/step")
     for name, ms in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:12]:
-        record(f"    {ms * 1e3:8.1f} us  x{counts[name] // steps:<4} {name}")
+        record(f"    {ms * 1e3:8.1f} us  x{launches[name]:<4} {name}")
     d.sched.finish_all([seq])
     return wall
 

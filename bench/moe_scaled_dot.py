@@ -19,7 +19,6 @@ import argparse
 import gc
 import sys
 import time
-from collections import defaultdict
 from functools import partial
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fast_engine_kernels import graph_ms, random_experts  # noqa: E402
-from bench.fast_engine_parts import CONFIG, DEV, Driver, rand_tokens, random_model  # noqa: E402
+from bench.fast_engine_parts import CONFIG, DEV, Driver, profile_steps, rand_tokens, random_model  # noqa: E402
 from codexpc.engine.kernels import fused, moe_gemv_triton, moe_scaled_triton  # noqa: E402
 from codexpc.engine.kernels import moe_mxfp4 as moe_module  # noqa: E402
 from codexpc.engine.kernels import moe_mxfp4_triton as rows_module  # noqa: E402
@@ -154,21 +153,12 @@ def profile_decode() -> None:
                 d.step()
             torch.cuda.synchronize()
             wall = (time.perf_counter() - t0) / steps * 1e3
-            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-                for _ in range(steps):
-                    d.step()
-                torch.cuda.synchronize()
-            per_kernel: dict[str, float] = defaultdict(float)
-            counts: dict[str, int] = defaultdict(int)
-            for ev in prof.events():
-                if ev.device_type == torch.autograd.DeviceType.CUDA:
-                    per_kernel[ev.name[:70]] += ev.device_time / steps / 1e3
-                    counts[ev.name[:70]] += 1
+            per_kernel, launches, prof = profile_steps(d, steps)
             gpu = sum(per_kernel.values())
             record(f"profile {version} batch {n}: wall {wall:.2f} ms/step ({n / wall * 1e3:.0f} tok/s), "
-                   f"kernels {gpu:.2f} ms/step, {sum(counts.values()) // steps} launches/step")
+                   f"kernels {gpu:.2f} ms/step, {sum(launches.values())} launches/step")
             for name, ms in sorted(per_kernel.items(), key=lambda kv: -kv[1])[:14]:
-                record(f"    {ms * 1e3:8.1f} us  x{counts[name] // steps:<4} {name}")
+                record(f"    {ms * 1e3:8.1f} us  x{launches[name]:<4} {name}")
             if OUT is not None:
                 prof.export_chrome_trace(str(OUT / f"trace-{version}-{n}.json"))
             d.sched.finish_all(seqs)
