@@ -2,8 +2,9 @@
 
     python bench/sampling_probe.py
 
-For batch 1 and 8 rows of fp32 logits over 201,088 tokens: host time per call (launches and
-the small copies of the settings) and GPU time (CUDA events), for greedy, the engine's
+For batch 1 and 8 rows of fp32 logits over 201,088 tokens: the latency of one call up to its
+result on the host (what a decode step pays: it waits for its tokens), and the GPU time of
+back-to-back calls (CUDA events), for greedy, the engine's
 sampling.sample_rows at temperature 1 with and without top-p, and two candidate inverse-CDF
 layouts: the cumulative sum in float32, and in two levels (sums of 1,024-token chunks, then
 within the chosen chunk). Prints one table.
@@ -47,19 +48,22 @@ def inverse_cdf_two_level(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def time_it(fn: Callable[[], object], n: int = 200) -> tuple[float, float]:
-    """-> (host µs a call, GPU µs a call)."""
+    """-> (µs from the call to its result on the host, GPU µs a call back to back)."""
     for _ in range(10):
         fn()
     torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+        torch.cuda.synchronize()
+    latency = (time.perf_counter() - t0) / n * 1e6
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for _ in range(n):
         fn()
     end.record()
-    host = (time.perf_counter() - t0) / n * 1e6
     torch.cuda.synchronize()
-    return host, start.elapsed_time(end) / n * 1e3
+    return latency, start.elapsed_time(end) / n * 1e3
 
 
 def main() -> int:
@@ -85,8 +89,8 @@ def main() -> int:
             "inverse CDF, two levels in float64": lambda: inverse_cdf_two_level(probs, ut),  # noqa: B023
         }
         for name, fn in cases.items():
-            host, gpu = time_it(fn)
-            lines.append(f"B={b:<2} {name:<42} host {host:7.1f} us   GPU {gpu:7.1f} us")
+            latency, gpu = time_it(fn)
+            lines.append(f"B={b:<2} {name:<42} latency {latency:7.1f} us   GPU back to back {gpu:7.1f} us")
             print(lines[-1], flush=True)
     print(f"# {torch.cuda.get_device_name()}")
     print("\n".join(lines))

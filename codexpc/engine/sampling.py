@@ -63,13 +63,27 @@ def sample_rows(logits: torch.Tensor, params: Sequence[SamplingParams], uniforms
         keep = before < top_p[:, None] * weights.sum(dim=-1, keepdim=True)
         keep[:, 0] = True
         weights = torch.where(keep, weights, 0.0)
-    cdf = torch.cumsum(weights, dim=-1)  # [B, V]
+    cdf = _cumsum(weights)  # [B, V'] (V' >= V: zero weights at the end)
     target = _on(dev, list(uniforms), torch.float64) * cdf[:, -1]
-    pos = torch.searchsorted(cdf, target[:, None], right=True).clamp_(max=cdf.shape[-1] - 1)  # [B, 1]
+    pos = torch.searchsorted(cdf, target[:, None], right=True).clamp_(max=logits.shape[-1] - 1)  # [B, 1]
     chosen = (pos if ids is None else ids.gather(-1, pos))[:, 0]
     if any(p.temperature == 0 for p in params):
         chosen = torch.where(_on(dev, [p.temperature == 0 for p in params], torch.bool), greedy, chosen)
     return chosen
+
+
+_CHUNK = 1024
+
+
+def _cumsum(weights: torch.Tensor) -> torch.Tensor:
+    """Inclusive cumulative sums along each row [B, V], padded with zeros to whole chunks. Torch
+    scans a row in one thread block (325 us for 8 rows of 201k in float64 on an H100); here the
+    chunks are scanned side by side and offset by the running sum of the chunks before them."""
+    b, v = weights.shape
+    chunks = torch.nn.functional.pad(weights, (0, (-v) % _CHUNK)).view(b, -1, _CHUNK)  # [B, R, C]
+    inner = torch.cumsum(chunks, dim=-1)
+    totals = inner[:, :, -1]  # [B, R]
+    return (inner + (torch.cumsum(totals, dim=-1) - totals)[:, :, None]).view(b, -1)
 
 
 def _on(dev: torch.device, values: list[float] | list[bool], dtype: torch.dtype) -> torch.Tensor:
