@@ -114,7 +114,7 @@ class ModelRunner:
         self.graphs = graphs
         self._ahead: _Ahead | None = None
         self.steps_ahead_used = 0  # steps answered from a step run ahead (for benches and tests)
-        self._host_tokens: torch.Tensor | None = None  # pinned: the greedy tokens' way back
+        self._host_tokens: torch.Tensor | None = None  # pinned: the sampled tokens' way back to the host
 
     @classmethod
     def create(cls, transformer: Transformer, budget: CacheBudget, cuda_graphs: bool = True) -> ModelRunner:
