@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from test_daemon import DaemonProcess
@@ -35,6 +36,25 @@ def test_smoke_waits_for_a_loading_test_double_daemon(capsys: pytest.CaptureFixt
         assert out.count("still loading") <= 2  # one line, then at most one every 5 s
         assert "waited" in out and "for its load" in out and "PASS" in out
         assert took < 10, took  # Retry-After is 3 s: the load plus at most one pause
+    finally:
+        process.close()
+
+
+def test_smoke_for_another_checkpoint_does_not_wait_for_a_loading_test_double_daemon(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The loading daemon's /health names its checkpoint; smoke --checkpoint of another one starts
+    its own daemon at once instead of waiting out a load it would not use."""
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "mine").mkdir()
+    process = DaemonProcess(load_s=60.0, checkpoint=tmp_path / "theirs")
+    try:
+        sock = loading(process)
+        started = time.monotonic()
+        assert codexpc_main(["smoke", "--socket", sock, "--engine", "scripted", "--checkpoint",
+                             str(tmp_path / "mine")]) == 0
+        out = capsys.readouterr().out
+        assert "still loading" not in out and "started a daemon for this run (checkpoint" in out
+        assert time.monotonic() - started < 45
     finally:
         process.close()
 

@@ -63,6 +63,7 @@ class DaemonProcess:
         folder: Path | None = None,
         token: str | None = None,
         load_s: float = 0.0,
+        checkpoint: Path | None = None,
     ) -> None:
         # A short folder: socket paths are limited to about 100 bytes.
         self.folder = folder or Path(tempfile.mkdtemp(prefix="cxd-"))
@@ -78,9 +79,8 @@ class DaemonProcess:
             token_file.write_text(token)
             token_file.chmod(0o600)
             listen += f'token_file = "{token_file}"\n'
-        self.config_path.write_text(
-            f'{toml}\n[listen]\n{listen}[models."gpt-oss-20b"]\nengine = "scripted"\n'
-        )
+        model = 'engine = "scripted"\n' + (f'checkpoint = "{checkpoint}"\n' if checkpoint is not None else "")
+        self.config_path.write_text(f'{toml}\n[listen]\n{listen}[models."gpt-oss-20b"]\n{model}')
         self.proc: subprocess.Popen[bytes] | None = None
         self.port: int | None = None
 

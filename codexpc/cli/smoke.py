@@ -1,7 +1,8 @@
 """`codexpc smoke`: one streaming request end to end, with its timeline, TTFT and tokens/s.
 
 With a daemon already running it uses that daemon (no load: the output says it was warm); one
-still loading its model is waited for, up to --start-timeout.
+still loading its model is waited for, up to --start-timeout, unless --checkpoint names another
+checkpoint than the one it loads (its /health says which, while loading too).
 Otherwise it starts one for the run, serving the checkpoint named, or a tiny random checkpoint
 that it builds once and keeps in the cache folder.
 """
@@ -82,6 +83,19 @@ def _same_checkpoint(health: dict[str, Any], wanted: Path | None) -> bool:
     return wanted is None or Path(str(health.get("checkpoint"))).resolve() == wanted.resolve()
 
 
+def _serves_another(socket_path: Path, wanted: Path | None) -> bool:
+    """True when the daemon there, ready or loading, names a checkpoint other than `wanted`
+    (then there is nothing to wait for); False when it is the same, unknown, or unreadable."""
+    if wanted is None:
+        return False
+    try:
+        with Link(socket_path) as link:
+            health = link.http.get("/health").json()  # 503 while loading, with the same fields
+    except Exception:  # noqa: BLE001 - any doubt: wait_for_load asks again and says what is wrong
+        return False
+    return isinstance(health, dict) and health.get("checkpoint") is not None and not _same_checkpoint(health, wanted)
+
+
 def _start_daemon(args: argparse.Namespace, checkpoint: Path, quiet: bool,
                   keep_at: Path | None, synthetic: bool) -> daemon_proc.ChildDaemon:
     serve_args = ["--checkpoint", str(checkpoint)]
@@ -108,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     warm_health: dict[str, Any] | None = None
     waited_s = 0.0
     kept = False
-    if not args.fresh and probe(socket_path) is None:
+    if not args.fresh and probe(socket_path) is None and not _serves_another(socket_path, args.checkpoint):
         health, waited_s = wait_for_load(socket_path, args.start_timeout, warn if args.json else say)
         if _same_checkpoint(health, args.checkpoint):
             warm_health = health
