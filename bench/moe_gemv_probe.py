@@ -104,23 +104,22 @@ def tiles(table: dict[int, Tiles], t: int, value: Tiles) -> Iterator[None]:
 def bench_tokens(t: int, ws: list[ExpertWeights], base: ModuleType | None) -> None:
     x, ids, wts = routing(t)
     packed = v6.pack_activations(x)  # the engine's RMSNorm kernel writes this form
-    slots = v6.Routing(4, ids=ids, weights=wts)
     layers = len(ws)
     used = layers * layer_bytes(ws[0], ids)
 
     def up_all() -> list[torch.Tensor]:
-        return [v6.gemv_up(packed, slots, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA) for w in ws]
+        return [v6.gemv_up(packed, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA) for w in ws]
 
     hs = up_all()
 
     def down_all() -> None:
         for w, h in zip(ws, hs, strict=True):
-            v6.gemv_down(h, slots, w.w2_blocks, w.w2_scales, w.b2)
+            v6.gemv_down(h, ids, wts, w.w2_blocks, w.w2_scales, w.b2)
 
     def pair_all() -> None:
         for w in ws:
-            h = v6.gemv_up(packed, slots, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA)
-            v6.gemv_down(h, slots, w.w2_blocks, w.w2_scales, w.b2)
+            h = v6.gemv_up(packed, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA)
+            v6.gemv_down(h, ids, wts, w.w2_blocks, w.w2_scales, w.b2)
 
     line = f"MoE GEMV T={t}:"
     for prefetch in (False, True):

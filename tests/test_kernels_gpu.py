@@ -147,28 +147,6 @@ def test_moe_slots_sum_to_the_reference(tokens: int, shape: tuple[int, int, int,
     assert_slots_sum_to_the_reference(tokens, shape, seed=10 + tokens)
 
 
-@gpu_or_interpreter
-@pytest.mark.parametrize("tokens", [1, 3])
-@pytest.mark.parametrize("shape", SHAPES)
-def test_moe_gemv_picks_the_routers_experts_from_its_logits(tokens: int, shape: tuple[int, int, int, int]) -> None:
-    """The decode path: the GEMVs take the route kernel's top-k and softmax from the logits
-    themselves, and give what the GEMVs give on route_reference's ids and weights."""
-    from codexpc.engine.kernels.moe_gemv_triton import pack_activations
-    from codexpc.engine.kernels.moe_mxfp4 import moe_gemv_from_logits
-
-    h, i, e, k = shape
-    w = random_experts(e, h, i, seed=30 + tokens)
-    g = torch.Generator().manual_seed(tokens)
-    # Distinct logits, exact in bf16: a tie could go either way between two implementations.
-    logits = torch.stack([torch.randperm(e, generator=g) for _ in range(tokens)]).float().div(e).to(DEVICE, DTYPE)
-    x = torch.randn(tokens, h, device=DEVICE).to(DTYPE)
-    ids, weights = route_reference(logits, k)
-    want = moe_mxfp4_slots(x, ids, weights, w)
-    got = moe_gemv_from_logits(pack_activations(x), logits, k, w)
-    assert got.shape == want.shape == (tokens, k, h)
-    assert rel_err(got, want) < 1e-5
-
-
 def assert_slots_sum_to_the_reference(tokens: int, shape: tuple[int, int, int, int], seed: int) -> None:
     h, i, e, k = shape
     w = random_experts(e, h, i, seed=seed)

@@ -92,21 +92,14 @@ ROUTER_MAX_TOKENS = 128
 ROUTER_TILES = (2, 1024, 4)  # two logits a program: 16 programs a token at 32 experts
 
 
-def router_logits(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """The router's matmul alone, [T, E] in x's dtype, through our GEMV (for up to
-    ROUTER_MAX_TOKENS tokens): the MoE GEMVs take its top-k themselves."""
-    assert x.shape[0] <= ROUTER_MAX_TOKENS
-    from codexpc.engine.kernels.dense_gemv_triton import launch_gemv  # needs triton
-
-    return launch_gemv(x, weight, bias, ROUTER_TILES)
-
-
 def router(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """router_reference; up to ROUTER_MAX_TOKENS tokens the matmul is our GEMV (at batch 1
     cuBLAS spent a split-K GEMV and its reduction, about 6 us a layer, on a 32 x 2880 matmul)."""
     if x.shape[0] > ROUTER_MAX_TOKENS:
         return route(torch.nn.functional.linear(x, weight, bias), k)
-    return route(router_logits(x, weight, bias), k)
+    from codexpc.engine.kernels.dense_gemv_triton import launch_gemv  # needs triton
+
+    return route(launch_gemv(x, weight, bias, ROUTER_TILES), k)
 
 
 def rope_write_kv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, k_cache: torch.Tensor,

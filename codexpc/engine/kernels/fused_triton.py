@@ -37,24 +37,6 @@ def _add_rmsnorm_kernel(x_ptr, y_ptr, scale_ptr, sum_ptr, out_ptr, packed_ptr, s
 
 
 @triton.jit
-def top_k_softmax(logit, cols, BLOCK_E: tl.constexpr, K: tl.constexpr, BLOCK_K: tl.constexpr):
-    """logit [BLOCK_E] fp32 (-inf past the experts) -> ids [BLOCK_K] int64, the k largest, best
-    first, ties to the lower expert id; weights [BLOCK_K] fp32, the softmax over those k (gpt-oss
-    quirk: over the k chosen logits only). Also run inside the MoE GEMVs (moe_gemv_triton.py)."""
-    kk = tl.arange(0, BLOCK_K)
-    best = tl.max(logit, axis=0)
-    ids = tl.zeros([BLOCK_K], dtype=tl.int64)
-    w = tl.zeros([BLOCK_K], dtype=tl.float32)
-    for j in tl.static_range(K):
-        top = tl.max(logit, axis=0)
-        idx = tl.min(tl.where(logit == top, cols, BLOCK_E), axis=0)
-        ids = tl.where(kk == j, idx.to(tl.int64), ids)
-        w = tl.where(kk == j, tl.exp(top - best), w)
-        logit = tl.where(cols == idx, float("-inf"), logit)
-    return ids, w / tl.sum(w, axis=0)
-
-
-@triton.jit
 def _route_kernel(logits_ptr, ids_ptr, weights_ptr, stride_l, E: tl.constexpr, BLOCK_E: tl.constexpr,
                   K: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr = False):
     row = tl.program_id(0).to(tl.int64)
@@ -62,9 +44,18 @@ def _route_kernel(logits_ptr, ids_ptr, weights_ptr, stride_l, E: tl.constexpr, B
     kk = tl.arange(0, BLOCK_K)
     wait_for_inputs(PDL)
     logit = tl.load(logits_ptr + row * stride_l + cols, mask=cols < E, other=float("-inf")).to(tl.float32)
-    ids, w = top_k_softmax(logit, cols, BLOCK_E, K, BLOCK_K)
+    best = tl.max(logit, axis=0)
+    ids = tl.zeros([BLOCK_K], dtype=tl.int64)
+    w = tl.zeros([BLOCK_K], dtype=tl.float32)
+    for j in tl.static_range(K):  # the k largest, best first; ties go to the lower expert id
+        top = tl.max(logit, axis=0)
+        idx = tl.min(tl.where(logit == top, cols, BLOCK_E), axis=0)
+        ids = tl.where(kk == j, idx.to(tl.int64), ids)
+        w = tl.where(kk == j, tl.exp(top - best), w)
+        logit = tl.where(cols == idx, float("-inf"), logit)
+    # gpt-oss quirk: softmax over the k chosen logits only.
     tl.store(ids_ptr + row * K + kk, ids, mask=kk < K)
-    tl.store(weights_ptr + row * K + kk, w, mask=kk < K)
+    tl.store(weights_ptr + row * K + kk, w / tl.sum(w, axis=0), mask=kk < K)
 
 
 @triton.jit

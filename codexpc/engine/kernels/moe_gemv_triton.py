@@ -35,13 +35,10 @@ Both kernels wait for the kernel before as kernels/pdl.py describes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import triton
 import triton.language as tl
 
-from codexpc.engine.kernels.fused_triton import top_k_softmax
 from codexpc.engine.kernels.pdl import launch_args, wait_for_inputs
 
 _2_POW_6 = tl.constexpr(64.0)
@@ -191,35 +188,13 @@ def _dot_rows(act_ptr, w_ptr, s_ptr, rows, row_ok, stride_sn, K: tl.constexpr, B
 
 
 @triton.jit
-def _slot_expert(ids_ptr, route_ptr, logits_ptr, stride_l, slot, TOPK: tl.constexpr, E: tl.constexpr,
-                 BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, FROM_LOGITS: tl.constexpr):
-    """Slot `slot`'s expert (int64) and routing weight (fp32): the router's ids and weights, or,
-    FROM_LOGITS, chosen here from its logits as fused.route would (the same top-k and softmax:
-    one launch fewer a layer). Loaded through L2 (.cg): the down GEMV reads them before waiting."""
-    if FROM_LOGITS:
-        cols = tl.arange(0, BLOCK_E)
-        logit = tl.load(logits_ptr + (slot // TOPK).to(tl.int64) * stride_l + cols, mask=cols < E,
-                        other=float("-inf"), cache_modifier=".cg").to(tl.float32)
-        ids, weights = top_k_softmax(logit, cols, BLOCK_E, TOPK, BLOCK_K)
-        mine = tl.arange(0, BLOCK_K) == slot % TOPK
-        e = tl.sum(tl.where(mine, ids, 0), axis=0)
-        weight = tl.sum(tl.where(mine, weights, 0.0), axis=0)
-    else:
-        e = tl.load(ids_ptr + slot, cache_modifier=".cg").to(tl.int64)
-        weight = tl.load(route_ptr + slot, cache_modifier=".cg").to(tl.float32)
-    return e, weight
-
-
-@triton.jit
-def _gemv_up_kernel(x_ptr, ids_ptr, route_ptr, logits_ptr, w_ptr, s_ptr, b_ptr, h_ptr, stride_x, stride_l,
-                    stride_we, stride_se, stride_sn, stride_be, stride_h, limit, alpha,
-                    K: tl.constexpr, N: tl.constexpr, TOPK: tl.constexpr, E: tl.constexpr, BLOCK_E: tl.constexpr,
-                    BLOCK_K: tl.constexpr, FROM_LOGITS: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ASM: tl.constexpr, PREFETCH: tl.constexpr,
-                    PDL: tl.constexpr = False):
+def _gemv_up_kernel(x_ptr, ids_ptr, w_ptr, s_ptr, b_ptr, h_ptr, stride_x, stride_we, stride_se,
+                    stride_sn, stride_be, stride_h, limit, alpha,
+                    K: tl.constexpr, N: tl.constexpr, TOPK: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                    ASM: tl.constexpr, PREFETCH: tl.constexpr, PDL: tl.constexpr = False):
     slot = tl.program_id(0)
-    wait_for_inputs(PDL)  # the ids (or logits) are the kernel before's
-    e, _ = _slot_expert(ids_ptr, route_ptr, logits_ptr, stride_l, slot, TOPK, E, BLOCK_E, BLOCK_K,
-                                 FROM_LOGITS)
+    wait_for_inputs(PDL)
+    e = tl.load(ids_ptr + slot).to(tl.int64)
     token = slot // TOPK
     rows = tl.program_id(1) * BN + tl.arange(0, BN)
     row_ok = rows < N
@@ -237,51 +212,21 @@ def _gemv_up_kernel(x_ptr, ids_ptr, route_ptr, logits_ptr, w_ptr, s_ptr, b_ptr, 
 
 
 @triton.jit
-def _gemv_down_kernel(h_ptr, ids_ptr, route_ptr, logits_ptr, w_ptr, s_ptr, b_ptr, y_ptr, stride_h, stride_l,
-                      stride_we, stride_se, stride_sn, stride_be, stride_y,
-                      K: tl.constexpr, N: tl.constexpr, TOPK: tl.constexpr, E: tl.constexpr,
-                      BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, FROM_LOGITS: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ASM: tl.constexpr,
+def _gemv_down_kernel(h_ptr, ids_ptr, route_ptr, w_ptr, s_ptr, b_ptr, y_ptr, stride_h, stride_we, stride_se,
+                      stride_sn, stride_be, stride_y,
+                      K: tl.constexpr, N: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, ASM: tl.constexpr,
                       PREFETCH: tl.constexpr, PDL: tl.constexpr = False):
     slot = tl.program_id(0)
-    # The router's output (ids and weights, or logits) is two kernels back (route or the router's
-    # GEMV, then up, then down), finished by the time this kernel's programs start (pdl.py): read
-    # before waiting, the expert's first weights too. h, up's output, only after.
-    e, weight = _slot_expert(ids_ptr, route_ptr, logits_ptr, stride_l, slot, TOPK, E, BLOCK_E, BLOCK_K,
-                                 FROM_LOGITS)
+    # The ids are the router's, two kernels back (route, up, down), which has finished by the time
+    # this kernel's programs start (pdl.py): read before waiting, from L2 (.cg), the expert's
+    # first weights too. h, up's output, only after.
+    e = tl.load(ids_ptr + slot, cache_modifier=".cg").to(tl.int64)
     rows = tl.program_id(1) * BN + tl.arange(0, BN)
     row_ok = rows < N
     y = _dot_rows(h_ptr + slot * stride_h, w_ptr + e * stride_we, s_ptr + e * stride_se, rows, row_ok,
                   stride_sn, K, BK, ASM, PDL, PREFETCH)
     y += tl.load(b_ptr + e * stride_be + rows, mask=row_ok, other=0.0).to(tl.float32)
-    tl.store(y_ptr + slot * stride_y + rows, weight * y, mask=row_ok)
-
-
-@dataclass(frozen=True)
-class Routing:
-    """Which expert each slot (token t's j-th choice, slot t * k + j) uses: the router's ids and
-    weights [T, k], or its logits [T, E], from which the kernels take fused.route's top-k and
-    softmax themselves (the engine's decode path: the route kernel's launch saved)."""
-
-    k: int
-    ids: torch.Tensor | None = None
-    weights: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-
-    def tokens(self) -> int:
-        return (self.logits if self.logits is not None else self.ids).shape[0]  # type: ignore[union-attr]
-
-    def kernel_args(self, num_experts: int) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int],
-                                                       dict[str, int | bool]]:
-        """(ids, weights, logits, the logits' row stride) for the kernels (an unused pointer is
-        any tensor), and their constexprs."""
-        consts: dict[str, int | bool] = {"TOPK": self.k, "E": num_experts, "BLOCK_E": triton.next_power_of_2(num_experts),
-                                         "BLOCK_K": triton.next_power_of_2(self.k)}
-        if self.logits is not None:
-            assert self.logits.stride(1) == 1 and self.logits.shape[1] == num_experts
-            return (self.logits, self.logits, self.logits, self.logits.stride(0)), {**consts, "FROM_LOGITS": True}
-        assert self.ids is not None and self.weights is not None
-        ids = self.ids.contiguous()
-        return (ids, self.weights.float().contiguous(), ids, 0), {**consts, "FROM_LOGITS": False}
+    tl.store(y_ptr + slot * stride_y + rows, tl.load(route_ptr + slot) * y, mask=row_ok)
 
 
 def pack_activations(a: torch.Tensor) -> torch.Tensor:
@@ -314,39 +259,39 @@ def _words(blocks: torch.Tensor) -> torch.Tensor:
     return blocks.view(torch.int32).view(e, n, groups * 4)
 
 
-def gemv_up(x: torch.Tensor, routing: Routing, blocks: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor,
+def gemv_up(x: torch.Tensor, ids: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor,
             limit: float, alpha: float) -> torch.Tensor:
-    """x [T, H] (or its pack_activations form [T, H/8, 4]) -> h [T * k, I/8, 4] int32: slot
-    t * k + j's SwiGLU output, packed for gemv_down."""
+    """x [T, H] (or its pack_activations form [T, H/8, 4]), ids [T, k] -> h [T * k, I/8, 4]
+    int32: slot t * k + j's SwiGLU output, packed for gemv_down."""
     e, n, groups, _ = blocks.shape  # n = 2I
-    t = routing.tokens()
+    topk = ids.shape[1]
     act = x if x.dtype == torch.int32 else pack_activations(x)
     w = _words(blocks)
-    h = torch.empty(t * routing.k, n // 16, 4, dtype=torch.int32, device=x.device)
-    bn, bk, warps, prefetch = UP_TILES.get(t, MORE_TOKENS_TILES)
-    (ids, route, logits, stride_l), consts = routing.kernel_args(e)
-    _gemv_up_kernel[(t * routing.k, triton.cdiv(n, bn))](
-        act, ids, route, logits, w, scales, bias, h.view(torch.float16), act.stride(0), stride_l, w.stride(0),
-        scales.stride(0), scales.stride(1), bias.stride(0), h.stride(0) * 2, float(limit), float(alpha),
-        K=groups * 32, N=n, BN=bn, BK=bk, ASM=_asm(x), PREFETCH=prefetch, num_warps=warps, **consts,
+    h = torch.empty(ids.numel(), n // 16, 4, dtype=torch.int32, device=x.device)
+    bn, bk, warps, prefetch = UP_TILES.get(ids.shape[0], MORE_TOKENS_TILES)
+    grid = (ids.numel(), triton.cdiv(n, bn))
+    _gemv_up_kernel[grid](
+        act, ids, w, scales, bias, h.view(torch.float16), act.stride(0), w.stride(0), scales.stride(0),
+        scales.stride(1), bias.stride(0), h.stride(0) * 2, float(limit), float(alpha),
+        K=groups * 32, N=n, TOPK=topk, BN=bn, BK=bk, ASM=_asm(x), PREFETCH=prefetch, num_warps=warps,
         **launch_args(x),
     )
     return h
 
 
-def gemv_down(h: torch.Tensor, routing: Routing, blocks: torch.Tensor, scales: torch.Tensor,
+def gemv_down(h: torch.Tensor, ids: torch.Tensor, route: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor,
               bias: torch.Tensor) -> torch.Tensor:
     """h [T * k, I/8, 4] (gemv_up's) -> y [T, k, H] fp32: each slot's expert output times its
     routing weight."""
     e, n, groups, _ = blocks.shape  # n = H
-    t = routing.tokens()
     w = _words(blocks)
-    y = torch.empty(t, routing.k, n, dtype=torch.float32, device=h.device)
-    bn, bk, warps, prefetch = DOWN_TILES.get(t, MORE_TOKENS_TILES)
-    (ids, route, logits, stride_l), consts = routing.kernel_args(e)
-    _gemv_down_kernel[(t * routing.k, triton.cdiv(n, bn))](
-        h, ids, route, logits, w, scales, bias, y, h.stride(0), stride_l, w.stride(0), scales.stride(0),
-        scales.stride(1), bias.stride(0), y.stride(1), K=groups * 32, N=n, BN=bn, BK=bk, ASM=_asm(h),
-        PREFETCH=prefetch, num_warps=warps, **consts, **launch_args(h),
+    route = route.float().contiguous()
+    y = torch.empty(ids.shape[0], ids.shape[1], n, dtype=torch.float32, device=h.device)
+    bn, bk, warps, prefetch = DOWN_TILES.get(ids.shape[0], MORE_TOKENS_TILES)
+    grid = (ids.numel(), triton.cdiv(n, bn))
+    _gemv_down_kernel[grid](
+        h, ids, route, w, scales, bias, y, h.stride(0), w.stride(0), scales.stride(0), scales.stride(1),
+        bias.stride(0), y.stride(1), K=groups * 32, N=n, BN=bn, BK=bk, ASM=_asm(h), PREFETCH=prefetch,
+        num_warps=warps, **launch_args(h),
     )
     return y

@@ -18,15 +18,11 @@ scales [E, rows, cols/32] u8).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from codexpc.engine.model import SWIGLU_ALPHA, swiglu
 from codexpc.engine.mxfp4 import dequantize
-
-if TYPE_CHECKING:
-    from codexpc.engine.kernels.moe_gemv_triton import Routing
 
 
 @dataclass(frozen=True)
@@ -124,34 +120,22 @@ GEMV_MAX_TOKENS = 8
 MANY_TOKENS_KERNEL = "scaled"
 
 
-def moe_mxfp4_slots(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights) -> torch.Tensor:
+def moe_mxfp4_slots(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights,
+                    packed: torch.Tensor | None = None) -> torch.Tensor:
     """Each slot's routing weight times its expert's output, [T, k, H] fp32, unsummed: the
-    model sums the k slots inside its next add + RMSNorm."""
+    model sums the k slots inside its next add + RMSNorm. `packed`: x as the GEMV's f16 pairs
+    (fused.add_rmsnorm_packed), used up to GEMV_MAX_TOKENS; else they are made here."""
     t, k = ids.shape
     if t <= GEMV_MAX_TOKENS:
-        from codexpc.engine.kernels.moe_gemv_triton import Routing  # needs triton
+        from codexpc.engine.kernels.moe_gemv_triton import gemv_down, gemv_up  # needs triton
 
-        return _gemv(x, Routing(k, ids=ids, weights=weights), w)
+        ids = ids.contiguous()
+        h = gemv_up(x if packed is None else packed, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit,
+                    SWIGLU_ALPHA)  # [T * k, I/8, 4] f16 pairs
+        return gemv_down(h, ids, weights, w.w2_blocks, w.w2_scales, w.b2)
     if MANY_TOKENS_KERNEL == "scaled" and t * k < DENSE_MIN_SLOTS_PER_EXPERT * w.num_experts:
         return _scaled(x, ids, weights, w)
     return _row_blocks(x, ids, weights, w, None)
-
-
-def moe_gemv_from_logits(packed: torch.Tensor, logits: torch.Tensor, k: int, w: ExpertWeights) -> torch.Tensor:
-    """moe_mxfp4_slots for up to GEMV_MAX_TOKENS tokens, from the router's logits [T, E] (the
-    GEMVs take fused.route's top-k and softmax themselves) and the input as the GEMV's f16 pairs
-    (fused.add_rmsnorm_packed): the decode path, two launches a layer."""
-    from codexpc.engine.kernels.moe_gemv_triton import Routing  # needs triton
-
-    assert logits.shape[0] <= GEMV_MAX_TOKENS
-    return _gemv(packed, Routing(k, logits=logits), w)
-
-
-def _gemv(x: torch.Tensor, routing: Routing, w: ExpertWeights) -> torch.Tensor:
-    from codexpc.engine.kernels.moe_gemv_triton import gemv_down, gemv_up  # needs triton
-
-    h = gemv_up(x, routing, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA)  # [T * k, I/8, 4] f16 pairs
-    return gemv_down(h, routing, w.w2_blocks, w.w2_scales, w.b2)
 
 
 def _scaled(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights) -> torch.Tensor:

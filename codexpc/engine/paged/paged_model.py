@@ -16,15 +16,8 @@ import torch
 from codexpc.engine.config import ModelConfig
 from codexpc.engine.kernels import moe_mxfp4
 from codexpc.engine.kernels.attention import PagedBatch, paged_attention, paged_attention_reference, write_kv
-from codexpc.engine.kernels.fused import (
-    add_rmsnorm,
-    add_rmsnorm_packed,
-    linear,
-    rope_write_kv,
-    router,
-    router_logits,
-)
-from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_gemv_from_logits, moe_mxfp4_slots
+from codexpc.engine.kernels.fused import add_rmsnorm, add_rmsnorm_packed, linear, rope_write_kv, router
+from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4_slots
 from codexpc.engine.model import AttentionBlock, Block, MLPBlock, Transformer, apply_rotary, experts_reference
 
 
@@ -105,15 +98,13 @@ class PagedModel:
             q = rope_write_kv(linear(t, attn.qkv), cos, sin, self.cache.k[layer], self.cache.v[layer],
                               batch.slot_mapping, heads)  # [T, heads, D]
             out = paged_attention(q, self.cache.k[layer], self.cache.v[layer], attn.sinks, batch, attn.window)
-            if x.shape[0] <= moe_mxfp4.GEMV_MAX_TOKENS:
-                # Decode: the MoE GEMVs read their input as f16 pairs and pick experts from the logits.
+            packed = None
+            if x.shape[0] <= moe_mxfp4.GEMV_MAX_TOKENS:  # the MoE's GEMV reads its input as f16 pairs
                 x, t, packed = add_rmsnorm_packed(x, linear(out, attn.out), mlp.norm.scale, mlp.norm.eps)
-                logits = router_logits(t, mlp.gate.weight, mlp.gate.bias)  # [T, E]
-                moe = moe_gemv_from_logits(packed, logits, mlp.k, self._experts[layer])  # [T, k, H] fp32
             else:
                 x, t = add_rmsnorm(x, linear(out, attn.out), mlp.norm.scale, mlp.norm.eps)
-                ids, weights = router(t, mlp.gate.weight, mlp.gate.bias, mlp.k)  # [T, k]
-                moe = moe_mxfp4_slots(t, ids, weights, self._experts[layer])
+            ids, weights = router(t, mlp.gate.weight, mlp.gate.bias, mlp.k)  # [T, k]
+            moe = moe_mxfp4_slots(t, ids, weights, self._experts[layer], packed)  # [T, k, H] fp32
         assert moe is not None
         return x, moe
 
