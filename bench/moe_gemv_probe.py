@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fast_engine_kernels import graph_ms, random_experts  # noqa: E402
 from bench.fast_engine_parts import CONFIG, DEV, Driver, profile_steps, rand_tokens, random_model  # noqa: E402
-from codexpc.engine.kernels import dense_gemv_triton, pdl  # noqa: E402
 from codexpc.engine.kernels import moe_gemv_triton as v6  # noqa: E402
+from codexpc.engine.kernels import pdl  # noqa: E402
 from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4_slots, moe_reference  # noqa: E402
 from codexpc.engine.model import SWIGLU_ALPHA  # noqa: E402
 from codexpc.engine.paged import model_runner  # noqa: E402
@@ -156,14 +156,15 @@ def sweep(t: int, name: str, table: dict[int, Tiles], fn, prefetch: bool) -> tup
     return best
 
 
-# Engine variants timed at batch 1: (label, PDL, dense look-ahead, MoE tiles at one token (up, down),
-# the runner's steps run ahead).
+# Engine variants timed at batch 1: (label, PDL, MoE tiles at one token (up, down), the runner's
+# steps run ahead). The dense GEMVs always load ahead now (their switch went once measured:
+# results up to moe_gemv_probe-v6d-h100.txt have it off in the first two rows).
 V5_TILES = (16, 512, 4, False)
 VARIANTS = (
-    ("PDL off, v5 tiles, no look-ahead", False, False, V5_TILES, V5_TILES, False),
-    ("PDL on, v5 tiles, no look-ahead", True, False, V5_TILES, V5_TILES, False),
-    ("PDL on, engine tiles and look-ahead", True, True, v6.UP_TILES[1], v6.DOWN_TILES[1], False),
-    ("all that, and steps run ahead", True, True, v6.UP_TILES[1], v6.DOWN_TILES[1], True),
+    ("PDL off, v5 MoE tiles", False, V5_TILES, V5_TILES, False),
+    ("PDL on, v5 MoE tiles", True, V5_TILES, V5_TILES, False),
+    ("PDL on, engine MoE tiles and look-ahead", True, v6.UP_TILES[1], v6.DOWN_TILES[1], False),
+    ("all that, and steps run ahead", True, v6.UP_TILES[1], v6.DOWN_TILES[1], True),
 )
 
 
@@ -172,19 +173,18 @@ def profile_decode() -> None:
     the kernel breakdown under torch.profiler in the first round."""
     model = random_model(CONFIG)
     model_runner.WARMUP_TOKENS = (1,)
-    saved = (pdl.ENABLED, dense_gemv_triton.PREFETCH)  # and model_runner.RUN_AHEAD (on by default)
+    saved = pdl.ENABLED, model_runner.RUN_AHEAD
     walls: dict[str, list[float]] = defaultdict(list)
     for round_ in range(2):
-        for label, enabled, dense_prefetch, up, down, ahead in VARIANTS:
-            pdl.ENABLED, dense_gemv_triton.PREFETCH, model_runner.RUN_AHEAD = enabled, dense_prefetch, ahead
+        for label, enabled, up, down, ahead in VARIANTS:
+            pdl.ENABLED, model_runner.RUN_AHEAD = enabled, ahead
             with tiles(v6.UP_TILES, 1, up), tiles(v6.DOWN_TILES, 1, down):
                 d = Driver(model, CacheBudget(16, 3200, 64, 8192, bytes_per_block=0))
                 walls[label].append(profile_driver(d, label, breakdown=round_ == 0))
             del d
             gc.collect()
             torch.cuda.empty_cache()
-    pdl.ENABLED, dense_gemv_triton.PREFETCH = saved
-    model_runner.RUN_AHEAD = True
+    pdl.ENABLED, model_runner.RUN_AHEAD = saved
     for label, ms in walls.items():
         record(f"batch 1 {label:<40} wall {min(ms):.3f} / {max(ms):.3f} ms a step ({1e3 / min(ms):.0f} tok/s best)")
 

@@ -16,12 +16,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from codexpc import settings
 from codexpc.cli import daemon_proc, timeline
 from codexpc.cli.health import format_duration
 from codexpc.cli.link import LOAD_WAIT_S, Link, probe, request_body, wait_for_load
 from codexpc.cli.output import Progress, add_json_flag, emit_json, say, warn
-from codexpc.errors import CheckpointError
+from codexpc.errors import CheckpointError, CodexpcError
 
 DEFAULT_PROMPT = "Say hello in one short sentence."
 TINY_LAYOUT = "original"
@@ -91,7 +93,7 @@ def _serves_another(socket_path: Path, wanted: Path | None) -> bool:
     try:
         with Link(socket_path) as link:
             health = link.http.get("/health").json()  # 503 while loading, with the same fields
-    except Exception:  # noqa: BLE001 - any doubt: wait_for_load asks again and says what is wrong
+    except (CodexpcError, httpx.HTTPError, ValueError):  # any doubt: wait_for_load asks again, says what is wrong
         return False
     return isinstance(health, dict) and health.get("checkpoint") is not None and not _same_checkpoint(health, wanted)
 

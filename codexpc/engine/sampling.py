@@ -45,9 +45,8 @@ def sample_rows(logits: torch.Tensor, params: Sequence[SamplingParams], uniforms
     (exp(x - max), then its cumulative sum: torch's softmax over one 201k row is one thread
     block, 49 us on an H100, bench/results/sampling_probe-h100.txt)."""
     dev = logits.device
-    greedy = logits.argmax(dim=-1)
     if all(p.temperature == 0 for p in params):
-        return greedy
+        return logits.argmax(dim=-1)
     temps = [p.temperature if p.temperature > 0 else 1.0 for p in params]
     x = logits.float()
     if len(set(temps)) > 1:
@@ -58,7 +57,7 @@ def sample_rows(logits: torch.Tensor, params: Sequence[SamplingParams], uniforms
     ids = None
     if any(p.top_p < 1.0 for p in params):
         weights, ids = torch.sort(weights, dim=-1, descending=True)
-        before = torch.cumsum(weights, dim=-1) - weights  # mass of the tokens ranked above each one
+        before = _cumsum(weights)[:, : weights.shape[-1]] - weights  # mass of the tokens ranked above each one
         top_p = _on(dev, [p.top_p for p in params], torch.float64)
         keep = before < top_p[:, None] * weights.sum(dim=-1, keepdim=True)
         keep[:, 0] = True
@@ -67,8 +66,9 @@ def sample_rows(logits: torch.Tensor, params: Sequence[SamplingParams], uniforms
     target = _on(dev, list(uniforms), torch.float64) * cdf[:, -1]
     pos = torch.searchsorted(cdf, target[:, None], right=True).clamp_(max=logits.shape[-1] - 1)  # [B, 1]
     chosen = (pos if ids is None else ids.gather(-1, pos))[:, 0]
-    if any(p.temperature == 0 for p in params):
-        chosen = torch.where(_on(dev, [p.temperature == 0 for p in params], torch.bool), greedy, chosen)
+    if any(p.temperature == 0 for p in params):  # a mixed batch
+        is_greedy = _on(dev, [p.temperature == 0 for p in params], torch.bool)
+        chosen = torch.where(is_greedy, logits.argmax(dim=-1), chosen)
     return chosen
 
 

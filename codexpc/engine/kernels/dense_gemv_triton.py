@@ -19,42 +19,29 @@ from codexpc.engine.kernels.pdl import launch_args, wait_for_inputs
 
 @triton.jit
 def _gemv_kernel(x_ptr, w_ptr, b_ptr, y_ptr, stride_x, stride_w, stride_y, K: tl.constexpr, N: tl.constexpr,
-                 BN: tl.constexpr, BK: tl.constexpr, PREFETCH: tl.constexpr, PDL: tl.constexpr = False):
+                 BN: tl.constexpr, BK: tl.constexpr, PDL: tl.constexpr = False):
     token = tl.program_id(1).to(tl.int64)
     rows = tl.program_id(0) * BN + tl.arange(0, BN)
     ok = rows < N
     kk = tl.arange(0, BK)
     # The first K step's weights are loaded before waiting for the kernel before (pdl.py): with
-    # programmatic launch they stream in while it finishes.
+    # programmatic launch they stream in while it finishes. Each later step's weights are loaded
+    # before the step before is summed (with both, batch-1 decode went from 2.303 to 2.172 ms a
+    # step on an H100, bench/results/moe_gemv_probe-v6-lookahead-h100.txt).
     w = tl.load(w_ptr + rows[:, None] * stride_w + kk[None, :], mask=ok[:, None] & (kk[None, :] < K), other=0.0)
     wait_for_inputs(PDL)
-    if PREFETCH:  # each step's weights loaded before the step before is summed
-        acc = tl.zeros((BN, BK), dtype=tl.float32)
-        for k0 in range(0, K, BK):
-            kn = k0 + BK + tl.arange(0, BK)
-            w_next = tl.load(w_ptr + rows[:, None] * stride_w + kn[None, :], mask=ok[:, None] & (kn[None, :] < K),
-                             other=0.0)
-            kk = k0 + tl.arange(0, BK)
-            x = tl.load(x_ptr + token * stride_x + kk, mask=kk < K, other=0.0).to(tl.float32)
-            acc += w.to(tl.float32) * x[None, :]
-            w = w_next
-    else:
+    acc = tl.zeros((BN, BK), dtype=tl.float32)
+    for k0 in range(0, K, BK):
+        kn = k0 + BK + tl.arange(0, BK)  # the next step: masked past K
+        w_next = tl.load(w_ptr + rows[:, None] * stride_w + kn[None, :], mask=ok[:, None] & (kn[None, :] < K),
+                         other=0.0)
+        kk = k0 + tl.arange(0, BK)
         x = tl.load(x_ptr + token * stride_x + kk, mask=kk < K, other=0.0).to(tl.float32)
-        acc = w.to(tl.float32) * x[None, :]
-        for k0 in range(BK, K, BK):
-            kk = k0 + tl.arange(0, BK)
-            x = tl.load(x_ptr + token * stride_x + kk, mask=kk < K, other=0.0).to(tl.float32)
-            w = tl.load(w_ptr + rows[:, None] * stride_w + kk[None, :], mask=ok[:, None] & (kk[None, :] < K),
-                        other=0.0)
-            acc += w.to(tl.float32) * x[None, :]
+        acc += w.to(tl.float32) * x[None, :]
+        w = w_next
     y = tl.sum(acc, axis=1) + tl.load(b_ptr + rows, mask=ok, other=0.0).to(tl.float32)
     tl.store(y_ptr + token * stride_y + rows, y.to(y_ptr.dtype.element_ty), mask=ok)
 
-
-# Load each K step's weights before summing the one before: with programmatic launch (pdl.py)
-# batch-1 decode went from 2.303 to 2.172 ms a step on an H100
-# (bench/results/moe_gemv_probe-v6-lookahead-h100.txt).
-PREFETCH = True
 
 # (rows per program, K step, warps): the probe's best on an H100 for qkv and out at one token.
 TILES = (4, 1024, 4)
@@ -69,5 +56,5 @@ def launch_gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
     y = torch.empty(t, n, dtype=x.dtype, device=x.device)
     bn, bk, warps = tiles or TILES
     _gemv_kernel[(triton.cdiv(n, bn), t)](x, weight, bias, y, x.stride(0), weight.stride(0), y.stride(0), K=k, N=n,
-                                          BN=bn, BK=bk, PREFETCH=PREFETCH, num_warps=warps, **launch_args(x))
+                                          BN=bn, BK=bk, num_warps=warps, **launch_args(x))
     return y

@@ -32,7 +32,7 @@ from codexpc.engine.sampling import draw, sample_rows
 
 log = logging.getLogger(__name__)
 
-# Launch the next greedy decode step before returning this one's tokens (a bench switch).
+# Launch the next decode step before returning this one's tokens (a bench switch).
 RUN_AHEAD = True
 
 # One prompt length per kernel variant (MoE rows per program 16/32/64/128, the bf16-copy path,
