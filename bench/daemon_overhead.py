@@ -42,7 +42,7 @@ from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.tools import ToolRegistry
 from codexpc.server import sse
 from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
-from codexpc.server.session import Usage
+from codexpc.server.usage import Usage
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "codex-0.169" / "responses-request-turn1.json"
 TARGET_RATE = 6000.0  # tokens/s aggregate: the fast engine's target with 64 streams (issue 6)

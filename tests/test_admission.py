@@ -16,7 +16,8 @@ from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.scripted import ScriptedEngine
 from codexpc.server.app import create_app
-from codexpc.server.runtime import RequestLimits, Runtime
+from codexpc.server.request import RequestLimits
+from codexpc.server.runtime import Runtime
 
 
 def client(runtime: Runtime) -> httpx.AsyncClient:

@@ -17,7 +17,8 @@ from openai_harmony import HarmonyEncoding
 from codexpc.engine.scripted import ScriptedEngine
 from codexpc.server.app import create_app
 from codexpc.server.body import MAX_DEPTH
-from codexpc.server.runtime import RequestLimits, Runtime
+from codexpc.server.request import RequestLimits
+from codexpc.server.runtime import Runtime
 
 RESPONSES, CHAT = "/v1/responses", "/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]

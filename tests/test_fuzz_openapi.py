@@ -26,7 +26,8 @@ from schemathesis.checks import (
 from codexpc.engine.scripted import ScriptedEngine
 from codexpc.harmony.encoding import load_encoding
 from codexpc.server.app import create_app
-from codexpc.server.runtime import RequestLimits, Runtime
+from codexpc.server.request import RequestLimits
+from codexpc.server.runtime import Runtime
 from codexpc.server.security import Policy, SecurityMiddleware
 
 FUZZ_EXAMPLES = int(os.environ.get("CODEXPC_FUZZ_EXAMPLES", "60"))

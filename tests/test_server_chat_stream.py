@@ -25,7 +25,7 @@ from codexpc.harmony.events import (
 )
 from codexpc.server import sse
 from codexpc.server.chat_stream import ChatStream
-from codexpc.server.session import Usage
+from codexpc.server.usage import Usage
 
 USAGE = Usage(prompt_tokens=10, cached_tokens=4, output_tokens=6, reasoning_tokens=2)
 REASONING: list[Event] = [MessageStarted("reasoning", "analysis", None, None), TextDelta("reasoning", "analysis", "hm"),

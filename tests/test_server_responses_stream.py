@@ -21,7 +21,7 @@ from codexpc.harmony.events import (
 )
 from codexpc.server import sse
 from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
-from codexpc.server.session import Usage
+from codexpc.server.usage import Usage
 
 STRICT = TypeAdapter(ResponseStreamEvent)
 USAGE = Usage(prompt_tokens=100, cached_tokens=40, output_tokens=12, reasoning_tokens=5)

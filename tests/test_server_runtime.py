@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -9,7 +10,8 @@ from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.scripted import ScriptedEngine
 from codexpc.errors import ModelNotFoundError, OverloadedError, RequestError
-from codexpc.server.runtime import ModelEntry, RequestLimits, Runtime, default_aliases
+from codexpc.server.request import RequestLimits, parse_responses
+from codexpc.server.runtime import ModelEntry, Runtime, default_aliases
 
 
 def test_models_resolve_by_name_and_alias(encoding: HarmonyEncoding) -> None:
@@ -61,15 +63,19 @@ def test_request_limits_from_the_daemon_config_and_their_checks() -> None:
         max_tool_schema_bytes: int = 40
         queue_size: int = 3
         max_body_bytes: int = 1000
+        shutdown_timeout_s: float = 1.0
 
     limits = RequestLimits.from_config(LimitsConfig())
-    assert limits == RequestLimits(64, 8, 2, 1, 40, 3)
-    limits.check_body({"input": [1, 2], "tools": [{"type": "function", "name": "a"}]}, "input")
+    assert limits == RequestLimits(64, 8, 2, 1, 40, 3, max_body_bytes=1000)
+    parse_responses(json.dumps({"input": [1, 2], "tools": [{"type": "function", "name": "a"}]}).encode(), limits)
     for body, param in (({"input": [1, 2, 3]}, "input"), ({"tools": [{}, {}]}, "tools"),
                         ({"tools": [{"name": "x" * 50}]}, "tools[0]")):
         with pytest.raises(RequestError) as refused:
-            limits.check_body(body, "input")
+            parse_responses(json.dumps(body).encode(), limits)
         assert refused.value.param == param
+    with pytest.raises(RequestError) as refused:  # the configured body limit is the one applied
+        parse_responses(json.dumps({"input": "x" * 1000}).encode(), limits)
+    assert refused.value.code == "request_too_large"
     limits.check_queue({"waiting": 2})
     with pytest.raises(OverloadedError):
         limits.check_queue({"waiting": 3})

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -21,9 +20,10 @@ from codexpc.errors import RequestError
 from codexpc.harmony.events import Event, Stop, TextDelta, ToolArgumentsDelta
 from codexpc.harmony.render import RenderOptions, render_responses
 from codexpc.server.app import create_app
+from codexpc.server.request import RequestLimits, Sampling, parse_chat, parse_responses
 from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
-from codexpc.server.runtime import RequestLimits, Runtime
-from codexpc.server.session import SamplingRequest, Session, batched, merge_deltas, sampling_from_body
+from codexpc.server.runtime import Runtime
+from codexpc.server.session import Session, merge_deltas
 
 STRICT: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
 LINES = [
@@ -53,22 +53,32 @@ async def test_each_request_logs_its_steps_in_a_stable_form(
     assert ids == {reply.json()["id"]}
 
 
+def _responses(body: dict[str, Any], limits: RequestLimits) -> Sampling:
+    return parse_responses(json.dumps({"input": "hi", **body}).encode(), limits).sampling
+
+
+def _chat(body: dict[str, Any], limits: RequestLimits) -> Sampling:
+    return parse_chat(json.dumps({"messages": [{"role": "user", "content": "hi"}], **body}).encode(), limits).sampling
+
+
 def test_sampling_options_from_responses_and_chat_bodies() -> None:
     none = RequestLimits()
-    assert sampling_from_body({}, none, "max_output_tokens") == SamplingRequest()
+    assert _responses({}, none) == Sampling()
     body = {"max_tokens": 50, "max_completion_tokens": 20, "temperature": 0, "top_p": 0.5, "seed": 7}
-    assert sampling_from_body(body, none, "max_tokens", "max_completion_tokens") == SamplingRequest(20, 0.0, 0.5, 7)
-    for bad in ({"seed": "x"}, {"top_p": 1.5}, {"temperature": float("nan")}, {"max_output_tokens": 2.5}):
+    assert _chat(body, none) == Sampling(20, 0.0, 0.5, 7)
+    for bad in ({"seed": "x"}, {"top_p": 1.5}, {"temperature": "nan"}, {"max_output_tokens": 2.5}):
         with pytest.raises(RequestError):
-            sampling_from_body(bad, none, "max_output_tokens")
+            _responses(bad, none)
+    with pytest.raises(RequestError):  # JSON has no NaN literal, but Python's parser takes one
+        parse_responses(b'{"input": "hi", "temperature": NaN}', none)
 
 
 def test_output_token_limits_give_a_default_and_refuse_too_much() -> None:
     limits = RequestLimits(max_output_tokens=100, default_max_output_tokens=10)
-    assert sampling_from_body({}, limits, "max_output_tokens").max_output_tokens == 10
-    assert sampling_from_body({"max_output_tokens": 100}, limits, "max_output_tokens").max_output_tokens == 100
+    assert _responses({}, limits).max_output_tokens == 10
+    assert _responses({"max_output_tokens": 100}, limits).max_output_tokens == 100
     with pytest.raises(RequestError) as refused:
-        sampling_from_body({"max_tokens": 101}, limits, "max_tokens")
+        _chat({"max_tokens": 101}, limits)
     assert refused.value.param == "max_tokens"
 
 
@@ -76,7 +86,7 @@ async def test_closing_the_engine_mid_stream_ends_the_response_as_cancelled(enco
     engine = ScriptedEngine(encoding, script=fixed_scripts(["<|channel|>final<|message|>" + "word " * 100]))
     runtime = Runtime(engine, encoding)
     session = Session(runtime, "responses", "resp_shutdown")
-    session.start(render_responses({"input": "hi"}, encoding, RenderOptions()), SamplingRequest())
+    session.submit(render_responses({"input": "hi"}, encoding, RenderOptions()), Sampling())
     stream = ResponsesStream(ResponseMeta(id="resp_shutdown", model="gpt-oss-20b"))
     deltas = 0
     async for event in session.events():
@@ -97,16 +107,13 @@ class RaisingGeneration:
         self._inner = inner
         self.request_id, self.prompt_tokens, self.cached_tokens = inner.request_id, inner.prompt_tokens, 0
 
-    async def _iterate(self) -> AsyncIterator[TokenEvent]:
-        count = 0
-        async for event in self._inner:
-            yield event
-            count += 1
-            if count == 3:
-                raise RuntimeError("index out of range in the sampler")
+        self._count = 0
 
-    def __aiter__(self) -> AsyncIterator[TokenEvent]:
-        return self._iterate()
+    async def ready(self) -> list[TokenEvent]:
+        if self._count == 3:
+            raise RuntimeError("index out of range in the sampler")
+        self._count += 1
+        return await self._inner.ready()
 
     async def cancel(self) -> None:
         await self._inner.cancel()
@@ -125,55 +132,6 @@ async def test_an_engine_that_raises_still_ends_the_stream_with_a_failed_respons
     assert '"type":"response.failed"' in last and "engine_error" in last and "index out of range" in last
 
 
-async def test_batched_groups_what_a_queue_already_holds_and_waits_for_the_rest() -> None:
-    queue: asyncio.Queue[int] = asyncio.Queue()
-
-    async def source() -> AsyncIterator[int]:
-        while (item := await queue.get()) >= 0:
-            yield item
-
-    for item in (0, 1, 2):
-        queue.put_nowait(item)
-    batches = batched(source())
-    assert await anext(batches) == [0, 1, 2]
-    asyncio.get_running_loop().call_later(0.01, queue.put_nowait, 3)  # arrives while we wait
-    assert await anext(batches) == [3]
-    for item in (4, 5, -1):
-        queue.put_nowait(item)
-    assert await anext(batches) == [4, 5]
-    with pytest.raises(StopAsyncIteration):
-        await anext(batches)
-
-
-async def test_batched_closed_or_cancelled_while_waiting_ends_the_wait_cleanly() -> None:
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    closed = []
-
-    async def source() -> AsyncIterator[int]:
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            closed.append(True)
-
-    queue.put_nowait(1)
-    batches = batched(source())
-    assert await anext(batches) == [1]  # and the next get() waits on the queue
-    await batches.aclose()
-    assert closed == [True] and not queue._getters  # type: ignore[attr-defined]
-
-    batches = batched(source())
-    queue.put_nowait(1)
-    assert await anext(batches) == [1]
-    task = asyncio.ensure_future(anext(batches))
-    await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    queue.put_nowait(2)  # a cancelled wait took nothing from the queue
-    assert queue.qsize() == 1
-
-
 def test_merge_deltas_joins_consecutive_deltas_of_one_message_only() -> None:
     events: list[Event] = [TextDelta("reasoning", "analysis", "a"), TextDelta("reasoning", "analysis", "b"),
                            TextDelta("final", "final", "c"), ToolArgumentsDelta("functions.f", "{"),
@@ -185,18 +143,13 @@ def test_merge_deltas_joins_consecutive_deltas_of_one_message_only() -> None:
 class BurstGeneration(ScriptedGeneration):
     """Every token delivered before the consumer looks, as from an engine far ahead of it."""
 
-    def __aiter__(self) -> AsyncIterator[TokenEvent]:
-        return self._burst()
-
-    async def _burst(self) -> AsyncIterator[TokenEvent]:
-        queue: asyncio.Queue[TokenEvent] = asyncio.Queue()
+    async def ready(self) -> list[TokenEvent]:
+        events = []
         for token in self._tokens:
-            queue.put_nowait(TokenEvent(token, "stop" if token in self._params.stop_token_ids else None))
-        while True:
-            event = await queue.get()
-            yield event
-            if event.finish_reason is not None:
-                return
+            events.append(TokenEvent(token, "stop" if token in self._params.stop_token_ids else None))
+            if events[-1].finish_reason is not None:
+                break
+        return events
 
 
 class BurstEngine(ScriptedEngine):

@@ -8,6 +8,7 @@ from typing import Any
 
 from codexpc import codex_config
 from codexpc.cli.output import add_json_flag, emit_json, say, warn
+from codexpc.efforts import EFFORT_NAMES
 from codexpc.engine.config import GPT_OSS_20B
 
 
@@ -22,7 +23,7 @@ def register(commands: Any) -> None:
     p.add_argument("--config", type=Path, metavar="FILE", help="codexpc config file to read the port and model from")
     p.add_argument("--port", type=int, help="daemon TCP port (default: from codexpc's config)")
     p.add_argument("--model", help="model name Codex asks for (default: codexpc's default model)")
-    p.add_argument("--effort", choices=("low", "medium", "high"), help="model_reasoning_effort for the profile")
+    p.add_argument("--effort", choices=EFFORT_NAMES, help="model_reasoning_effort for the profile")
     p.add_argument("--codex-home", type=Path, metavar="DIR", help="Codex's folder (default: $CODEX_HOME or ~/.codex)")
     p.add_argument("--remove", action="store_true", help="remove codexpc's provider and profile instead")
     add_json_flag(p)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from codexpc import logs
+from codexpc.efforts import EFFORT_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def register(commands: Any) -> None:
     p.add_argument("--no-tcp", action="store_true", help="serve only the Unix socket")
     p.add_argument("--no-unix", action="store_true", help="serve only TCP")
     p.add_argument("--token-file", type=Path, help="bearer token file (mode 0600) that TCP clients must present")
-    p.add_argument("--effort", choices=("low", "medium", "high"), help="default reasoning effort")
+    p.add_argument("--effort", choices=EFFORT_NAMES, help="default reasoning effort")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     p.add_argument("--capture-dir", type=Path, help="debugging: write each request body here as JSON")
     p.add_argument("--max-output-tokens", type=int, metavar="N")

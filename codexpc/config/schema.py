@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from codexpc import settings
+from codexpc.efforts import EFFORT_NAMES
 from codexpc.errors import ConfigError
 
 EngineKind = Literal["torch", "paged", "scripted"]
-Effort = Literal["low", "medium", "high"]
+Effort = str  # a name from codexpc.efforts.EFFORTS ("xhigh" means gpt-oss's "high")
 ENGINE_KINDS: tuple[str, ...] = ("torch", "paged", "scripted")
-EFFORTS: tuple[str, ...] = ("low", "medium", "high")
+EFFORTS: tuple[str, ...] = EFFORT_NAMES
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 DEFAULT_MODEL = "gpt-oss-20b"
 LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "::1")

@@ -6,7 +6,7 @@ for protocol tests) implements `Engine`. The daemon never sees tensors.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -38,11 +38,26 @@ class SamplingParams:
 
 @dataclass(frozen=True, slots=True)
 class TokenEvent:
-    """One step of a generation. The last event has `finish_reason` set."""
+    """One step of a generation. The last event has `finish_reason` set.
 
-    token_id: int | None  # None only on a last event that carries no token
+    An engine's first event may be its admission: no token, no finish, `cached_tokens` set to
+    the prompt tokens whose KV came from the prefix cache (known only once the sequence is
+    scheduled). An engine that sends none has cached nothing.
+    """
+
+    token_id: int | None  # None on an admission, and on a last event that carries no token
     finish_reason: FinishReason | None = None
     error: str | None = None  # with finish_reason "error"
+    cached_tokens: int | None = None  # set on an admission event only
+
+    @property
+    def is_admission(self) -> bool:
+        return self.cached_tokens is not None
+
+
+def admitted(cached_tokens: int) -> TokenEvent:
+    """The event an engine sends when it schedules a sequence."""
+    return TokenEvent(None, cached_tokens=cached_tokens)
 
 
 @dataclass(frozen=True)
@@ -55,13 +70,18 @@ class EngineInfo:
 
 
 class Generation(Protocol):
-    """A running sequence. Iterate it for tokens; `cancel()` frees its memory at once."""
+    """A running sequence: read its events with `ready()`; `cancel()` frees its memory at once."""
 
     request_id: str
     prompt_tokens: int
-    cached_tokens: int  # prompt tokens whose KV came from the prefix cache
 
-    def __aiter__(self) -> AsyncIterator[TokenEvent]: ...
+    async def ready(self) -> list[TokenEvent]:
+        """Every event produced and not read yet, at least one; waits only when there is none.
+
+        A reader that fell behind gets all it missed at once and catches up in one write. After
+        the event with `finish_reason`, it is not called again.
+        """
+        ...
 
     async def cancel(self) -> None: ...
 

@@ -18,7 +18,7 @@ import asyncio
 import json
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,17 +113,34 @@ class ScriptedGeneration:
         self._fail_after = fail_after
         self._cancelled = asyncio.Event()
         self._finished = False  # a last event was yielded
+        self._events: AsyncGenerator[TokenEvent, None] | None = None  # the playback ready() reads
+        self._running = False  # counted in the engine's running playbacks
 
     def __aiter__(self) -> AsyncIterator[TokenEvent]:
         return self._play()
 
-    async def _play(self) -> AsyncIterator[TokenEvent]:
+    async def ready(self) -> list[TokenEvent]:
+        """The next event (a playback makes one at a time); the contract's way to read."""
+        if self._events is None:
+            self._events = self._play()
+        event = await anext(self._events)
+        if event.finish_reason is not None:
+            await self._events.aclose()
+        return [event]
+
+    async def _play(self) -> AsyncGenerator[TokenEvent, None]:
         self._counters.running += 1
+        self._running = True
         try:
             async for event in self._steps():
                 self._finished = event.finish_reason is not None
                 yield event
         finally:
+            self._stop_running()
+
+    def _stop_running(self) -> None:
+        if self._running:
+            self._running = False
             self._counters.running -= 1
 
     async def _steps(self) -> AsyncIterator[TokenEvent]:
@@ -162,7 +179,8 @@ class ScriptedGeneration:
     async def cancel(self) -> None:
         if not self._cancelled.is_set() and not self._finished:
             self._counters.cancelled += 1
-        self._cancelled.set()
+        self._cancelled.set()  # a reader still there gets "cancelled" next
+        self._stop_running()  # one that left never reads again
 
 
 class ScriptedEngine:

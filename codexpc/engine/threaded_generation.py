@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 
-from codexpc.engine.api import TokenEvent
+from codexpc.engine.api import TokenEvent, admitted
 
 
 class _Inbox:
@@ -101,7 +101,8 @@ class ThreadedGeneration:
                  on_cancel: Callable[[], None] = lambda: None) -> None:
         self.request_id = request_id
         self.prompt_tokens = prompt_tokens
-        self.cached_tokens = 0  # an engine with a prefix cache sets it before the first token
+        self.cached_tokens = 0  # from the admission event, once it reached the loop
+        self._admission_sent = False  # worker thread only
         self._loop = loop
         self._inbox = _inbox(loop)
         self._ready: deque[TokenEvent] = deque()  # delivered, not read yet (loop thread only)
@@ -113,9 +114,22 @@ class ThreadedGeneration:
         """From the worker thread. False when the consumer's loop is gone."""
         return self._inbox.put(self, event)
 
+    def admit_threadsafe(self, cached_tokens: int) -> None:
+        """From the worker thread, each time the sequence is scheduled: the first time only, the
+        admission event (how much of the prompt the prefix cache served) goes to the reader."""
+        if not self._admission_sent:
+            self._admission_sent = True
+            self.deliver_threadsafe(admitted(cached_tokens))
+
+    def deliver_now(self, event: TokenEvent) -> None:
+        """On the loop thread (from submit): an event known before the worker sees the sequence."""
+        self._deliver(event)
+
     def _deliver(self, event: TokenEvent) -> None:
         if self._done:
             return  # a cancel already ended this generation
+        if event.cached_tokens is not None:
+            self.cached_tokens = event.cached_tokens
         self._done = event.finish_reason is not None
         self._ready.append(event)
         if self._waiter is not None and not self._waiter.done():
@@ -139,6 +153,8 @@ class ThreadedGeneration:
     async def __aiter__(self) -> AsyncIterator[TokenEvent]:
         while True:
             for event in await self.ready():
+                if event.is_admission:
+                    continue
                 yield event
                 if event.finish_reason is not None:
                     return

@@ -68,7 +68,7 @@ class TorchEngine:
         self._check_prompt(prompt)
         generation = ThreadedGeneration(request_id, len(prompt), asyncio.get_running_loop())
         if params.max_new_tokens == 0:
-            generation._deliver(TokenEvent(None, "length"))
+            generation.deliver_now(TokenEvent(None, "length"))
             return generation
         seq = _Sequence(generation, list(prompt), params, make_generator(params.seed))
         generation._on_cancel = lambda: self._cancel(seq)

@@ -16,6 +16,7 @@ from typing import Any
 
 from openai_harmony import HarmonyEncoding, HarmonyError
 
+from codexpc.efforts import level_of
 from codexpc.errors import RequestError
 from codexpc.harmony import conversation as conv
 from codexpc.harmony.content import as_mapping, as_str, text_parts
@@ -24,10 +25,6 @@ from codexpc.harmony.tools import FUNCTIONS, ToolRegistry, registry_from_chat, r
 log = logging.getLogger(__name__)
 
 Effort = conv.Effort
-# Efforts the OpenAI API knows beyond gpt-oss's three, mapped to the nearest one.
-_EFFORT_ALIASES: dict[str, Effort] = {
-    "low": "low", "medium": "medium", "high": "high", "minimal": "low", "none": "low", "xhigh": "high",
-}
 
 
 @dataclass(frozen=True)
@@ -169,12 +166,7 @@ def _chat_call(t: conv.Transcript, call: Mapping[str, Any], where: str) -> None:
 
 
 def _effort(value: Any, default: Effort, param: str) -> Effort:
-    if value is None:
-        return default
-    effort = _EFFORT_ALIASES.get(value) if isinstance(value, str) else None
-    if effort is None:
-        raise RequestError("reasoning effort must be one of low, medium, high", param=param)
-    return effort
+    return default if value is None else level_of(value, param)
 
 
 def _render(

@@ -18,10 +18,10 @@ MAX_BODY_BYTES = 32 * 1024 * 1024  # Codex's first request is ~45 KB; a long ses
 MAX_DEPTH = 64
 
 
-def parse_body(raw: bytes) -> dict[str, Any]:
+def parse_body(raw: bytes, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """The JSON object in `raw`; RequestError (400) for anything else."""
-    if len(raw) > MAX_BODY_BYTES:
-        raise RequestError(f"the body is larger than {MAX_BODY_BYTES} bytes", code="request_too_large")
+    if len(raw) > max_bytes:
+        raise RequestError(f"the body is larger than {max_bytes} bytes", code="request_too_large")
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -6,7 +6,7 @@ with the app behind its own SecurityMiddleware, so the transport a request came 
 of the listener rather than a guess from the scope.
 
 The listeners serve from the start. While the model loads (seconds to a minute) they answer
-from app.create_loading_app: /health and every model request get a 503 saying "loading" (with
+from server/startup.py's app: /health and every model request get a 503 saying "loading" (with
 Retry-After) at once. When the load fails the daemon still exits with the error's exit code,
 as a service manager expects; if clients asked during the load, it first answers them with the
 reason until they stop asking (FAILED_LOAD_QUIET_S of silence, FAILED_LOAD_MAX_LINGER_S at most).
@@ -21,43 +21,39 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import os
 import signal
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from codexpc.config import DaemonConfig, ModelEntry, load_config
+from codexpc.efforts import level_of
 from codexpc.engine.api import Engine
 from codexpc.errors import CodexpcError
 from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.render import RenderOptions
 from codexpc.server import runtime as rt
 from codexpc.server import transport
-from codexpc.server.app import create_app, create_loading_app
+from codexpc.server.app import create_app
 from codexpc.server.errors import ModelLoadingError
+from codexpc.server.listeners import AppSwitch, capture, uvicorn_config
+from codexpc.server.request import RequestLimits
 from codexpc.server.security import (
     ASGIApp,
-    Message,
-    PeerCheckedProtocol,
     Policy,
-    Receive,
-    Scope,
     SecurityMiddleware,
-    Send,
     load_token,
     loopback_hosts,
 )
+from codexpc.server.startup import Startup, create_loading_app
 
 log = logging.getLogger("codexpc.daemon")
 
 EngineFactory = Callable[..., Engine]  # create_engine's signature
-END_GRACE_S = 3.0  # after the engine is closed, for the streams to write their final events
 # After a failed load, when clients asked during the load: the daemon answers with the failure
 # until no model request came for QUIET seconds (a loading answer's Retry-After plus a margin:
 # the client told to come back has come back), MAX seconds at most, then exits.
@@ -106,14 +102,14 @@ class Daemon:
         self.servers: list[uvicorn.Server] = []
         self.runtime: rt.Runtime | None = None
         entry = config.model
-        self.startup = rt.Startup(entry.name, entry.engine, str(entry.checkpoint) if entry.checkpoint else None,
+        self.startup = Startup(entry.name, entry.engine, str(entry.checkpoint) if entry.checkpoint else None,
                                   config.device)
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def run(self) -> int:
         self._install_signals()
-        switch = _Switch(create_loading_app(self.startup))
+        switch = AppSwitch(create_loading_app(self.startup))
         await self._start_servers(switch)
         loops = [asyncio.create_task(server.main_loop()) for server in self.servers]
         try:
@@ -207,37 +203,22 @@ class Daemon:
             engine,
             encoding,
             models=[_runtime_model(entry, engine)],
-            render_options=RenderOptions(default_effort=config.default_reasoning_effort),
+            render_options=RenderOptions(default_effort=level_of(config.default_reasoning_effort,
+                                                             "default_reasoning_effort")),
             config=config,
-            limits=rt.RequestLimits.from_config(config.limits),
+            limits=RequestLimits.from_config(config.limits),
         )
 
     async def _load_engine(self, config: DaemonConfig, entry: ModelEntry) -> Engine:
         started = time.monotonic()
-        log.info(
-            "loading model=%s engine=%s checkpoint=%s device=%s",
-            entry.name,
-            entry.engine,
-            entry.checkpoint,
-            config.device,
-        )
+        log.info("loading model=%s engine=%s checkpoint=%s device=%s", entry.name, entry.engine, entry.checkpoint,
+                 config.device)
         # In a thread: loading takes seconds to minutes, and signals must still be heard.
-        engine = await asyncio.to_thread(
-            self.engine_factory,
-            entry.engine,
-            model=entry.name,
-            checkpoint=entry.checkpoint,
-            device=config.device,
-        )
+        engine = await asyncio.to_thread(self.engine_factory, entry.engine, model=entry.name,
+                                         checkpoint=entry.checkpoint, device=config.device)
         info = engine.info
-        log.info(
-            "loaded model=%s engine=%s device=%s context=%d in %.1fs",
-            info.model,
-            info.kind,
-            info.device,
-            info.context_length,
-            time.monotonic() - started,
-        )
+        log.info("loaded model=%s engine=%s device=%s context=%d in %.1fs", info.model, info.kind, info.device,
+                 info.context_length, time.monotonic() - started)
         return engine
 
     async def reload(self) -> Mapping[str, Any]:
@@ -252,11 +233,7 @@ class Daemon:
             engine = await self._load_engine(config, entry)
             await self.runtime.reload(engine, models=[_runtime_model(entry, engine)])
             self.config = config
-            return {
-                "model": engine.info.model,
-                "engine": engine.info.kind,
-                "checkpoint": engine.info.checkpoint,
-            }
+            return {"model": engine.info.model, "engine": engine.info.kind, "checkpoint": engine.info.checkpoint}
 
     # -- the servers ----------------------------------------------------------------------------
 
@@ -271,8 +248,8 @@ class Daemon:
             hosts = None if off_loopback else loopback_hosts(self.listeners.port)
             groups.append((Policy("tcp", hosts, self.token, limits.max_body_bytes), list(self.listeners.tcp)))
         for policy, sockets in groups:
-            wrapped: ASGIApp = SecurityMiddleware(_capture(app, self.config.capture_dir), policy)
-            server = uvicorn.Server(_uvicorn_config(wrapped, self.config))
+            wrapped: ASGIApp = SecurityMiddleware(capture(app, self.config.capture_dir), policy)
+            server = uvicorn.Server(uvicorn_config(wrapped, self.config))
             server.lifespan = server.config.lifespan_class(server.config)
             await server.startup(sockets=sockets)
             self.servers.append(server)
@@ -291,11 +268,8 @@ class Daemon:
     async def _shutdown(self, loops: list[asyncio.Task[None]]) -> None:
         assert self.runtime is not None
         deadline = self.config.limits.shutdown_timeout_s
-        log.info(
-            "stopping: no new connections; %d request(s) running; deadline %.1fs",
-            self.runtime.metrics.in_flight,
-            deadline,
-        )
+        log.info("stopping: no new connections; %d request(s) running; deadline %.1fs",
+                 self.runtime.metrics.in_flight, deadline)
         for task in self._tasks:
             task.cancel()  # a reload still loading: its engine would never be closed otherwise
         for server in self.servers:
@@ -312,66 +286,5 @@ class Daemon:
         log.info("stopped")
 
 
-class _Switch:
-    """The ASGI app the listeners serve: the loading app first, the real one once it is ready."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
-
-
 def _runtime_model(entry: ModelEntry, engine: Engine) -> rt.ModelEntry:
-    return rt.ModelEntry(
-        entry.name, engine.info.context_length, aliases=entry.aliases, created=int(time.time())
-    )
-
-
-def _uvicorn_config(app: ASGIApp, config: DaemonConfig) -> uvicorn.Config:
-    uv = uvicorn.Config(
-        app,
-        http=PeerCheckedProtocol,
-        lifespan="off",  # the daemon owns the engine's lifetime, not the app
-        log_config=None,  # the CLI set up logging; uvicorn must not replace it
-        log_level=config.log_level,
-        server_header=False,
-        proxy_headers=False,  # nothing sits in front of us; never trust X-Forwarded-*
-        timeout_graceful_shutdown=int(config.limits.shutdown_timeout_s + END_GRACE_S) + 1,
-    )
-    uv.load()
-    return uv
-
-
-def _capture(app: ASGIApp, folder: Path | None) -> ASGIApp:
-    """Debugging aid (capture_dir): write each POST body to FOLDER/NNNN-<path>.json."""
-    if folder is None:
-        return app
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    counter = iter(range(1, 10**9))
-
-    async def captured(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await app(scope, receive, send)
-            return
-        name = f"{next(counter):04d}-{scope['path'].strip('/').replace('/', '_')}.json"
-
-        async def recording() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                _write_capture(folder / name, message.get("body", b""))
-            return message
-
-        await app(scope, recording, send)
-
-    return captured
-
-
-def _write_capture(path: Path, body: bytes) -> None:
-    try:
-        json.loads(body)  # only well-formed JSON bodies are worth keeping
-    except ValueError:
-        return
-    with open(path, "ab") as f:  # the security layer hands over the body in one message
-        f.write(body)
-    log.debug("captured %s (%d bytes)", path, len(body))
+    return rt.ModelEntry(entry.name, engine.info.context_length, aliases=entry.aliases, created=int(time.time()))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from codexpc.efforts import EFFORT_NAMES
+
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -88,7 +90,7 @@ RESPONSES_REQUEST: dict[str, Any] = {
         "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
         "max_output_tokens": {"type": "integer", "minimum": 1},
         "reasoning": {"type": "object", "properties": _nullable({
-            "effort": {"enum": ["minimal", "low", "medium", "high"]}, "summary": {}})},
+            "effort": {"enum": list(EFFORT_NAMES)}, "summary": {}})},
         # Read by nothing here (nothing is stored; no extra output exists to include): any value.
         "store": {},
         "include": {},

@@ -54,8 +54,9 @@ from codexpc.harmony.events import (
 )
 from codexpc.harmony.tools import FUNCTIONS, split_recipient
 from codexpc.server.errors import Failure, engine_failure, tool_failure
-from codexpc.server.session import Usage, new_id
+from codexpc.server.ids import new_id
 from codexpc.server.sse import Delta, json_string
+from codexpc.server.usage import Usage
 
 log = logging.getLogger("codexpc.session")
 

@@ -2,28 +2,24 @@
 
 The engine is swappable: `reload(new_engine)` makes new requests use the new engine at once,
 while requests already running finish on the old one; the old engine is closed when the last
-of them ends.
-
-Before the first engine exists, `Startup` says what the daemon is doing instead: loading a
-model (since when), or why that load failed; the daemon's listeners answer from it meanwhile.
+of them ends. (Before the first engine exists, server/startup.py answers instead.)
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.api import Engine
-from codexpc.errors import CodexpcError, ModelNotFoundError, OverloadedError, RequestError, UnavailableError
+from codexpc.errors import ModelNotFoundError, UnavailableError
 from codexpc.harmony.render import RenderOptions
-from codexpc.server.errors import ModelLoadFailedError, ModelLoadingError, error_body
 from codexpc.server.metrics import Metrics
+from codexpc.server.request import RequestLimits
 
 log = logging.getLogger(__name__)
 
@@ -39,104 +35,6 @@ class ModelEntry:
 
     def matches(self, requested: str) -> bool:
         return requested == self.name or requested in self.aliases
-
-
-@dataclass(frozen=True)
-class RequestLimits:
-    """Bounds on what one request may ask for; beyond them a request gets a 4xx naming the field."""
-
-    max_output_tokens: int | None = None  # the cap on a request's max_output_tokens; None: the context
-    default_max_output_tokens: int | None = None  # when a request does not say; None: up to the context
-    max_input_items: int | None = None
-    max_tools: int | None = None
-    max_tool_schema_bytes: int | None = None  # one tool's JSON schema, serialized
-    queue_size: int | None = None  # sequences waiting in the engine beyond which new ones get a 429
-    # Requests admitted at once (running or waiting), whatever the engine counts as waiting: an
-    # engine that runs every sequence it is given (the torch engine) never reports one waiting.
-    max_in_flight: int | None = None
-
-    @classmethod
-    def from_config(cls, limits: Any) -> RequestLimits:
-        """From any object with these attributes (the daemon's LimitsConfig); missing ones stay None."""
-        return cls(**{f.name: getattr(limits, f.name, None) for f in fields(cls)})
-
-    def check_output_tokens(self, requested: int, param: str) -> None:
-        if self.max_output_tokens is not None and requested > self.max_output_tokens:
-            raise RequestError(f"{param} must be at most {self.max_output_tokens}", param=param)
-
-    def check_body(self, body: Mapping[str, Any], items_key: str) -> None:
-        """Counts and sizes of the request's items and tools."""
-        items = body.get(items_key)
-        if self.max_input_items is not None and isinstance(items, list) and len(items) > self.max_input_items:
-            raise RequestError(f"{items_key} has {len(items)} items; at most {self.max_input_items} are accepted",
-                               param=items_key)
-        tools = body.get("tools")
-        if not isinstance(tools, list):
-            return
-        if self.max_tools is not None and len(tools) > self.max_tools:
-            raise RequestError(f"tools has {len(tools)} tools; at most {self.max_tools} are accepted", param="tools")
-        if self.max_tool_schema_bytes is None:
-            return
-        for index, tool in enumerate(tools):
-            if len(json.dumps(tool, separators=(",", ":"))) > self.max_tool_schema_bytes:
-                raise RequestError(f"tools[{index}] is larger than {self.max_tool_schema_bytes} bytes",
-                                   param=f"tools[{index}]")
-
-    def check_queue(self, engine_stats: Mapping[str, Any], in_flight: int = 0) -> None:
-        """Admission: a 429 (with Retry-After) when the engine's queue or the daemon is full."""
-        waiting = engine_stats.get("waiting", 0)
-        if self.queue_size is not None and isinstance(waiting, int) and waiting >= self.queue_size:
-            raise OverloadedError(f"{waiting} requests are waiting already; retry later")
-        if self.max_in_flight is not None and in_flight >= self.max_in_flight:
-            raise OverloadedError(f"{in_flight} requests are running already (limits.max_in_flight); retry later")
-
-
-@dataclass
-class Startup:
-    """The daemon before its first engine is ready: what it loads, since when, or why it failed."""
-
-    model: str
-    engine: str  # the engine kind being built
-    checkpoint: str | None
-    device: str
-    started: float = field(default_factory=time.monotonic)
-    failure: str | None = None  # why the load failed; the daemon exits soon after
-    stopping: bool = False  # a stop signal came while loading
-    # When a model request was last refused: after a failed load the daemon stays up while
-    # clients keep coming back, so they learn why instead of finding no socket.
-    last_request: float | None = None
-
-    @property
-    def state(self) -> Literal["loading", "failed"]:
-        return "failed" if self.failure is not None else "loading"
-
-    def loading_s(self) -> float:
-        return time.monotonic() - self.started
-
-    def refusal(self) -> CodexpcError:
-        """What a request gets now: loading (retry soon), failed (why), or shutting down."""
-        if self.failure is not None:
-            return ModelLoadFailedError(
-                f"the model {self.model} failed to load: {self.failure}. The daemon is exiting; see its log "
-                "(`codexpc logs`), fix the checkpoint or the config, and start it again")
-        if self.stopping:
-            return UnavailableError("the daemon is shutting down; retry in a moment")
-        return ModelLoadingError(
-            f"the model {self.model} is still loading ({self.loading_s():.1f} s so far); "
-            f"retry in {ModelLoadingError.retry_after_s} s")
-
-    def refuse_request(self) -> CodexpcError:
-        """The refusal of a model request, noting when it came."""
-        self.last_request = time.monotonic()
-        return self.refusal()
-
-    def health(self) -> dict[str, Any]:
-        """GET /health's body (with a 503): the state, the model, and the error a request gets."""
-        refusal = self.refusal()
-        return {"status": self.state, "model": self.model, "checkpoint": self.checkpoint, "device": self.device,
-                "engine": {"kind": self.engine, "state": self.state, "loading_s": round(self.loading_s(), 3)},
-                **error_body(str(refusal), refusal.http_status, refusal.code),
-                "uptime_s": round(self.loading_s(), 3), "in_flight": 0, "reloads": 0}
 
 
 def default_aliases(name: str) -> tuple[str, ...]:

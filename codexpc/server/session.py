@@ -1,4 +1,8 @@
-"""One request: render -> submit to the engine -> decode -> Harmony events, with its log lines.
+"""One request: render -> submit to the engine -> decode -> Harmony events -> the client's bytes.
+
+The session owns the one stream driver: `stream(translator)` writes a streaming response,
+`drain(translator)` runs a non-streaming one; the translator (server/translators.py) turns
+decoder events into the API's events, for the Responses API and Chat Completions alike.
 
 The log lines are a stable, greppable contract (logger "codexpc.session"), one per step:
   request=ID harmony append tokens=N user_parts=M messages=K dropped_reasoning=D
@@ -7,25 +11,20 @@ The log lines are a stable, greppable contract (logger "codexpc.session"), one p
   request=ID first token id=N ms=F
   request=ID first delta len=N kind=K
   request=ID end reason=R status=S tokens=N ms=F
+"stream start" is written when the engine admits the sequence (its prefix-cache hit is known
+then), or at its first token from an engine that sends no admission.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
 import time
-import uuid
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Generator, Mapping
-from contextlib import aclosing
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 
 from codexpc.engine.api import FinishReason, Generation, SamplingParams, TokenEvent
-from codexpc.engine.threaded_generation import ThreadedGeneration
-from codexpc.errors import RequestError
+from codexpc.errors import CodexpcError
 from codexpc.harmony.decoder import HarmonyDecoder, stop_token_ids
 from codexpc.harmony.events import (
     Event,
@@ -37,77 +36,12 @@ from codexpc.harmony.events import (
     ToolArgumentsDelta,
 )
 from codexpc.harmony.render import RenderedPrompt
-from codexpc.server.runtime import Lease, RequestLimits, Runtime
+from codexpc.server.request import Sampling
+from codexpc.server.runtime import Lease, Runtime
+from codexpc.server.translators import Translator
+from codexpc.server.usage import StreamEnd, Usage
 
 log = logging.getLogger("codexpc.session")
-
-T = TypeVar("T")
-
-# What a torch.Generator takes (a signed or unsigned 64-bit integer); a bigger seed overflows it.
-SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
-
-
-def new_id(prefix: str) -> str:
-    """A request or item id: "resp_…", "msg_…", "call_…"."""
-    return f"{prefix}_{uuid.uuid4().hex}"
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    cached_tokens: int  # prompt tokens whose KV came from the prefix cache
-    output_tokens: int
-    reasoning_tokens: int  # output tokens inside analysis messages
-
-
-@dataclass(frozen=True)
-class SamplingRequest:
-    """The sampling options a request asked for, checked; None: the server's default."""
-
-    max_output_tokens: int | None = None
-    temperature: float = 1.0  # gpt-oss's recommended sampling: temperature 1, top_p 1
-    top_p: float = 1.0
-    seed: int | None = None
-
-
-def _number(body: Mapping[str, Any], key: str, low: float, high: float, default: float) -> float:
-    value = body.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RequestError(f"{key} must be a number", param=key)
-    if not low <= value <= high:
-        raise RequestError(f"{key} must be between {low} and {high}", param=key)
-    return float(value)
-
-
-def _count(body: Mapping[str, Any], key: str) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RequestError(f"{key} must be a positive integer", param=key)
-    return value
-
-
-def sampling_from_body(body: Mapping[str, Any], limits: RequestLimits, *max_keys: str) -> SamplingRequest:
-    """Sampling options of a Responses (`max_output_tokens`) or Chat (`max_tokens`...) body."""
-    caps = []
-    for key in max_keys:
-        requested = _count(body, key)
-        if requested is not None:
-            limits.check_output_tokens(requested, key)
-            caps.append(requested)
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise RequestError("seed must be an integer", param="seed")
-    if seed is not None and not SEED_MIN <= seed <= SEED_MAX:
-        raise RequestError(f"seed must be between {SEED_MIN} and {SEED_MAX}", param="seed")
-    top_p = _number(body, "top_p", 0.0, 1.0, 1.0)
-    if top_p == 0:
-        raise RequestError("top_p must be greater than 0", param="top_p")
-    return SamplingRequest(max_output_tokens=min(caps) if caps else limits.default_max_output_tokens,
-                           temperature=_number(body, "temperature", 0.0, 2.0, 1.0), top_p=top_p, seed=seed)
 
 
 def merge_deltas(events: list[Event]) -> list[Event]:
@@ -125,71 +59,6 @@ def merge_deltas(events: list[Event]) -> list[Event]:
     return merged
 
 
-async def batched(source: AsyncIterable[T]) -> AsyncGenerator[list[T], None]:
-    """The items of `source` in lists of those that were ready together.
-
-    After each item, the next is started at once: if the source has it (an engine's queue
-    already holds it), it joins the list; if the source must wait, the list goes out and the
-    wait resumes when the next list is asked for. An engine's queue is read the same way.
-    """
-    items = aiter(source)
-    waiting: _Resumed | None = None
-    try:
-        while True:
-            resumed, waiting = waiting, None  # awaited now: a cancellation ends it there
-            try:
-                batch = [await (resumed or anext(items))]
-            except StopAsyncIteration:
-                return
-            while waiting is None:
-                step = items.__anext__()
-                try:
-                    blocked_on = step.send(None)  # type: ignore[attr-defined]
-                except StopIteration as ready:
-                    batch.append(ready.value)
-                except StopAsyncIteration:
-                    yield batch
-                    return
-                else:
-                    waiting = _Resumed(step, blocked_on)
-            yield batch
-    finally:
-        if waiting is not None:  # the consumer left: end the source's wait as a cancel would
-            waiting.cancel()
-
-
-class _Resumed:
-    """The rest of a coroutine stepped by hand until it first had to wait, to be awaited."""
-
-    def __init__(self, coroutine: Any, blocked_on: Any) -> None:
-        self._coroutine = coroutine
-        self._blocked_on = blocked_on
-
-    def cancel(self) -> None:
-        """End the wait as a task's cancellation would, so the source's own cleanup runs."""
-        try:
-            self._coroutine.throw(asyncio.CancelledError())
-        except (asyncio.CancelledError, StopIteration, StopAsyncIteration):
-            return
-        self._coroutine.close()  # it caught the cancellation and waits again: give up on it
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        blocked_on = self._blocked_on
-        while True:
-            try:
-                sent = yield blocked_on
-            except BaseException as exc:  # a cancellation: the coroutine handles it as if awaited
-                try:
-                    blocked_on = self._coroutine.throw(exc)
-                except StopIteration as done:
-                    return done.value
-            else:
-                try:
-                    blocked_on = self._coroutine.send(sent)
-                except StopIteration as done:
-                    return done.value
-
-
 class Session:
     """Runs one request on the runtime's current engine; close() always, exactly once."""
 
@@ -200,10 +69,12 @@ class Session:
         self._lease: Lease | None = None
         self._generation: Generation | None = None
         self._decoder: HarmonyDecoder | None = None
+        self._params: SamplingParams | None = None
         self._started = time.monotonic()
         self._first_token_at: float | None = None
         self._first_delta = False
         self._kind: MessageKind | None = None
+        self.cached_tokens: int | None = None  # from the engine's admission; None: not admitted yet
         self.output_tokens = 0
         self.reasoning_tokens = 0
         self.finish_reason: FinishReason | None = None  # the engine's
@@ -212,7 +83,21 @@ class Session:
         self._closed = False
         runtime.metrics.request_started()
 
-    def start(self, rendered: RenderedPrompt, sampling: SamplingRequest) -> None:
+    async def start(self, render: Callable[[], RenderedPrompt], sampling: Sampling) -> None:
+        """Render and submit; a refusal here is an HTTP error, before any stream begins."""
+        try:
+            # In a worker thread: a Codex turn renders ~40 KB of tools and instructions (tens of
+            # ms), and the loop must keep streaming other requests' tokens meanwhile.
+            rendered = await anyio.to_thread.run_sync(render)
+            self.submit(rendered, sampling)
+        except CodexpcError as exc:
+            await self.close(exc.code)
+            raise
+        except BaseException:
+            await self.close("error")
+            raise
+
+    def submit(self, rendered: RenderedPrompt, sampling: Sampling) -> None:
         """Submit the prompt. Raises (ContextLengthError, ...) before anything is streamed."""
         rid = self.request_id
         log.info("request=%s harmony append tokens=%d user_parts=%d messages=%d dropped_reasoning=%d", rid,
@@ -226,13 +111,40 @@ class Session:
         log.info("request=%s decoder start tools=%d", rid, len(rendered.registry.names()))
         room = engine.info.context_length - len(rendered.tokens)
         caps = [n for n in (sampling.max_output_tokens, room) if n is not None]
-        params = SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed,
-                                max_new_tokens=max(0, min(caps)),
-                                stop_token_ids=stop_token_ids(self.runtime.encoding))
-        self._generation = engine.submit(rendered.tokens, params, rid)
-        log.info("request=%s stream start temperature=%s top_p=%s max_tokens=%d prompt_tokens=%d cached_tokens=%d",
-                 rid, params.temperature, params.top_p, params.max_new_tokens, self._generation.prompt_tokens,
-                 self._generation.cached_tokens)
+        self._params = SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed,
+                                      max_new_tokens=max(0, min(caps)),
+                                      stop_token_ids=stop_token_ids(self.runtime.encoding))
+        self._generation = engine.submit(rendered.tokens, self._params, rid)
+
+    # -- the one stream driver ------------------------------------------------------------------
+
+    async def stream(self, translator: Translator) -> AsyncIterator[bytes]:
+        """A streaming response's bytes: one write per engine step (a socket write costs more
+        than the rest of a token's work), then the terminal events."""
+        try:
+            yield translator.frames(translator.start())
+            async for events in self.steps():
+                frames = translator.frames([out for event in events for out in translator.feed(event)])
+                if frames:
+                    yield frames
+                if translator.failure is not None:
+                    break  # a refused tool call ends the response now; close() cancels the rest
+            yield translator.frames(translator.finish(self.end())) + translator.trailer()
+        finally:
+            await self.close(translator.outcome())
+
+    async def drain(self, translator: Translator) -> None:
+        """A non-streaming response: the same translation, nothing written until the end."""
+        translator.start()
+        async for events in self.steps():
+            for event in events:
+                translator.feed(event)
+            if translator.failure is not None:
+                break
+        translator.finish(self.end())
+
+    def end(self) -> StreamEnd:
+        return StreamEnd(self.usage(), self.engine_error, self.finish_reason == "cancelled")
 
     async def steps(self) -> AsyncIterator[list[Event]]:
         """The decoder's events in non-empty lists, the last ending with a Stop.
@@ -244,20 +156,12 @@ class Session:
         assert self._generation is not None and self._decoder is not None, "start() first"
         generation = self._generation
         try:
-            if isinstance(generation, ThreadedGeneration):  # hands over what is ready itself, cheaper
-                while True:
-                    events, done = self._take(await generation.ready())
-                    if events:
-                        yield events
-                    if done:
-                        return
-            async with aclosing(batched(generation)) as batches:
-                async for ready in batches:
-                    events, done = self._take(ready)
-                    if events:
-                        yield events
-                    if done:  # after the decoder's Stop nothing counts; close() cancels what still runs
-                        return
+            while True:
+                events, done = self._take(await generation.ready())
+                if events:
+                    yield events
+                if done:  # after the decoder's Stop nothing counts; close() cancels what still runs
+                    return
         except Exception as exc:  # an engine bug must still end the stream with a failed response
             log.exception("request=%s engine raised", self.request_id)
             yield self._step(TokenEvent(None, "error", error=f"engine failure: {exc!r}"))
@@ -282,6 +186,12 @@ class Session:
 
     def _step(self, step: TokenEvent) -> list[Event]:
         assert self._decoder is not None
+        if self.cached_tokens is None:
+            self._admitted(step.cached_tokens or 0)
+            if step.is_admission:
+                return []
+        elif step.is_admission:
+            return []
         events: list[Event] = []
         if step.token_id is not None:
             self._on_token(step.token_id)
@@ -294,6 +204,13 @@ class Session:
             if type(event) is not TextDelta or not self._first_delta:  # the per-token case: nothing to note
                 self._on_event(event)
         return events
+
+    def _admitted(self, cached_tokens: int) -> None:
+        self.cached_tokens = cached_tokens
+        p, generation = self._params, self._generation
+        assert p is not None and generation is not None
+        log.info("request=%s stream start temperature=%s top_p=%s max_tokens=%d prompt_tokens=%d cached_tokens=%d",
+                 self.request_id, p.temperature, p.top_p, p.max_new_tokens, generation.prompt_tokens, cached_tokens)
 
     def _on_token(self, token_id: int) -> None:
         self.output_tokens += 1
@@ -317,8 +234,7 @@ class Session:
     def usage(self) -> Usage:
         generation = self._generation
         prompt = generation.prompt_tokens if generation else 0
-        cached = generation.cached_tokens if generation else 0
-        return Usage(prompt, cached, self.output_tokens, self.reasoning_tokens)
+        return Usage(prompt, self.cached_tokens or 0, self.output_tokens, self.reasoning_tokens)
 
     async def close(self, outcome: str | None = None) -> None:
         """Cancel the generation if it still runs, release the engine, log the end, count it."""

@@ -57,7 +57,7 @@ class PagedEngine:
         generation = ThreadedGeneration(request_id, len(prompt), asyncio.get_running_loop(),
                                         on_cancel=lambda: self._cancels.put(request_id))
         if params.max_new_tokens == 0:
-            generation._deliver(TokenEvent(None, "length"))
+            generation.deliver_now(TokenEvent(None, "length"))
             return generation
         self._incoming.put((Seq(request_id, list(prompt), len(prompt), params), generation))
         return generation
@@ -143,12 +143,12 @@ class PagedEngine:
             self._live.pop(seq.request_id)[1].deliver_threadsafe(TokenEvent(None, seq.finish_reason))
         if out.is_empty:
             return
-        for s in out.scheduled:  # known from admission on, before any token is delivered
-            self._live[s.seq.request_id][1].cached_tokens = s.seq.num_cached_tokens
         generators = {rid: entry[2] for rid, entry in self._live.items()}
         sampled = self.runner.step(out, generators)
         finished = {seq.request_id for seq in self.scheduler.update(out, sampled)}
         with one_wakeup():  # the step's tokens reach the event loop together, in one wake-up
+            for s in out.scheduled:  # the first time only: what the prefix cache served, before any token
+                self._live[s.seq.request_id][1].admit_threadsafe(s.seq.num_cached_tokens)
             for rid, token in sampled.items():
                 seq, generation, _ = self._live[rid]
                 self._tokens_generated += 1
