@@ -28,7 +28,7 @@ from openai_harmony import (
 )
 
 from codexpc.errors import RequestError
-from codexpc.harmony.tools import CODE_CONTENT_TYPE, JSON_CONTENT_TYPE, ToolSpec, ToolRegistry
+from codexpc.harmony.tools import CODE_CONTENT_TYPE, JSON_CONTENT_TYPE, ToolRegistry, ToolSpec
 
 Effort = Literal["low", "medium", "high"]
 CHANNELS = ("analysis", "commentary", "final")

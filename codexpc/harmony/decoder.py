@@ -199,7 +199,7 @@ class HarmonyDecoder:
             return CustomToolInputDelta(message.recipient, text)
         if message.recipient is not None:
             return ToolArgumentsDelta(message.recipient, text)
-        assert message.kind not in _CALLS
+        assert message.kind != "tool_call" and message.kind != "custom_tool_call"
         return TextDelta(message.kind, message.channel, text)
 
     def _end_message(self, token: int) -> list[Event]:

@@ -124,9 +124,9 @@ def _responses_item(t: conv.Transcript, item: Mapping[str, Any], where: str, dro
         t.custom_call(_recipient(item, where), as_str(item.get("input", ""), f"{where}.input"), call_id)
     elif kind == "local_shell_call":
         # Codex's older built-in shell: a call with the action as its JSON arguments.
-        call_id = item.get("call_id") or item.get("id")
+        shell_id = as_str(item.get("call_id") or item.get("id"), f"{where}.call_id")
         action = json.dumps(item.get("action") or {}, ensure_ascii=False)
-        t.call(f"{FUNCTIONS}.local_shell", action, as_str(call_id, f"{where}.call_id"))
+        t.call(f"{FUNCTIONS}.local_shell", action, shell_id)
     elif kind in ("function_call_output", "custom_tool_call_output", "local_shell_call_output"):
         call_id = as_str(item.get("call_id"), f"{where}.call_id")
         text = tool_output_text(item.get("output"), f"{where}.output")
