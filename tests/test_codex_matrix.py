@@ -14,7 +14,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from codex_support import PATCHED_FILE, PATCHED_TEXT, VERSIONS, CodexDaemon, codex_env, configure, items, run_codex
+from codex_support import (
+    PATCHED_FILE,
+    PATCHED_TEXT,
+    VERSIONS,
+    CodexDaemon,
+    codex_env,
+    configure,
+    items,
+    run_codex,
+)
 
 pytestmark = pytest.mark.parametrize("version", VERSIONS)
 
