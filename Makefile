@@ -5,12 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CODEX_VERSION := 0.169.0
 CODEX := .cache/codex/node_modules/.bin/codex
+# The versions the Codex matrix runs (tests/test_codex_matrix.py), pinned in one file.
+CODEX_VERSIONS := $(shell grep -E '^[0-9]+\.[0-9]+\.[0-9]+$$' tests/codex_versions.txt)
+CODEX_MATRIX := $(foreach v,$(CODEX_VERSIONS),.cache/codex-$(v)/node_modules/.bin/codex)
 TYPED := codexpc/harmony codexpc/vocab.py codexpc/settings.py codexpc/errors.py codexpc/engine/api.py \
 	codexpc/cli codexpc/service codexpc/logs.py codexpc/codex_config.py codexpc/config \
 	codexpc/server codexpc/checkpoint codexpc/engine/model.py codexpc/engine/mxfp4.py codexpc/engine/kv_cache.py \
 	codexpc/engine/sampling.py codexpc/engine/torch_engine.py codexpc/engine/weights.py codexpc/engine/factory.py \
 	codexpc/engine/threaded_generation.py \
-	codexpc/engine/paged codexpc/engine/kernels
+	codexpc/engine/paged codexpc/engine/kernels codexpc/codex_catalog.py
 
 # The CLI as the venv runs it (works before and after the `codexpc` script is installed).
 CODEXPC := $(BIN)/python -m codexpc
@@ -39,7 +42,11 @@ $(CODEX):
 	mkdir -p .cache/codex
 	npm install --silent --no-audit --no-fund --prefix .cache/codex @openai/codex@$(CODEX_VERSION)
 
-codex-cli: $(CODEX)
+.cache/codex-%/node_modules/.bin/codex:
+	mkdir -p .cache/codex-$*
+	npm install --silent --no-audit --no-fund --prefix .cache/codex-$* @openai/codex@$*
+
+codex-cli: $(CODEX) $(CODEX_MATRIX)
 
 lint: setup
 	$(BIN)/ruff check codexpc tests bench $(wildcard scripts)

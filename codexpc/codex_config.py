@@ -7,7 +7,10 @@ still holds a legacy `[profiles.NAME]` table or `profile = "NAME"` selector. So:
 - `$CODEX_HOME/config.toml` gets `[model_providers.codexpc]` (so `-c model_provider=codexpc`
   works too), and loses a legacy `[profiles.codexpc]` table if an older setup left one;
 - `$CODEX_HOME/codexpc.config.toml` selects the model and that provider, so `codex -p codexpc`
-  works.
+  works, and points `model_catalog_json` at `$CODEX_HOME/codexpc-models.json`, the catalog that
+  makes gpt-oss a model Codex knows (codexpc/codex_catalog.py: window, apply_patch, reasoning
+  levels, summaries, text-only input). It is in the profile, not config.toml, so that Codex's
+  own catalog stays in force for its other models.
 
 Edits go through tomlkit so the user's other settings, their order and their comments survive.
 Files are replaced atomically, and a file whose content would not change is not rewritten.
@@ -15,6 +18,7 @@ Files are replaced atomically, and a file whose content would not change is not 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -27,6 +31,7 @@ from tomlkit.items import Table
 from tomlkit.toml_document import TOMLDocument
 
 from codexpc import settings
+from codexpc.codex_catalog import CatalogModel, catalog
 from codexpc.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,9 @@ log = logging.getLogger(__name__)
 ENV_CODEX_HOME = "CODEX_HOME"
 PROVIDER = "codexpc"
 PROFILE = "codexpc"
+CATALOG_FILE = "codexpc-models.json"
+# The reasoning as Codex shows it: codexpc streams it as a summary when one is asked for.
+REASONING_SUMMARY = "detailed"
 # Codex gives up on a stream idle this long; a first prompt of 10k+ tokens on a cold GPU can
 # take a while before its first token.
 STREAM_IDLE_TIMEOUT_MS = 600_000
@@ -47,6 +55,7 @@ class CodexTarget:
     model: str = "gpt-oss-20b"
     effort: str | None = None  # model_reasoning_effort; None leaves Codex's default
     context_window: int | None = None  # model_context_window, shown by Codex
+    catalog_names: tuple[str, ...] = ()  # names to describe in the model catalog; () writes none
 
 
 @dataclass(frozen=True)
@@ -136,7 +145,7 @@ def update_config(doc: TOMLDocument, target: CodexTarget, where: Path) -> tuple[
     return removed, warnings
 
 
-def update_profile(doc: TOMLDocument, target: CodexTarget) -> None:
+def update_profile(doc: TOMLDocument, target: CodexTarget, catalog_file: Path | None = None) -> None:
     if not doc.body:
         doc.add(tomlkit.comment("Codex profile for codexpc (`codex -p codexpc`), written by `codexpc codex-config`."))
         doc.add(tomlkit.comment("Edit freely: codexpc only updates the keys it wrote."))
@@ -147,8 +156,26 @@ def update_profile(doc: TOMLDocument, target: CodexTarget) -> None:
             "model_provider": PROVIDER,
             "model_reasoning_effort": target.effort,
             "model_context_window": target.context_window,
+            "model_catalog_json": str(catalog_file) if catalog_file is not None else None,
+            "model_reasoning_summary": REASONING_SUMMARY if catalog_file is not None else None,
         },
     )
+
+
+def catalog_text(target: CodexTarget) -> str:
+    window = target.context_window
+    models = [CatalogModel(name, window) if window else CatalogModel(name) for name in target.catalog_names]
+    return json.dumps(catalog(models), indent=2) + "\n"
+
+
+def _write_text_if_changed(path: Path, text: str) -> bool:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return True
 
 
 def _write_if_changed(path: Path, doc: TOMLDocument) -> bool:
@@ -177,12 +204,15 @@ def apply(target: CodexTarget, home: Path | None = None) -> CodexConfigResult:
     config_doc = _load(config_file)
     profile_doc = _load(profile_file)
     removed, warnings = update_config(config_doc, target, config_file)
-    update_profile(profile_doc, target)
+    catalog_file = home / CATALOG_FILE if target.catalog_names else None
+    update_profile(profile_doc, target, catalog_file)
     changed = tuple(
         path
         for path, doc in ((config_file, config_doc), (profile_file, profile_doc))
         if _write_if_changed(path, doc)
     )
+    if catalog_file is not None and _write_text_if_changed(catalog_file, catalog_text(target)):
+        changed += (catalog_file,)
     log.info("codex config: provider %s -> %s, changed %s", PROVIDER, target.base_url, [str(p) for p in changed])
     return CodexConfigResult(config_file, profile_file, changed, removed, tuple(warnings))
 
@@ -201,8 +231,8 @@ def remove(home: Path | None = None) -> tuple[Path, ...]:
                 del doc["model_providers"]
             if _write_if_changed(config_file, doc):
                 changed.append(config_file)
-    profile_file = profile_path(home)
-    if profile_file.exists():
-        profile_file.unlink()
-        changed.append(profile_file)
+    for path in (profile_path(home), home / CATALOG_FILE):
+        if path.exists():
+            path.unlink()
+            changed.append(path)
     return tuple(changed)

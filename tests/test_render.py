@@ -141,9 +141,8 @@ _CALL = {"type": "function_call", "name": "f", "arguments": "{}", "call_id": "c"
     [
         ([{"role": "user", "content": [{"type": "input_image", "image_url": "data:"}]}], "input[0].content[0]"),
         ([{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}], "input[0].content[0]"),
-        ([_CALL, {"type": "function_call_output", "call_id": "c", "output": [{"type": "input_image"}]}], "input[1].output[0]"),
     ],
-)
+)  # a tool's image output is not refused but noted as left out (tests/test_render_codex_items.py)
 def test_images_and_files_are_refused(encoding: HarmonyEncoding, items: list[Any], param: str) -> None:
     with pytest.raises(UnsupportedContentError) as caught:
         render_responses({"input": items}, encoding, OPTIONS)
@@ -155,7 +154,7 @@ def test_images_and_files_are_refused(encoding: HarmonyEncoding, items: list[Any
     [
         ({"input": 3}, "input"),
         ({"input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
-        ({"input": [{"type": "web_search_call"}]}, "input[0].type"),
+        ({"input": [{"type": 7}]}, "input[0].type"),
         ({"input": [{"type": "function_call", "arguments": "{}", "call_id": "c"}]}, "input[0].name"),
         ({"input": [{"type": "function_call_output", "call_id": "nope", "output": "x"}]}, "input[0].call_id"),
         ({"input": [{"role": "user", "content": [{"type": "mystery"}]}]}, "input[0].content[0].type"),

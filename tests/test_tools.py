@@ -147,7 +147,9 @@ def test_schemas_are_compiled_once_per_registry(monkeypatch: pytest.MonkeyPatch)
     assert registry.validate("functions.shell", '{"cmd": 1}') is not None
 
 
-def test_non_function_members_of_a_namespace_are_skipped() -> None:
+def test_members_of_a_namespace_other_than_function_or_custom_are_skipped() -> None:
     custom = {"type": "custom", "name": "apply_patch"}
-    registry, skipped = registry_from_responses([dict(AGENTS, tools=[SPAWN, custom]), {"type": "web_search"}])
-    assert registry.names() == ["agents.spawn_agent"] and skipped == ["custom", "web_search"]
+    search = {"type": "web_search"}
+    registry, skipped = registry_from_responses([dict(AGENTS, tools=[SPAWN, custom, search]), {"type": "web_search"}])
+    assert registry.names() == ["agents.spawn_agent", "agents.apply_patch"] and skipped == ["web_search", "web_search"]
+    assert registry.is_custom("agents.apply_patch") and not registry.is_custom("agents.spawn_agent")

@@ -39,11 +39,14 @@ def _target(args: argparse.Namespace) -> codex_config.CodexTarget:
     model = config.default_model
     # Codex shows and compacts by the context window; it has no metadata for gpt-oss names.
     window = GPT_OSS_20B.context_length if model.startswith("gpt-oss") else None
+    # The catalog describes every name of every served model, so `-m` with any of them works.
+    names = tuple(dict.fromkeys(n for entry in config.models for n in entry.names))
     return codex_config.CodexTarget(
         base_url=codex_config.base_url(config.listen.port),
         model=model,
         effort=args.effort,
         context_window=window,
+        catalog_names=names or (model,),
     )
 
 

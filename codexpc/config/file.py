@@ -88,11 +88,12 @@ def limits_section(t: Table, base: LimitsConfig) -> LimitsConfig:
 
 
 def with_colon_alias(name: str, aliases: tuple[str, ...]) -> tuple[str, ...]:
-    # Ollama-style clients spell gpt-oss-20b as gpt-oss:20b; answer to both.
+    # Ollama-style clients spell gpt-oss-20b as gpt-oss:20b, LM Studio as openai/gpt-oss-20b (the
+    # defaults of `codex --oss` in each mode); answer to all three.
     if name.startswith("gpt-oss-"):
-        colon = "gpt-oss:" + name.removeprefix("gpt-oss-")
-        if colon not in aliases:
-            return (*aliases, colon)
+        for local in ("gpt-oss:" + name.removeprefix("gpt-oss-"), f"openai/{name}"):
+            if local not in aliases:
+                aliases = (*aliases, local)
     return aliases
 
 

@@ -28,11 +28,17 @@ from openai_harmony import (
 )
 
 from codexpc.errors import RequestError
-from codexpc.harmony.tools import ToolRegistry
+from codexpc.harmony.tools import CODE_CONTENT_TYPE, JSON_CONTENT_TYPE, ToolRegistry, ToolSpec
 
 Effort = Literal["low", "medium", "high"]
 CHANNELS = ("analysis", "commentary", "final")
-JSON_CONTENT_TYPE = "<|constrain|>json"
+# A custom tool is declared as taking one string, so the model's TypeScript-like view of it says
+# "raw text" (docs/codex-tools.md); how to write it follows in its description.
+_CUSTOM_PARAMETERS = {"type": "string"}
+_CUSTOM_NOTE = (
+    "This tool is FREEFORM: call it with content type `code` and write its raw input as the message "
+    "body, exactly as the grammar below says; never wrap it in JSON or quotes."
+)
 _EFFORTS = {"low": ReasoningEffort.LOW, "medium": ReasoningEffort.MEDIUM, "high": ReasoningEffort.HIGH}
 
 
@@ -77,6 +83,15 @@ class Transcript:
             .with_channel("commentary")
             .with_recipient(recipient)
             .with_content_type(JSON_CONTENT_TYPE)
+        )
+        self._add(message)
+        if call_id:
+            self._calls[call_id] = recipient
+
+    def custom_call(self, recipient: str, text: str, call_id: str | None) -> None:
+        """An earlier call of a custom (freeform) tool: its raw input as a `code` message."""
+        message = (
+            _assistant(text).with_channel("commentary").with_recipient(recipient).with_content_type(CODE_CONTENT_TYPE)
         )
         self._add(message)
         if call_id:
@@ -128,9 +143,18 @@ def developer_message(instructions: Sequence[str], registry: ToolRegistry) -> Me
     if instructions:
         content = content.with_instructions("\n\n".join(instructions))
     for ns in registry.namespaces():
-        tools = [ToolDescription.new(t.name, t.description, _schema(t.parameters)) for t in ns.tools]
+        tools = [_description(t) for t in ns.tools]
         content = content.with_tools(ToolNamespaceConfig(name=ns.name, description=ns.description or None, tools=tools))
     return Message.from_role_and_content(Role.DEVELOPER, content)
+
+
+def _description(tool: ToolSpec) -> ToolDescription:
+    if not tool.is_custom:
+        return ToolDescription.new(tool.name, tool.description, _schema(tool.parameters))
+    parts = [tool.description.strip(), _CUSTOM_NOTE]
+    if tool.definition:
+        parts.append(f"Input grammar ({tool.syntax}):\n{tool.definition.strip()}")
+    return ToolDescription.new(tool.name, "\n".join(p for p in parts if p), dict(_CUSTOM_PARAMETERS))
 
 
 def _schema(parameters: Mapping[str, Any] | None) -> dict[str, Any] | None:

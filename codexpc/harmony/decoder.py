@@ -5,7 +5,9 @@ Completion options are enforced here, not by callers:
   with no recipient is a user-visible preamble; a message with a recipient is a tool call;
 - guarded stop: decoding ends only at `<|return|>` closing a final message or `<|call|>`
   closing a tool call; `<|end|>` ends any other message and decoding goes on;
-- tool calls are checked against the request's registry when their arguments are done.
+- tool calls are checked against the request's registry when their arguments are done;
+- a call to a custom (freeform) tool of the registry streams its raw body as CustomToolInputDelta
+  and ends with CustomToolInputDone (no JSON: the model writes it with content type `code`).
 
 StreamableParser alone is lenient (a stop token inside a header becomes part of the channel
 name, stray special tokens become content text), so the decoder tracks where it is in the
@@ -32,6 +34,8 @@ from openai_harmony import HarmonyEncoding, HarmonyError, Role, StreamableParser
 from codexpc.engine.api import FinishReason
 from codexpc.harmony.encoding import CALL, END, RETURN
 from codexpc.harmony.events import (
+    CustomToolInputDelta,
+    CustomToolInputDone,
     DecodeError,
     Event,
     MessageDone,
@@ -52,6 +56,7 @@ MAX_HEADER_TOKENS = 256  # a header is a channel, a recipient and a content type
 _HEADER_TOKENS = frozenset({CHANNEL, CONSTRAIN, MESSAGE})
 _CLOSERS = frozenset({END, RETURN, CALL})
 _KINDS: dict[str, MessageKind] = {"analysis": "reasoning", "commentary": "preamble", "final": "final"}
+_CALLS: frozenset[MessageKind] = frozenset({"tool_call", "custom_tool_call"})
 
 
 def stop_token_ids(encoding: HarmonyEncoding) -> frozenset[int]:
@@ -178,7 +183,9 @@ class HarmonyDecoder:
             raise _Malformed(f"malformed header: channel {channel!r} is not analysis, commentary or final")
         if recipient is not None and channel == "final":
             raise _Malformed(f"malformed header: a final message addressed to {recipient!r}")
-        kind: MessageKind = "tool_call" if recipient is not None else _KINDS[channel]
+        kind: MessageKind = _KINDS[channel]
+        if recipient is not None:
+            kind = "custom_tool_call" if self._registry.is_custom(recipient) else "tool_call"
         self._open = _Open(kind, channel, recipient)
         self._state = _State.CONTENT
         return MessageStarted(kind, channel, recipient, parser.current_content_type)
@@ -187,9 +194,12 @@ class HarmonyDecoder:
         message = self._open
         assert message is not None, "content outside a message"
         message.parts.append(text)
+        if message.kind == "custom_tool_call":
+            assert message.recipient is not None
+            return CustomToolInputDelta(message.recipient, text)
         if message.recipient is not None:
             return ToolArgumentsDelta(message.recipient, text)
-        assert message.kind != "tool_call"
+        assert message.kind != "tool_call" and message.kind != "custom_tool_call"
         return TextDelta(message.kind, message.channel, text)
 
     def _end_message(self, token: int) -> list[Event]:
@@ -200,14 +210,15 @@ class HarmonyDecoder:
         tail = self._tail(message)
         if tail:
             events.append(self._delta(tail))
-        if token == END and message.kind == "tool_call":
+        if token == END and message.kind in _CALLS:
             return events + self._fail("a tool call ended with <|end|> instead of <|call|>", self._index)
         if token == RETURN and message.kind != "final":
             return events + self._fail(f"<|return|> closed a {message.kind} message, not a final answer", self._index)
-        if token == CALL and message.kind != "tool_call":
+        if token == CALL and message.kind not in _CALLS:
             return events + self._fail("<|call|> closed a message with no recipient", self._index)
         if token == CALL:
-            events.append(self._arguments_done(message))
+            events.append(self._input_done(message) if message.kind == "custom_tool_call"
+                          else self._arguments_done(message))
         events.append(MessageDone(message.kind, message.channel, message.recipient, message.text()))
         self._open = None
         if token == END:
@@ -239,6 +250,11 @@ class HarmonyDecoder:
         namespace, name = split_recipient(message.recipient)
         error = self._registry.validate(message.recipient, arguments)
         return ToolArgumentsDone(message.recipient, namespace, name, arguments, error)
+
+    def _input_done(self, message: _Open) -> CustomToolInputDone:
+        assert message.recipient is not None
+        namespace, name = split_recipient(message.recipient)
+        return CustomToolInputDone(message.recipient, namespace, name, message.text(), None)
 
     def _fail(self, why: str, index: int) -> list[Event]:
         """Ends decoding; an open message stays without MessageDone (see the module's docstring)."""

@@ -13,8 +13,9 @@ from typing import Literal
 # - "reasoning": the analysis channel (chain of thought);
 # - "preamble": commentary with no recipient (user-visible text before a tool call);
 # - "final": the final channel (the answer);
-# - "tool_call": a message addressed to a tool (`to=functions.NAME` or `to=NAMESPACE.NAME`).
-MessageKind = Literal["reasoning", "preamble", "final", "tool_call"]
+# - "tool_call": a message addressed to a function tool (`to=functions.NAME` or `to=NAMESPACE.NAME`);
+# - "custom_tool_call": a message addressed to a custom (freeform) tool: its body is the raw input.
+MessageKind = Literal["reasoning", "preamble", "final", "tool_call", "custom_tool_call"]
 
 # Why decoding ended:
 # - "return": `<|return|>` closed a well-formed final message;
@@ -74,6 +75,27 @@ class ToolArgumentsDone:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomToolInputDelta:
+    """Raw input text of a custom tool's call, as the model writes it."""
+
+    recipient: str
+    text: str
+    type: Literal["custom_tool_input_delta"] = "custom_tool_input_delta"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomToolInputDone:
+    """A custom tool call's whole input; `error` only when the tool was not offered."""
+
+    recipient: str
+    namespace: str
+    name: str
+    input: str
+    error: ToolCallError | None
+    type: Literal["custom_tool_input_done"] = "custom_tool_input_done"
+
+
+@dataclass(frozen=True, slots=True)
 class MessageDone:
     kind: MessageKind
     channel: str | None
@@ -97,4 +119,7 @@ class Stop:
     type: Literal["stop"] = "stop"
 
 
-Event = MessageStarted | TextDelta | ToolArgumentsDelta | ToolArgumentsDone | MessageDone | DecodeError | Stop
+Event = (
+    MessageStarted | TextDelta | ToolArgumentsDelta | ToolArgumentsDone | CustomToolInputDelta | CustomToolInputDone
+    | MessageDone | DecodeError | Stop
+)

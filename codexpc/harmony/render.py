@@ -4,11 +4,17 @@ openai-harmony does the rendering itself; this module only maps request items on
 Transcript (codexpc/harmony/conversation.py) and refuses what a local text model cannot take.
 Bodies are plain dicts parsed from JSON: anything malformed is a RequestError naming the
 JSON path of the offending value.
+
+Codex sends every item type its threads can hold (a thread resumed from another model carries
+web searches, tool searches, compaction summaries, ...). Items with a Harmony meaning are
+rendered; the others are dropped with a log line, never refused: refusing them would end the
+user's thread, while gpt-oss loses nothing it could have read.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +31,16 @@ from codexpc.harmony.tools import FUNCTIONS, ToolRegistry, registry_from_chat, r
 log = logging.getLogger(__name__)
 
 Effort = conv.Effort
+# Item types with no Harmony meaning: dropped with a log line. Any other unknown type is too,
+# but these are the ones Codex is known to send (docs/codex-contract in ../shared).
+DROPPED_ITEMS = frozenset({
+    "web_search_call", "tool_search_call", "tool_search_output", "image_generation_call", "compaction",
+    "compaction_summary", "context_compaction", "file_search_call", "computer_call", "computer_call_output",
+    "code_interpreter_call", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response", "mcp_call",
+    "item_reference", "ghost_snapshot",
+})
+# What a tool's image output becomes: the model reads text only, and the tool loop must go on.
+IMAGE_PLACEHOLDER = "[image omitted: this model reads text only]"
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,7 @@ class RenderedPrompt:
     messages: int  # Harmony messages rendered, system and developer included
     dropped_reasoning: int  # reasoning items left out (those before the last final answer)
     skipped_tools: list[str] = field(default_factory=list)  # tool types a local model cannot serve
+    dropped_items: list[str] = field(default_factory=list)  # input item types with no Harmony meaning
 
 
 def render_responses(body: Mapping[str, Any], encoding: HarmonyEncoding, options: RenderOptions) -> RenderedPrompt:
@@ -56,17 +73,25 @@ def render_responses(body: Mapping[str, Any], encoding: HarmonyEncoding, options
     if instructions is not None:
         transcript.instruction(as_str(instructions, "instructions"))
     items = body.get("input")
+    dropped: list[str] = []
     if isinstance(items, str):
         transcript.user([items])
     elif isinstance(items, list):
         for i, item in enumerate(items):
-            _responses_item(transcript, as_mapping(item, f"input[{i}]"), f"input[{i}]")
+            _responses_item(transcript, as_mapping(item, f"input[{i}]"), f"input[{i}]", dropped)
     else:
         raise RequestError("`input` must be a string or a list of items", param="input")
+    if dropped:
+        log.info("input items dropped, they have no Harmony meaning: %s", ", ".join(dropped))
+    response_format = _response_format(body.get("text"))
+    if response_format:
+        transcript.instruction(response_format)
     reasoning = body.get("reasoning")
     effort = as_mapping(reasoning, "reasoning").get("effort") if reasoning is not None else None
-    return _render(transcript, registry, skipped, body.get("tool_choice"), (effort, "reasoning.effort"),
-                   encoding, options)
+    rendered = _render(transcript, registry, skipped, body.get("tool_choice"), (effort, "reasoning.effort"),
+                       encoding, options)
+    rendered.dropped_items.extend(dropped)
+    return rendered
 
 
 def render_chat(body: Mapping[str, Any], encoding: HarmonyEncoding, options: RenderOptions) -> RenderedPrompt:
@@ -83,37 +108,103 @@ def render_chat(body: Mapping[str, Any], encoding: HarmonyEncoding, options: Ren
                    (body.get("reasoning_effort"), "reasoning_effort"), encoding, options)
 
 
-def _responses_item(t: conv.Transcript, item: Mapping[str, Any], where: str) -> None:
+def _responses_item(t: conv.Transcript, item: Mapping[str, Any], where: str, dropped: list[str]) -> None:
     kind = item.get("type", "message" if "role" in item else None)
     if kind == "message":
-        role = item.get("role")
-        parts = text_parts(item.get("content"), f"{where}.content")
-        if role in ("developer", "system"):
-            t.instruction("\n".join(parts))
-        elif role == "user":
-            t.user(parts)
-        elif role == "assistant":
-            # Codex marks user-visible text written before tool calls with phase "commentary".
-            (t.preamble if item.get("phase") == "commentary" else t.answer)("".join(parts))
-        else:
-            raise RequestError(f"unknown message role {role!r}", param=f"{where}.role")
+        _message_item(t, item, where)
     elif kind == "reasoning":
         text = _reasoning_text(item, where)
         if text:
             t.reasoning(text)
     elif kind == "function_call":
-        name = as_str(item.get("name"), f"{where}.name")
-        namespace = item.get("namespace")
-        namespace = as_str(namespace, f"{where}.namespace") if namespace is not None else FUNCTIONS
         call_id = as_str(item.get("call_id"), f"{where}.call_id")
-        t.call(f"{namespace}.{name}", as_str(item.get("arguments", "{}"), f"{where}.arguments"), call_id)
-    elif kind == "function_call_output":
+        t.call(_recipient(item, where), as_str(item.get("arguments", "{}"), f"{where}.arguments"), call_id)
+    elif kind == "custom_tool_call":
         call_id = as_str(item.get("call_id"), f"{where}.call_id")
-        output = item.get("output")
-        text = output if isinstance(output, str) else "\n".join(text_parts(output, f"{where}.output"))
+        t.custom_call(_recipient(item, where), as_str(item.get("input", ""), f"{where}.input"), call_id)
+    elif kind == "local_shell_call":
+        # Codex's older built-in shell: a call with the action as its JSON arguments.
+        shell_id = as_str(item.get("call_id") or item.get("id"), f"{where}.call_id")
+        action = json.dumps(item.get("action") or {}, ensure_ascii=False)
+        t.call(f"{FUNCTIONS}.local_shell", action, shell_id)
+    elif kind in ("function_call_output", "custom_tool_call_output", "local_shell_call_output"):
+        call_id = as_str(item.get("call_id"), f"{where}.call_id")
+        text = tool_output_text(item.get("output"), f"{where}.output")
         t.tool_result(call_id, text, f"{where}.call_id")
+    elif kind in DROPPED_ITEMS or isinstance(kind, str):
+        dropped.append(str(kind))
     else:
-        raise RequestError(f"input items of type {kind!r} are not supported", param=f"{where}.type")
+        raise RequestError("an input item needs a `type`", param=f"{where}.type")
+
+
+def _message_item(t: conv.Transcript, item: Mapping[str, Any], where: str) -> None:
+    role = item.get("role")
+    parts = text_parts(item.get("content"), f"{where}.content")
+    if role in ("developer", "system"):
+        t.instruction("\n".join(parts))
+    elif role == "user":
+        t.user(parts)
+    elif role == "assistant":
+        # Codex marks user-visible text written before tool calls with phase "commentary".
+        (t.preamble if item.get("phase") == "commentary" else t.answer)("".join(parts))
+    else:
+        raise RequestError(f"unknown message role {role!r}", param=f"{where}.role")
+
+
+def _recipient(item: Mapping[str, Any], where: str) -> str:
+    name = as_str(item.get("name"), f"{where}.name")
+    namespace = item.get("namespace")
+    namespace = as_str(namespace, f"{where}.namespace") if namespace is not None else FUNCTIONS
+    return f"{namespace}.{name}"
+
+
+def tool_output_text(output: Any, param: str) -> str:
+    """A tool's output: a string, or an array of content items (text kept, images noted)."""
+    if output is None:
+        return ""
+    if isinstance(output, str):
+        return output
+    if not isinstance(output, list):
+        raise RequestError("a tool output must be a string or a list of content items", param=param)
+    texts: list[str] = []
+    for i, part in enumerate(output):
+        kind = as_mapping(part, f"{param}[{i}]").get("type")
+        if kind in ("input_text", "output_text", "text"):
+            texts.append(as_str(part.get("text"), f"{param}[{i}].text"))
+        elif kind in ("input_image", "image", "input_file"):
+            texts.append(IMAGE_PLACEHOLDER if kind != "input_file" else "[file omitted: this model reads text only]")
+        else:
+            raise RequestError(f"unknown tool output content type {kind!r}", param=f"{param}[{i}].type")
+    return "\n".join(texts)
+
+
+def _response_format(text: Any) -> str | None:
+    """`text.format` of type json_schema as Harmony's "# Response Formats" developer section.
+
+    This is how gpt-oss was taught structured output (the Harmony guide); enforcing the schema
+    is the constrained decoder's part.
+    """
+    if text is None:
+        return None
+    fmt = as_mapping(text, "text").get("format")
+    if fmt is None:
+        return None
+    fmt = as_mapping(fmt, "text.format")
+    kind = fmt.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return "# Response Formats\n\nAnswer with one JSON object and nothing else."
+    if kind != "json_schema":
+        raise RequestError("text.format.type must be text, json_object or json_schema", param="text.format.type")
+    name = as_str(fmt.get("name", "response"), "text.format.name")
+    schema = as_mapping(fmt.get("schema"), "text.format.schema")
+    description = fmt.get("description")
+    lines = ["# Response Formats", "", f"## {name}", ""]
+    if isinstance(description, str) and description:
+        lines.append(f"// {description}")
+    lines.append(json.dumps(schema, ensure_ascii=False, separators=(",", ":")))
+    return "\n".join(lines)
 
 
 def _reasoning_text(item: Mapping[str, Any], where: str) -> str:

@@ -1,8 +1,11 @@
 """The tool registry of one request: which recipients the model may call, and their schemas.
 
-Built from the request's tools (Responses `function` and `namespace` tools, or Chat Completions
-`function` tools). Each tool's JSON schema is checked and compiled once, when the registry is
-built; a finished call's arguments are then parsed and validated against it.
+Built from the request's tools (Responses `function`, `custom` and `namespace` tools, or Chat
+Completions `function` tools). Each function tool's JSON schema is checked and compiled once,
+when the registry is built; a finished call's arguments are then parsed and validated against it.
+A `custom` tool (Codex's apply_patch) takes raw text, not JSON: the model writes its input as the
+body of a `code` message (docs/codex-tools.md says why), and its grammar is the constraint
+builder's to enforce (`ToolRegistry.constraints()`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from jsonschema import Draft202012Validator, SchemaError, validators
 from jsonschema.exceptions import best_match
@@ -24,7 +27,9 @@ from codexpc.harmony.events import ToolCallError
 
 log = logging.getLogger(__name__)
 
+JSON_CONTENT_TYPE = "<|constrain|>json"  # the content type of a function call's JSON arguments
 FUNCTIONS = "functions"  # Harmony's namespace for plain function tools
+CODE_CONTENT_TYPE = "code"  # the content type of a custom tool's call, as gpt-oss's python tool uses
 MAX_TOOLS = 512  # a bound on what one request can make us compile
 # OpenAI's own rule for function names; it also keeps names safe inside a Harmony header
 # (no dots, which separate namespace and name; no spaces or special-token text).
@@ -38,11 +43,34 @@ class ToolSpec:
     namespace: str
     name: str
     description: str = ""
-    parameters: Mapping[str, Any] | None = None  # JSON schema of the arguments
+    parameters: Mapping[str, Any] | None = None  # JSON schema of the arguments (function tools)
+    kind: Literal["function", "custom"] = "function"
+    # A custom tool's input format: "lark" or "regex" with its definition; None: free text.
+    syntax: str | None = None
+    definition: str | None = None
 
     @property
     def recipient(self) -> str:
         return f"{self.namespace}.{self.name}"
+
+    @property
+    def is_custom(self) -> bool:
+        return self.kind == "custom"
+
+
+@dataclass(frozen=True)
+class ToolConstraint:
+    """What the constraint builder needs to constrain one tool's call body.
+
+    `content_type` is what the model writes after the recipient in the header
+    ("<|constrain|>json" for a function tool, "code" for a custom tool). `body` is the JSON
+    schema (function tools; None when the tool declared none), the Lark grammar text (custom tools
+    whose format is a Lark grammar), or None (free text).
+    """
+
+    recipient: str
+    content_type: str | None
+    body: Mapping[str, Any] | str | None
 
 
 @dataclass(frozen=True)
@@ -80,10 +108,27 @@ class ToolRegistry:
     def get(self, recipient: str) -> ToolSpec | None:
         return self._tools.get(recipient)
 
+    def is_custom(self, recipient: str | None) -> bool:
+        tool = self._tools.get(recipient) if recipient is not None else None
+        return tool is not None and tool.is_custom
+
+    def constraints(self) -> list[ToolConstraint]:
+        """One ToolConstraint per offered tool, in the order the model sees them."""
+        out: list[ToolConstraint] = []
+        for tool in self._tools.values():
+            if tool.is_custom:
+                grammar = tool.definition if tool.syntax == "lark" else None
+                out.append(ToolConstraint(tool.recipient, CODE_CONTENT_TYPE, grammar))
+            else:
+                out.append(ToolConstraint(tool.recipient, JSON_CONTENT_TYPE, tool.parameters))
+        return out
+
     def validate(self, recipient: str, arguments: str) -> ToolCallError | None:
         """None when the tool was offered and `arguments` is JSON valid against its schema."""
         if recipient not in self._tools:
             return ToolCallError(recipient, "$", f"no tool {recipient!r} was offered", "unknown_tool")
+        if self._tools[recipient].is_custom:  # raw text: its grammar is the constrained decoder's
+            return None
         try:
             value = json.loads(arguments)
         except ValueError as exc:
@@ -137,6 +182,8 @@ def registry_from_responses(tools: Any, param: str = "tools") -> tuple[ToolRegis
         kind = tool.get("type")
         if kind == "function":
             functions.append(_function(tool, FUNCTIONS, where))
+        elif kind == "custom":
+            functions.append(_custom(tool, FUNCTIONS, where))
         elif kind == "namespace":
             namespaces.append(_namespace(tool, where, skipped))
         else:
@@ -190,6 +237,22 @@ def _function(tool: Mapping[str, Any], namespace: str, where: str) -> ToolSpec:
     return ToolSpec(namespace, name, description, parameters)
 
 
+def _custom(tool: Mapping[str, Any], namespace: str, where: str) -> ToolSpec:
+    """A Responses `custom` tool: freeform text, optionally with a Lark or regex grammar."""
+    base = _function({k: v for k, v in tool.items() if k != "parameters"}, namespace, where)
+    fmt = tool.get("format")
+    if fmt is None or (isinstance(fmt, Mapping) and fmt.get("type") == "text"):
+        return ToolSpec(namespace, base.name, base.description, kind="custom")
+    if not isinstance(fmt, Mapping) or fmt.get("type") != "grammar":
+        raise RequestError("a custom tool's format must be {\"type\": \"text\"} or a grammar",
+                           param=f"{where}.format")
+    syntax, definition = fmt.get("syntax"), fmt.get("definition")
+    if syntax not in ("lark", "regex") or not isinstance(definition, str):
+        raise RequestError("a grammar format needs syntax \"lark\" or \"regex\" and a definition string",
+                           param=f"{where}.format")
+    return ToolSpec(namespace, base.name, base.description, kind="custom", syntax=syntax, definition=definition)
+
+
 def _namespace(tool: Mapping[str, Any], where: str, skipped: list[str]) -> Namespace:
     """A `namespace` tool; member types other than function are appended to `skipped`."""
     name = tool.get("name")
@@ -197,10 +260,12 @@ def _namespace(tool: Mapping[str, Any], where: str, skipped: list[str]) -> Names
         raise RequestError("a namespace name must be 1-64 letters, digits, '_' or '-'", param=f"{where}.name")
     members: list[ToolSpec] = []
     for inner, member in _items(tool.get("tools"), f"{where}.tools"):
-        if member.get("type") != "function":
+        if member.get("type") == "function":
+            members.append(_function(member, name, inner))
+        elif member.get("type") == "custom":
+            members.append(_custom(member, name, inner))
+        else:
             skipped.append(str(member.get("type")))
-            continue
-        members.append(_function(member, name, inner))
     return Namespace(name, str(tool.get("description") or ""), tuple(members))
 
 

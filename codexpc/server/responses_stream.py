@@ -4,6 +4,11 @@ One `ResponsesStream` per request. `start()` gives response.created and response
 `feed(event)` gives the stream events of one decoder event; `finish(usage)` closes what is
 open and gives the terminal event: response.completed, response.incomplete (output cap) or
 response.failed (context window, invalid tool call, broken Harmony, engine failure).
+Output items: reasoning, messages, function calls, and custom (freeform) tool calls, whose raw
+input streams as `response.custom_tool_call_input.delta`. When the request asks for a reasoning
+summary (`reasoning.summary`), the reasoning streams as summary text, titled the way Codex's TUI
+shows it (codexpc/server/reasoning_summary.py); the item keeps the raw text as its content too,
+so that Codex sends it back within a tool loop.
 The events are the openai package's own types, so the schema is the SDK's, not a copy; only
 the per-token delta events are `sse.Delta`s, JSON from a template (tests compare the bytes).
 """
@@ -21,6 +26,8 @@ from openai.types.responses import (
     ResponseContentPartAddedEvent,
     ResponseContentPartDoneEvent,
     ResponseCreatedEvent,
+    ResponseCustomToolCall,
+    ResponseCustomToolCallInputDoneEvent,
     ResponseError,
     ResponseFailedEvent,
     ResponseFunctionCallArgumentsDoneEvent,
@@ -32,6 +39,9 @@ from openai.types.responses import (
     ResponseOutputMessage,
     ResponseOutputText,
     ResponseReasoningItem,
+    ResponseReasoningSummaryPartAddedEvent,
+    ResponseReasoningSummaryPartDoneEvent,
+    ResponseReasoningSummaryTextDoneEvent,
     ResponseReasoningTextDoneEvent,
     ResponseStreamEvent,
     ResponseTextDoneEvent,
@@ -39,9 +49,12 @@ from openai.types.responses import (
 )
 from openai.types.responses.response import IncompleteDetails
 from openai.types.responses.response_reasoning_item import Content as ReasoningContent
+from openai.types.responses.response_reasoning_item import Summary as ReasoningSummary
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
 from codexpc.harmony.events import (
+    CustomToolInputDelta,
+    CustomToolInputDone,
     DecodeError,
     Event,
     MessageDone,
@@ -55,14 +68,24 @@ from codexpc.harmony.events import (
 from codexpc.harmony.tools import FUNCTIONS, split_recipient
 from codexpc.server.errors import Failure, engine_failure, tool_failure
 from codexpc.server.ids import new_id
+from codexpc.server.reasoning_summary import SummaryTitler
 from codexpc.server.sse import Delta, json_string
 from codexpc.server.usage import Usage
 
 log = logging.getLogger("codexpc.session")
 
-OutputItem = ResponseReasoningItem | ResponseOutputMessage | ResponseFunctionToolCall
+OutputItem = ResponseReasoningItem | ResponseOutputMessage | ResponseFunctionToolCall | ResponseCustomToolCall
 StreamEvent = ResponseStreamEvent | Delta
-_DELTA_TYPES = {"reasoning": "response.reasoning_text.delta", "tool_call": "response.function_call_arguments.delta"}
+_DELTA_TYPES = {
+    "reasoning": "response.reasoning_text.delta",
+    "tool_call": "response.function_call_arguments.delta",
+    "custom_tool_call": "response.custom_tool_call_input.delta",
+}
+SUMMARY_DELTA = "response.reasoning_summary_text.delta"
+_CALLS = ("tool_call", "custom_tool_call")
+_ID_PREFIXES = {"reasoning": "rs", "tool_call": "fc", "custom_tool_call": "ctc"}
+# `reasoning.summary` values that ask for a summary (OpenAI's; "none" or null ask for none).
+SUMMARY_MODES = ("auto", "concise", "detailed")
 
 
 @dataclass(frozen=True)
@@ -81,6 +104,11 @@ class ResponseMeta:
     reasoning: dict[str, Any] | None = None
     metadata: dict[str, str] | None = None
 
+    @property
+    def summarize(self) -> bool:
+        """The request asked for a reasoning summary: stream the reasoning as one."""
+        return isinstance(self.reasoning, dict) and self.reasoning.get("summary") in SUMMARY_MODES
+
 
 @dataclass
 class _Open:
@@ -92,15 +120,18 @@ class _Open:
     recipient: str = ""
     call_id: str = ""
     parts: list[str] = field(default_factory=list)  # the text so far, one part per delta
+    titler: SummaryTitler | None = None  # set: a reasoning item streamed as summary text
 
     def __post_init__(self) -> None:
         # The delta event's JSON around its text and sequence number, keys in pydantic's order.
-        self.delta_type = _DELTA_TYPES.get(self.kind, "response.output_text.delta")
+        self.delta_type = SUMMARY_DELTA if self.titler else _DELTA_TYPES.get(self.kind, "response.output_text.delta")
         item = f'"item_id":{json_string(self.item_id)}'
-        self.delta_head = '{"delta":' if self.kind == "tool_call" else '{"content_index":0,"delta":'
+        no_content_index = self.kind in _CALLS or self.titler is not None
+        self.delta_head = '{"delta":' if no_content_index else '{"content_index":0,"delta":'
         logprobs = ',"logprobs":[]' if self.delta_type == "response.output_text.delta" else ""
         self.delta_mid = f',{item}{logprobs},"output_index":{self.index},"sequence_number":'
-        self.delta_end = f',"type":"{self.delta_type}"}}'
+        summary = ',"summary_index":0' if self.titler else ""
+        self.delta_end = f'{summary},"type":"{self.delta_type}"}}'
 
     @property
     def text(self) -> str:
@@ -108,6 +139,10 @@ class _Open:
 
     def delta(self, text: str, sequence_number: int) -> Delta:
         self.parts.append(text)
+        return Delta(self.delta_type, self.delta_head, text, f"{self.delta_mid}{sequence_number}{self.delta_end}")
+
+    def summary_delta(self, text: str, sequence_number: int) -> Delta:
+        """A delta of the summary text (the raw text is kept in `parts` by the caller)."""
         return Delta(self.delta_type, self.delta_head, text, f"{self.delta_mid}{sequence_number}{self.delta_end}")
 
 
@@ -138,6 +173,10 @@ class ResponsesStream:
             return self._arguments_delta(event)
         if isinstance(event, ToolArgumentsDone):
             return self._arguments_done(event)
+        if isinstance(event, CustomToolInputDelta):
+            return self._custom_delta(event)
+        if isinstance(event, CustomToolInputDone):
+            return self._custom_done(event)
         if isinstance(event, MessageDone):
             return self._close_open("completed")
         if isinstance(event, DecodeError):
@@ -178,20 +217,22 @@ class ResponsesStream:
 
     def _open_item(self, kind: MessageKind, recipient: str | None) -> list[StreamEvent]:
         index = len(self._output)
-        if kind == "reasoning":
-            opened = _Open(kind, index, new_id("rs"))
-            item: OutputItem = self._reasoning(opened, "in_progress")
-        elif kind == "tool_call":
-            opened = _Open(kind, index, new_id("fc"), recipient=recipient or "", call_id=new_id("call"))
-            item = self._call(opened, "in_progress")
+        item_id = new_id(_ID_PREFIXES.get(kind, "msg"))
+        if kind in _CALLS:
+            opened = _Open(kind, index, item_id, recipient=recipient or "", call_id=new_id("call"))
         else:
-            opened = _Open(kind, index, new_id("msg"))
-            item = self._message(opened, "in_progress")
+            titler = SummaryTitler() if kind == "reasoning" and self.meta.summarize else None
+            opened = _Open(kind, index, item_id, titler=titler)
+        item = self._item(opened, "in_progress")
         self._open = opened
         self._output.append(item)
         events: list[StreamEvent] = [ResponseOutputItemAddedEvent(
             type="response.output_item.added", item=item, output_index=index, sequence_number=self._next())]
-        if kind != "tool_call":
+        if opened.titler is not None:
+            events.append(ResponseReasoningSummaryPartAddedEvent(
+                type="response.reasoning_summary_part.added", item_id=item_id, output_index=index, summary_index=0,
+                part={"type": "summary_text", "text": ""}, sequence_number=self._next()))  # type: ignore[arg-type]
+        elif kind not in _CALLS:
             events.append(ResponseContentPartAddedEvent(
                 type="response.content_part.added", item_id=opened.item_id, output_index=index, content_index=0,
                 part=self._part(opened, ""), sequence_number=self._next()))
@@ -199,10 +240,33 @@ class ResponsesStream:
 
     def _text_delta(self, event: TextDelta) -> list[StreamEvent]:
         opened = self._open
-        if opened is not None and opened.kind == event.kind:  # the per-token path
+        if opened is not None and opened.kind == event.kind and opened.titler is None:  # the per-token path
             return [opened.delta(event.text, self._next())]
         events, opened = self._ensure_open(event.kind, None)
+        if opened.titler is None:
+            events.append(opened.delta(event.text, self._next()))
+            return events
+        opened.parts.append(event.text)
+        summary = opened.titler.feed(event.text)
+        if summary:
+            events.append(opened.summary_delta(summary, self._next()))
+        return events
+
+    def _custom_delta(self, event: CustomToolInputDelta) -> list[StreamEvent]:
+        events, opened = self._ensure_open("custom_tool_call", event.recipient)
         events.append(opened.delta(event.text, self._next()))
+        return events
+
+    def _custom_done(self, event: CustomToolInputDone) -> list[StreamEvent]:
+        if event.error is not None:
+            self.failure = tool_failure(event.error)
+            self._drop_open()
+            return []
+        events, opened = self._ensure_open("custom_tool_call", event.recipient)
+        opened.parts = [event.input]
+        events.append(ResponseCustomToolCallInputDoneEvent(
+            type="response.custom_tool_call_input.done", item_id=opened.item_id, output_index=opened.index,
+            input=event.input, sequence_number=self._next()))
         return events
 
     def _arguments_delta(self, event: ToolArgumentsDelta) -> list[StreamEvent]:
@@ -237,15 +301,17 @@ class ResponsesStream:
         if opened is None:
             return []
         events: list[StreamEvent] = []
-        if opened.kind == "reasoning":
+        if opened.titler is not None:
+            events += self._close_summary(opened)
+        elif opened.kind == "reasoning":
             events.append(ResponseReasoningTextDoneEvent(
                 type="response.reasoning_text.done", item_id=opened.item_id, output_index=opened.index,
                 content_index=0, text=opened.text, sequence_number=self._next()))
-        elif opened.kind != "tool_call":
+        elif opened.kind not in _CALLS:
             events.append(ResponseTextDoneEvent(
                 type="response.output_text.done", item_id=opened.item_id, output_index=opened.index,
                 content_index=0, text=opened.text, logprobs=[], sequence_number=self._next()))
-        if opened.kind != "tool_call":
+        if opened.kind not in _CALLS and opened.titler is None:
             events.append(ResponseContentPartDoneEvent(
                 type="response.content_part.done", item_id=opened.item_id, output_index=opened.index,
                 content_index=0, part=self._part(opened, opened.text), sequence_number=self._next()))
@@ -253,6 +319,22 @@ class ResponsesStream:
         self._output[opened.index] = item
         events.append(ResponseOutputItemDoneEvent(
             type="response.output_item.done", item=item, output_index=opened.index, sequence_number=self._next()))
+        return events
+
+    def _close_summary(self, opened: _Open) -> list[StreamEvent]:
+        assert opened.titler is not None
+        events: list[StreamEvent] = []
+        rest = opened.titler.flush()
+        if rest:
+            events.append(opened.summary_delta(rest, self._next()))
+        text = opened.titler.text
+        events.append(ResponseReasoningSummaryTextDoneEvent(
+            type="response.reasoning_summary_text.done", item_id=opened.item_id, output_index=opened.index,
+            summary_index=0, text=text, sequence_number=self._next()))
+        events.append(ResponseReasoningSummaryPartDoneEvent(
+            type="response.reasoning_summary_part.done", item_id=opened.item_id, output_index=opened.index,
+            summary_index=0, part={"type": "summary_text", "text": text},  # type: ignore[arg-type]
+            sequence_number=self._next()))
         return events
 
     def _drop_open(self) -> None:
@@ -265,12 +347,16 @@ class ResponsesStream:
             return self._reasoning(opened, status)
         if opened.kind == "tool_call":
             return self._call(opened, status)
+        if opened.kind == "custom_tool_call":
+            return self._custom_call(opened, status)
         return self._message(opened, status)
 
     @staticmethod
     def _reasoning(opened: _Open, status: Any) -> ResponseReasoningItem:
         content = [ReasoningContent(type="reasoning_text", text=opened.text)] if opened.text else []
-        return ResponseReasoningItem(type="reasoning", id=opened.item_id, summary=[], content=content,
+        summary_text = opened.titler.text if opened.titler is not None and status != "in_progress" else ""
+        summary = [ReasoningSummary(type="summary_text", text=summary_text)] if summary_text else []
+        return ResponseReasoningItem(type="reasoning", id=opened.item_id, summary=summary, content=content,
                                      encrypted_content=None, status=status)
 
     @staticmethod
@@ -289,6 +375,17 @@ class ResponsesStream:
         call = ResponseFunctionToolCall(type="function_call", id=opened.item_id, call_id=opened.call_id, name=name,
                                         arguments=arguments, status=status)
         if namespace != FUNCTIONS:  # a tool inside a Responses `namespace` tool
+            call.namespace = namespace
+        return call
+
+    @staticmethod
+    def _custom_call(opened: _Open, status: Any) -> ResponseCustomToolCall:
+        # No status field in the SDK's type; Codex reads call_id, name and input.
+        namespace, name = split_recipient(opened.recipient)
+        text = opened.text if status != "in_progress" else ""
+        call = ResponseCustomToolCall(type="custom_tool_call", id=opened.item_id, call_id=opened.call_id, name=name,
+                                      input=text)
+        if namespace != FUNCTIONS:
             call.namespace = namespace
         return call
 
