@@ -120,7 +120,7 @@ def test_require_servable_needs_a_checkpoint() -> None:
         ('[models."m"]\ncheckpoint = 3\n', {}, 'models."m".checkpoint'),
         ('[models.a]\naliases = ["x"]\n[models.b]\naliases = ["x"]\n', {}, 'models."b"'),
         ('default_model = "ghost"\n', {}, "default_model"),
-        ('default_reasoning_effort = "max"\n', {}, "default_reasoning_effort"),
+        ('default_reasoning_effort = "ultra"\n', {}, "default_reasoning_effort"),
         ("wat = 1\n", {}, "wat"),
         ("listen = 3\n", {}, "listen"),
         ("", {"port": -1}, "--port"),

@@ -1,4 +1,5 @@
-"""While the model loads, the daemon answers at once: 503 "loading" with Retry-After, then serves.
+"""While the model loads: model requests wait for it (limits.hold_while_loading_s), then are served;
+past the hold, and for every other route, the daemon answers at once: 503 "loading" with Retry-After.
 
 A real daemon in a subprocess (test_daemon.DaemonProcess) whose engine factory, a test double,
 sleeps `load_s` before building the scripted engine; requests go over the real Unix socket and
@@ -19,6 +20,7 @@ from test_daemon import DaemonProcess
 from codexpc.cli.main import main as codexpc_main
 
 PROMPT_S = 0.5  # "at once": an answer while loading, on a busy shared 2-core machine
+NO_HOLD = "[limits]\nhold_while_loading_s = 0.001\n"  # the answer a request gets once its hold ran out
 BROKEN = 'default_model = "broken"\n[models.broken]\nengine = "torch"\ncheckpoint = "/nonexistent/ckpt"\n'
 
 
@@ -51,7 +53,7 @@ def assert_loading_refusal(response: httpx.Response) -> None:
 
 
 def test_requests_during_a_slow_test_double_load_get_503_loading_at_once_then_succeed() -> None:
-    process = DaemonProcess(load_s=2.0)
+    process = DaemonProcess(load_s=2.0, toml=NO_HOLD)
     try:
         with start_loading(process) as tcp, process.unix_client() as unix:
             times: list[float] = []
@@ -90,7 +92,7 @@ def test_requests_during_a_slow_test_double_load_get_503_loading_at_once_then_su
 
 
 def test_a_failing_test_double_load_answers_why_then_exits_with_its_code(capsys: object) -> None:
-    process = DaemonProcess(load_s=1.0, toml=BROKEN)
+    process = DaemonProcess(load_s=1.0, toml=BROKEN + NO_HOLD)
     try:
         with start_loading(process) as tcp:
             assert tcp.post("/v1/responses", json={"input": "hi"}).json()["error"]["code"] == "model_loading"
@@ -121,10 +123,35 @@ def test_a_failing_test_double_load_answers_why_then_exits_with_its_code(capsys:
 
 
 def test_a_failing_load_nobody_asked_about_exits_at_once() -> None:
-    process = DaemonProcess(toml=BROKEN)
+    process = DaemonProcess(toml=BROKEN + NO_HOLD)
     try:
         process.start(wait=False)
         assert process.wait_exit(60) == 4
         assert "answering requests with the failure" not in process.log()
+    finally:
+        process.close()
+
+
+def test_a_model_request_during_the_load_waits_for_it_and_is_served() -> None:
+    """What Codex 0.140 and 0.155 need: they give up after ~25 s of 503s, a real load takes a minute."""
+    process = DaemonProcess(load_s=2.0)
+    try:
+        with start_loading(process) as tcp:
+            health = tcp.get("/health")
+            reply, took = timed(lambda: tcp.post("/v1/responses", json={"input": "hi"}, timeout=30))
+        assert health.status_code == 503  # readiness still says "loading" at once
+        assert reply.status_code == 200 and reply.json()["status"] == "completed", reply.text
+        assert took > 0.5  # it waited for the load rather than being refused
+    finally:
+        process.close()
+
+
+def test_a_request_held_while_a_load_fails_hears_why() -> None:
+    process = DaemonProcess(load_s=1.0, toml=BROKEN)
+    try:
+        with start_loading(process) as tcp:
+            reply = tcp.post("/v1/responses", json={"input": "hi"}, timeout=30)
+        assert reply.status_code == 503 and reply.json()["error"]["code"] == "model_load_failed", reply.text
+        assert "/nonexistent/ckpt" in reply.json()["error"]["message"]
     finally:
         process.close()

@@ -107,8 +107,11 @@ async def test_models_lists_names_aliases_and_context_windows(encoding: HarmonyE
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://x") as http:
         listing = (await http.get("/v1/models")).json()
         one = (await http.get("/v1/models/gpt-oss:20b")).json()
-    assert [(m["id"], m["context_window"]) for m in listing["data"]] == [("gpt-oss-20b", 131072),
-                                                                          ("gpt-oss-120b", 131072)]
+    # Every name a request may use is a card of its own (--oss looks its names up); aliases name their root.
+    cards = {m["id"]: (m.get("root", m["id"]), m["context_window"]) for m in listing["data"]}
+    assert cards["gpt-oss-20b"] == cards["gpt-oss:20b"] == ("gpt-oss-20b", 131072)
+    assert cards["gpt-oss-120b"] == ("gpt-oss-120b", 131072)
+    assert [m["id"] for m in listing["data"]][0] == "gpt-oss-20b"
     assert one["id"] == "gpt-oss-20b" and one["aliases"] == ["gpt-oss:20b"]
 
 
@@ -166,7 +169,7 @@ async def test_admin_reload_only_on_the_unix_socket(runtime: Runtime) -> None:
 
 
 async def test_request_limits_are_4xx_naming_the_field(encoding: HarmonyEncoding) -> None:
-    limits = RequestLimits(max_output_tokens=100, max_input_items=1, max_tools=0, queue_size=0)
+    limits = RequestLimits(max_output_tokens=100, max_input_items=1, max_tools=0)
     runtime = Runtime(ScriptedEngine(encoding), encoding, limits=limits)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://x") as http:
         assert_error(await http.post("/v1/responses", json={"input": "hi", "max_output_tokens": 101}), 400,
@@ -175,5 +178,4 @@ async def test_request_limits_are_4xx_naming_the_field(encoding: HarmonyEncoding
                      "input")
         assert_error(await http.post("/v1/chat/completions", json={"messages": [], "tools": [{}]}), 400,
                      "invalid_request_error", "tools")
-        error = assert_error(await http.post("/v1/responses", json={"input": "hi"}), 429, "rate_limit_exceeded")
-    assert error["type"] == "rate_limit_error" and runtime.in_flight == 0
+    assert runtime.in_flight == 0

@@ -58,8 +58,11 @@ class LimitsConfig:
     max_input_items: int = 4096
     max_tools: int = 256
     max_tool_schema_bytes: int = 256 * 1024  # one tool's JSON schema, serialized
-    queue_size: int = 64  # waiting requests beyond the running ones; then 429
-    max_in_flight: int = 128  # requests admitted at once, running or waiting; then 429
+    queue_size: int = 64  # requests waiting (FIFO) beyond max_in_flight; then 503 server_is_overloaded
+    max_in_flight: int = 128  # requests running at once; the next ones wait in the queue
+    # While the model loads, a model request waits this long for it before its 503: Codex 0.140
+    # and 0.155 give up after ~25 s of 503s, and gpt-oss-20b takes up to a minute to load.
+    hold_while_loading_s: float = 120.0
     shutdown_timeout_s: float = 10.0  # SIGTERM: streams still running after this are ended
 
 

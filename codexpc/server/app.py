@@ -25,9 +25,12 @@ from starlette.types import Receive, Scope, Send
 from codexpc.errors import ForbiddenError, RequestError
 from codexpc.harmony.render import render_chat, render_responses
 from codexpc.server import sse
+from codexpc.server.admission import AdmissionMiddleware
 from codexpc.server.chat_stream import ChatStream
 from codexpc.server.errors import install_error_handlers
 from codexpc.server.ids import new_id
+from codexpc.server.lmstudio_routes import lmstudio_router, model_cards
+from codexpc.server.ollama_routes import ollama_router
 from codexpc.server.openapi import openapi_document
 from codexpc.server.request import parse_chat, parse_responses
 from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
@@ -69,7 +72,7 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastA
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [_model_card(m) for m in runtime.models]}
+        return {"object": "list", "data": model_cards(runtime)}  # every alias too: --oss looks up its own names
 
     @app.get("/v1/models/{name:path}")
     async def model(name: str) -> dict[str, Any]:
@@ -104,6 +107,9 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastA
             raise RequestError("this daemon cannot reload", code="reload_unavailable")
         return {"reloaded": True, **(await reload_hook())}
 
+    app.include_router(ollama_router(runtime))  # codex --oss (Ollama mode)
+    app.include_router(lmstudio_router(runtime))  # codex --oss --local-provider lmstudio
+    app.add_middleware(AdmissionMiddleware, admission=runtime.admission)  # FIFO past max_in_flight, then 503
     return app
 
 

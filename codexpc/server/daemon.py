@@ -38,9 +38,10 @@ from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.render import RenderOptions
 from codexpc.server import runtime as rt
 from codexpc.server import transport
+from codexpc.server.admission import HoldingSwitch
 from codexpc.server.app import create_app
 from codexpc.server.errors import ModelLoadingError
-from codexpc.server.listeners import AppSwitch, capture, uvicorn_config
+from codexpc.server.listeners import capture, uvicorn_config
 from codexpc.server.request import RequestLimits
 from codexpc.server.security import (
     ASGIApp,
@@ -59,6 +60,7 @@ EngineFactory = Callable[..., Engine]  # create_engine's signature
 # the client told to come back has come back), MAX seconds at most, then exits.
 FAILED_LOAD_QUIET_S = ModelLoadingError.retry_after_s + 1.0
 FAILED_LOAD_MAX_LINGER_S = 30.0
+RELEASE_HELD_S = 0.2  # for requests held while loading to reach the loading app after a failure
 
 
 def serve(config: DaemonConfig, *, engine_factory: EngineFactory | None = None) -> int:
@@ -106,10 +108,13 @@ class Daemon:
                                   config.device)
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.switch: HoldingSwitch | None = None
 
     async def run(self) -> int:
         self._install_signals()
-        switch = AppSwitch(create_loading_app(self.startup))
+        # Model requests that come while the model loads wait for it (bounded), then go on.
+        self.switch = switch = HoldingSwitch(create_loading_app(self.startup),
+                                             self.config.limits.hold_while_loading_s)
         await self._start_servers(switch)
         loops = [asyncio.create_task(server.main_loop()) for server in self.servers]
         try:
@@ -120,7 +125,7 @@ class Daemon:
             await self._stop_servers(loops)
             await self.runtime.close()
             return 0
-        switch.app = create_app(self.runtime, reload_hook=self.reload)
+        switch.ready(create_app(self.runtime, reload_hook=self.reload))
         log.info("ready model=%s", self.config.default_model)
         await self.stop.wait()
         await self._shutdown(loops)
@@ -134,6 +139,9 @@ class Daemon:
         else:  # a bug in a loader: its traceback in the log, its one line to the clients
             log.exception("cannot start: the model failed to load")
             self.startup.failure, code = f"{type(exc).__name__}: {exc}", 1
+        assert self.switch is not None
+        self.switch.failed()  # the requests held for the load hear why now...
+        await asyncio.sleep(RELEASE_HELD_S)  # ...and count as asked (startup.last_request)
         if self.startup.last_request is not None:
             log.info("answering requests with the failure until they stop, then exiting")
             await self._linger()
@@ -165,6 +173,8 @@ class Daemon:
         if self.signals == 1:
             log.info("received %s: shutting down", sig.name)
             self.startup.stopping = True  # while loading, requests now hear "shutting down"
+            if self.switch is not None:
+                self.switch.failed()  # and the ones held for the load hear it at once
         elif self.runtime is None:
             # Still loading: the load runs in a thread that nothing can interrupt.
             log.warning("received %s again while loading: exiting now", sig.name)

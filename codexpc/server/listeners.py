@@ -1,4 +1,4 @@
-"""What the daemon's listeners run: the app switch, uvicorn's settings, the capture aid."""
+"""What the daemon's listeners run: uvicorn's settings and the capture aid."""
 
 from __future__ import annotations
 
@@ -13,16 +13,6 @@ from codexpc.server.security import ASGIApp, Message, PeerCheckedProtocol, Recei
 
 log = logging.getLogger("codexpc.daemon")
 END_GRACE_S = 3.0  # after the engine is closed, for the streams to write their final events
-
-
-class AppSwitch:
-    """The ASGI app the listeners serve: the loading app first, the real one once it is ready."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
 
 
 def uvicorn_config(app: ASGIApp, config: DaemonConfig) -> uvicorn.Config:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from codexpc.efforts import Level, level_of
-from codexpc.errors import OverloadedError, RequestError
+from codexpc.errors import RequestError
 from codexpc.server.body import parse_body
 
 # What a torch.Generator takes (a signed or unsigned 64-bit integer); a bigger seed overflows it.
@@ -32,9 +32,9 @@ class RequestLimits:
     max_input_items: int | None = None
     max_tools: int | None = None
     max_tool_schema_bytes: int | None = None  # one tool's JSON schema, serialized
-    queue_size: int | None = None  # sequences waiting in the engine beyond which new ones get a 429
-    # Requests admitted at once (running or waiting), whatever the engine counts as waiting: an
-    # engine that runs every sequence it is given never reports one waiting.
+    # Requests admitted at once; past them up to `queue_size` more wait in FIFO order
+    # (server/admission.py), and past those a request gets a 503 that every Codex version retries.
+    queue_size: int | None = None
     max_in_flight: int | None = None
     max_body_bytes: int | None = None  # None: server/body.py's default
 
@@ -42,14 +42,6 @@ class RequestLimits:
     def from_config(cls, limits: Any) -> RequestLimits:
         """From any object with these attributes (the daemon's LimitsConfig); missing ones stay None."""
         return cls(**{f.name: getattr(limits, f.name, None) for f in fields(cls)})
-
-    def check_queue(self, engine_stats: Mapping[str, Any], in_flight: int = 0) -> None:
-        """Admission: a 429 (with Retry-After) when the engine's queue or the daemon is full."""
-        waiting = engine_stats.get("waiting", 0)
-        if self.queue_size is not None and isinstance(waiting, int) and waiting >= self.queue_size:
-            raise OverloadedError(f"{waiting} requests are waiting already; retry later")
-        if self.max_in_flight is not None and in_flight >= self.max_in_flight:
-            raise OverloadedError(f"{in_flight} requests are running already (limits.max_in_flight); retry later")
 
 
 @dataclass(frozen=True)

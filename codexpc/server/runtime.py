@@ -18,6 +18,7 @@ from openai_harmony import HarmonyEncoding
 from codexpc.engine.api import Engine
 from codexpc.errors import ModelNotFoundError, UnavailableError
 from codexpc.harmony.render import RenderOptions
+from codexpc.server.admission import Admission, AdmissionLimits
 from codexpc.server.metrics import Metrics
 from codexpc.server.request import RequestLimits
 
@@ -87,6 +88,10 @@ class Runtime:
         if max_output_tokens is not None:  # a shortcut for the one limit most callers set
             self.limits = replace(self.limits, max_output_tokens=max_output_tokens)
         self.metrics = Metrics()
+        # Past max_in_flight requests wait in FIFO order (every Codex version keeps waiting);
+        # past the queue they get a 503 that every version retries.
+        self.admission = Admission(AdmissionLimits(
+            self.limits.max_in_flight, 64 if self.limits.queue_size is None else self.limits.queue_size))
         self.started_at = time.time()
         self.reloads = 0
 

@@ -104,7 +104,6 @@ class Session:
                  len(rendered.tokens), rendered.user_parts, rendered.messages, rendered.dropped_reasoning)
         if rendered.skipped_tools:
             log.info("request=%s tools skipped=%s", rid, ",".join(rendered.skipped_tools))
-        self.runtime.limits.check_queue(self.runtime.engine.stats(), self.runtime.in_flight)
         self._lease = self.runtime.acquire()
         engine = self._lease.engine
         self._decoder = HarmonyDecoder(self.runtime.encoding, rendered.registry)
