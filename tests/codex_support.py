@@ -40,7 +40,6 @@ def engine_factory(kind, *, model, checkpoint, device="auto"):
     from codexpc.harmony.encoding import load_encoding
     return ScriptedEngine(load_encoding(), model=model, delay_s=delay, script=codex_support.codex_script)
 
-daemon.create_app = codex_support.wired(daemon.create_app)
 sys.exit(daemon.serve(load_config(Path(sys.argv[1])), engine_factory=engine_factory))
 """
 
@@ -82,34 +81,8 @@ def codex_script(prompt: str) -> str:
     return _answer(f"Done after {len(outputs)} tool calls.")
 
 
-# -- the wiring of /work/notes/codex-wiring.patch, applied from outside --------------------------
-
-def wired(create_app):  # type: ignore[no-untyped-def]
-    def create(runtime, reload_hook=None):  # type: ignore[no-untyped-def]
-        from fastapi.routing import APIRoute
-
-        from codexpc.server.admission import Admission, AdmissionLimits, AdmissionMiddleware
-        from codexpc.server.lmstudio_routes import lmstudio_router, model_cards
-        from codexpc.server.ollama_routes import ollama_router
-
-        app = create_app(runtime, reload_hook=reload_hook)
-        if any(getattr(route, "path", None) == "/api/tags" for route in app.router.routes):
-            return app  # app.py has the wiring now
-
-        async def models() -> dict:
-            return {"object": "list", "data": model_cards(runtime)}
-
-        app.router.routes.insert(0, APIRoute("/v1/models", models, methods=["GET"]))
-        app.include_router(ollama_router(runtime))
-        app.include_router(lmstudio_router(runtime))
-        limits = AdmissionLimits(runtime.limits.max_in_flight, runtime.limits.queue_size or 64)
-        return AdmissionMiddleware(app, Admission(limits))
-
-    return create
-
-
 class CodexDaemon(DaemonProcess):
-    """DaemonProcess with the Codex script and the wiring above."""
+    """DaemonProcess with the Codex script."""
 
     def start(self, wait: bool = True) -> CodexDaemon:
         with self.log_path.open("ab") as log:

@@ -26,6 +26,7 @@ from codex_support import (
 )
 
 pytestmark = pytest.mark.parametrize("version", VERSIONS)
+QUEUE = 3  # the busy daemon's queue
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,9 @@ def daemon() -> CodexDaemon:  # type: ignore[misc]
 
 @pytest.fixture(scope="module")
 def busy_daemon() -> CodexDaemon:  # type: ignore[misc]
-    # One request at a time, one more waiting; tokens slow enough to be overtaken.
-    process = CodexDaemon(delay_s=0.03, toml="[limits]\nmax_in_flight = 1\nqueue_size = 1\n").start()
+    # One request at a time, QUEUE more waiting (a Codex turn may send two requests at once: one
+    # place in the queue is not enough for it); tokens slow enough to be overtaken.
+    process = CodexDaemon(delay_s=0.03, toml=f"[limits]\nmax_in_flight = 1\nqueue_size = {QUEUE}\n").start()
     yield process
     process.close()
 
@@ -111,17 +113,17 @@ def test_a_request_queued_behind_max_in_flight_completes(version: str, busy_daem
     time.sleep(0.3)  # the holder runs; Codex's request waits in the queue
     events, stderr = _turn(version, busy_daemon, tmp_path, "PLAIN queued", "--dangerously-bypass-approvals-and-sandbox")
     holder.join()
-    _completed(events, stderr)
+    _completed(events, stderr + busy_daemon.log()[-4000:])
     assert held and "admission waited" in busy_daemon.log()
 
 
 def test_an_overload_503_is_retried(version: str, busy_daemon: CodexDaemon, tmp_path: Path) -> None:
     assert busy_daemon.port is not None
     held: list[float] = []
-    threads = [threading.Thread(target=_hold, args=(busy_daemon, held)) for _ in range(2)]  # running + queued
+    threads = [threading.Thread(target=_hold, args=(busy_daemon, held)) for _ in range(1 + QUEUE)]  # all places
     for thread in threads:
         thread.start()
-        time.sleep(0.2)
+        time.sleep(0.1)
     before = busy_daemon.log().count("admission refused")
     home = tmp_path / "home"
     configure(home, busy_daemon.port, retries=8)
