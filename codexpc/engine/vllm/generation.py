@@ -60,9 +60,9 @@ class VllmGeneration:
     async def cancel(self) -> None:
         if self._final:
             return
+        self._finish(TokenEvent(None, "cancelled"))  # first: the task ends as cancelled, not finished
         self._task.cancel()
         await asyncio.wait([self._task])  # the stream is closed when this returns
-        self._finish(TokenEvent(None, "cancelled"))
         self._engine.generation_ended(self)  # also when the task was cancelled before it ran
 
     # -- the forwarding task --------------------------------------------------------------------
