@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from live_server import serve_in_thread
+from vllm_standin import Faults, StandinLog, create_standin
 
 from codexpc.config.schema import RemoteEngineConfig
 from codexpc.engine.api import Engine, SamplingParams, TokenEvent
@@ -20,8 +22,6 @@ from codexpc.engine.factory import create_engine
 from codexpc.engine.vllm import VllmEngine, build_vllm_engine
 from codexpc.errors import ConfigError
 from codexpc.server.metrics import Metrics
-from live_server import serve_in_thread
-from vllm_standin import Faults, StandinLog, create_standin
 
 STOPS = frozenset({200002, 200012})  # <|return|>, <|call|>
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=8, stop_token_ids=STOPS)
