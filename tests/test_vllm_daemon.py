@@ -23,7 +23,7 @@ import httpx
 import pytest
 from live_server import serve_in_thread
 from openai_harmony import HarmonyEncoding
-from vllm_standin import create_standin
+from vllm_standin import create_standin, events_of
 
 from codexpc.engine.api import Engine, SamplingParams
 from codexpc.engine.factory import create_engine
@@ -107,7 +107,8 @@ async def local_ids(paged: Engine, body: dict[str, Any]) -> list[int]:
     sampling = body["sampling_params"]
     params = SamplingParams(temperature=sampling["temperature"], top_p=sampling["top_p"],
                             max_new_tokens=sampling["max_tokens"], stop_token_ids=frozenset(sampling["stop_token_ids"]))
-    return [e.token_id async for e in paged.submit(body["token_ids"], params, "local-ids") if e.token_id is not None]
+    generation = paged.submit(body["token_ids"], params, "local-ids")
+    return [e.token_id async for e in events_of(generation) if e.token_id is not None]
 
 
 async def local_answer(paged: Engine, encoding: HarmonyEncoding) -> dict[str, Any]:

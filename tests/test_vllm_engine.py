@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from live_server import serve_in_thread
-from vllm_standin import Faults, StandinLog, create_standin
+from vllm_standin import Faults, StandinLog, create_standin, events_of
 
 from codexpc.config.schema import RemoteEngineConfig
 from codexpc.engine.api import Engine, SamplingParams, TokenEvent
@@ -59,7 +59,7 @@ def vllm(*urls: str, **settings: Any) -> VllmEngine:
 
 async def run(engine: Engine, params: SamplingParams = GREEDY, rid: str = "r", prompt: list[int] = PROMPT
               ) -> list[TokenEvent]:
-    return [event async for event in engine.submit(prompt, params, rid)]
+    return [event async for event in events_of(engine.submit(prompt, params, rid))]
 
 
 def ids(events: list[TokenEvent]) -> list[int]:
@@ -108,7 +108,7 @@ async def test_tokens_stream_as_they_arrive(paged: Engine) -> None:
         server.faults.chunk_delay_s = 0.3
         engine = vllm(server.url)
         generation = engine.submit(PROMPT, GREEDY, "streamed")
-        events = aiter(generation)
+        events = events_of(generation)
         first = await anext(events)
         assert first.token_id is not None and first.finish_reason is None
         assert "streamed" not in server.log.completed  # the back end is still generating
@@ -123,7 +123,7 @@ async def test_cancel_closes_the_stream_and_the_backend_aborts(paged: Engine) ->
         server.faults.chunk_delay_s = 0.1
         engine = vllm(server.url)
         generation = engine.submit(PROMPT, long, "to-cancel")
-        events = aiter(generation)
+        events = events_of(generation)
         assert (await anext(events)).token_id is not None
         await generation.cancel()
         assert [e async for e in events][-1].finish_reason == "cancelled"

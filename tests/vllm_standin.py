@@ -33,7 +33,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from codexpc.engine.api import Engine, TokenEvent
+from codexpc.engine.api import Engine, Generation, TokenEvent
 from codexpc.engine.api import SamplingParams as EngineParams
 
 
@@ -151,6 +151,16 @@ class StandinLog:
     streamed: dict[str, list[int]] = field(default_factory=dict)  # request id -> token ids sent
 
 
+async def events_of(generation: Generation) -> AsyncIterator[TokenEvent]:
+    """A generation's events through the contract's ready(), admissions left out."""
+    while True:
+        for event in await generation.ready():
+            if not event.is_admission:
+                yield event
+            if event.finish_reason is not None:
+                return
+
+
 class _Cut(Exception):
     """Raised inside the stream: uvicorn drops the connection without ending the chunked body."""
 
@@ -206,7 +216,7 @@ def create_standin(engine: Engine, *, model: str = "openai/gpt-oss-120b", max_mo
         try:
             await asyncio.sleep(faults.first_chunk_delay_s)
             pending: list[TokenEvent] = []
-            async for event in generation:
+            async for event in events_of(generation):
                 pending.append(event)
                 if len(pending) < stream_interval and event.finish_reason is None:
                     continue

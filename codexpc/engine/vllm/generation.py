@@ -1,8 +1,9 @@
 """VllmGeneration: one request forwarded to the back ends, read as codexpc's TokenEvents.
 
-A task started at submit does the HTTP work and fills a queue; iterating the generation reads
-it, so every token that arrived together is ready together (the session writes them as one
-chunk). Until the first token is delivered a failed back end is skipped for the next one in the
+A task started at submit does the HTTP work and appends to a list that ready() hands over
+whole, so every token that arrived together is read together (the session writes them as one
+chunk). No admission event: vLLM tells its prefix-cache hit only in its last (usage) chunk, after
+the contract's first event; the count is logged when the generation ends. Until the first token is delivered a failed back end is skipped for the next one in the
 router's order; after it, a failure ends the generation with an error event, since another
 back end would start a different answer. cancel() cancels the task, which closes the stream.
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from codexpc.engine.api import FinishReason, SamplingParams, TokenEvent
@@ -31,27 +33,29 @@ class VllmGeneration:
     def __init__(self, engine: VllmEngine, prompt: Sequence[int], params: SamplingParams, request_id: str) -> None:
         self.request_id = request_id
         self.prompt_tokens = len(prompt)
-        self.cached_tokens = 0  # vLLM's count, when its usage chunk reports one
+        self.cached_tokens: int | None = None  # vLLM's count, when its usage chunk reports one (logged)
         self.backend: Backend | None = None  # the one that is (or was) answering
         self._engine = engine
         self._prompt = list(prompt)
         self._params = params
-        self._events: asyncio.Queue[TokenEvent] = asyncio.Queue()
+        self._ready: deque[TokenEvent] = deque()  # produced, not read yet
+        self._waiter: asyncio.Future[None] | None = None  # the reader's, while _ready is empty
         self._produced = 0
         self._held: TokenEvent | None = None  # the last event, held until the stream ends (usage comes after it)
         self._final = False  # a last event is in the queue
         self.finish_reason: FinishReason | None = None  # the last event's, once it is queued
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"vllm {request_id}")
 
-    def __aiter__(self) -> AsyncIterator[TokenEvent]:
-        return self._read()
-
-    async def _read(self) -> AsyncIterator[TokenEvent]:
-        while True:
-            event = await self._events.get()
-            yield event
-            if event.finish_reason is not None:
-                return
+    async def ready(self) -> list[TokenEvent]:
+        if not self._ready:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        events = list(self._ready)
+        self._ready.clear()
+        return events
 
     @property
     def done(self) -> bool:
@@ -137,7 +141,12 @@ class VllmGeneration:
 
     def _put(self, event: TokenEvent) -> None:
         self._produced += 1
-        self._events.put_nowait(event)
+        self._push(event)
+
+    def _push(self, event: TokenEvent) -> None:
+        self._ready.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def _finish_reason(self, vllm_reason: str) -> tuple[FinishReason, str | None]:
         produced = self._produced
@@ -152,4 +161,7 @@ class VllmGeneration:
         if not self._final:
             self._final = True
             self.finish_reason = event.finish_reason
-            self._events.put_nowait(event)
+            self._push(event)
+            if self.backend is not None:
+                log.info("request=%s vllm end backend=%s finish=%s tokens=%d cached_tokens=%s", self.request_id,
+                         self.backend.url, event.finish_reason, self._produced, self.cached_tokens)
