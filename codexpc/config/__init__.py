@@ -48,6 +48,7 @@ from codexpc.config.schema import (
     LimitsConfig,
     ListenConfig,
     ModelEntry,
+    RemoteEngineConfig,
 )
 
 __all__ = [
@@ -63,5 +64,6 @@ __all__ = [
     "LimitsConfig",
     "ListenConfig",
     "ModelEntry",
+    "RemoteEngineConfig",
     "load_config",
 ]

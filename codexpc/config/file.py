@@ -24,6 +24,7 @@ from codexpc.config.schema import (
     LimitsConfig,
     ListenConfig,
     ModelEntry,
+    RemoteEngineConfig,
 )
 from codexpc.config.table import Table
 from codexpc.errors import ConfigError
@@ -101,13 +102,40 @@ def _model(name: str, value: Any) -> ModelEntry:
     where = f'models."{name}".'
     if not isinstance(value, Mapping):
         raise ConfigError(f'models."{name}" must be a table')
-    t = Table(value, where, allowed={"engine", "checkpoint", "aliases"})
+    t = Table(value, where, allowed={"engine", "checkpoint", "aliases"} | _REMOTE_KEYS)
     aliases = t.strings("aliases")
+    engine = cast(EngineKind, t.choice("engine", ENGINE_KINDS, "paged"))
+    given = sorted(_REMOTE_KEYS & set(value))
+    if given and engine != "vllm":
+        raise ConfigError(f"{t.name(given[0])} applies only to engine = \"vllm\"")
     return ModelEntry(
         name=name,
-        engine=cast(EngineKind, t.choice("engine", ENGINE_KINDS, "paged")),
+        engine=engine,
         checkpoint=t.path("checkpoint"),
         aliases=with_colon_alias(name, aliases),
+        remote=_remote(t) if engine == "vllm" else None,
+    )
+
+
+_REMOTE_KEYS = {f.name for f in fields(RemoteEngineConfig)}
+
+
+def _remote(t: Table) -> RemoteEngineConfig:
+    """The model table's vLLM settings (engine = "vllm")."""
+    backends = t.strings("backends")
+    for url in backends:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{t.name('backends')}: {url!r} is not an http:// or https:// URL")
+    base = RemoteEngineConfig()
+    return RemoteEngineConfig(
+        backends=tuple(dict.fromkeys(url.rstrip("/") for url in backends)),
+        served_model=t.optional_string("served_model"),
+        context_length=t.positive("context_length", None),
+        connect_timeout_s=t.positive("connect_timeout_s", base.connect_timeout_s),
+        read_timeout_s=t.positive("read_timeout_s", base.read_timeout_s),
+        retry_initial_s=t.positive("retry_initial_s", base.retry_initial_s),
+        retry_max_s=t.positive("retry_max_s", base.retry_max_s),
+        api_key_file=t.path("api_key_file"),
     )
 
 

@@ -13,13 +13,27 @@ from codexpc import settings
 from codexpc.efforts import EFFORT_NAMES
 from codexpc.errors import ConfigError
 
-EngineKind = Literal["torch", "paged", "scripted"]
+EngineKind = Literal["torch", "paged", "scripted", "vllm"]
 Effort = str  # a name from codexpc.efforts.EFFORTS ("xhigh" means gpt-oss's "high")
-ENGINE_KINDS: tuple[str, ...] = ("torch", "paged", "scripted")
+ENGINE_KINDS: tuple[str, ...] = ("torch", "paged", "scripted", "vllm")
 EFFORTS: tuple[str, ...] = EFFORT_NAMES
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 DEFAULT_MODEL = "gpt-oss-20b"
 LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class RemoteEngineConfig:
+    """Engine "vllm": the vLLM servers that codexpc forwards Harmony prompt tokens to."""
+
+    backends: tuple[str, ...] = ()  # base URLs, e.g. "http://10.0.0.5:8000"; one conversation sticks to one
+    served_model: str | None = None  # vLLM's --served-model-name; None: the first one /v1/models lists
+    context_length: int | None = None  # None: the smallest max_model_len the back ends report
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 120.0  # the longest wait for the next chunk, a long prompt's prefill included
+    retry_initial_s: float = 1.0  # a failed back end is out for this long, doubling up to retry_max_s
+    retry_max_s: float = 60.0
+    api_key_file: Path | None = None  # vLLM's --api-key, sent as a bearer token
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,7 @@ class ModelEntry:
     engine: EngineKind = "paged"  # continuous batching and cross-turn prefix reuse
     checkpoint: Path | None = None  # a folder or file; the scripted engine needs none
     aliases: tuple[str, ...] = ()
+    remote: RemoteEngineConfig | None = None  # engine "vllm" only
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -99,6 +114,10 @@ class DaemonConfig:
     def require_servable(self) -> ModelEntry:
         """The default model, checked for what serving it needs (a checkpoint for real engines)."""
         entry = self.model
+        if entry.engine == "vllm":
+            if entry.remote is None or not entry.remote.backends:
+                raise ConfigError(f'models."{entry.name}".backends is not set: list the vLLM servers to forward to')
+            return entry
         if entry.engine != "scripted" and entry.checkpoint is None:
             raise ConfigError(
                 f'models."{entry.name}".checkpoint is not set: pass --checkpoint PATH or set it in '

@@ -26,6 +26,9 @@ class SamplingParams:
     seed: int | None = None  # same seed, same prompt: same tokens
     max_new_tokens: int = 4096
     stop_token_ids: frozenset[int] = field(default_factory=frozenset)
+    # Which conversation this is (Codex's prompt_cache_key): an engine with several back ends
+    # sends one conversation to the same one, where its prefix is cached. Local engines ignore it.
+    routing_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -62,7 +65,7 @@ def admitted(cached_tokens: int) -> TokenEvent:
 
 @dataclass(frozen=True)
 class EngineInfo:
-    kind: str  # "torch", "paged", "scripted"
+    kind: str  # "torch", "paged", "scripted", "vllm"
     model: str  # the configured model name, e.g. "gpt-oss-20b"
     checkpoint: str  # path, or a description for the scripted engine
     device: str  # "cpu", "cuda:0", ...

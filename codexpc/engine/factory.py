@@ -8,13 +8,14 @@ from typing import Literal
 
 import torch
 
+from codexpc.config.schema import RemoteEngineConfig
 from codexpc.engine.api import Engine, EngineInfo
 from codexpc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-EngineKind = Literal["torch", "paged", "scripted"]
-ENGINE_KINDS: tuple[EngineKind, ...] = ("torch", "paged", "scripted")
+EngineKind = Literal["torch", "paged", "scripted", "vllm"]
+ENGINE_KINDS: tuple[EngineKind, ...] = ("torch", "paged", "scripted", "vllm")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -32,9 +33,15 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
-def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str = "auto") -> Engine:
+def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str = "auto",
+                  remote: RemoteEngineConfig | None = None) -> Engine:
+    """`remote`: the vLLM servers of engine "vllm" (the model entry's settings); others ignore it."""
     if kind == "scripted":
         return _scripted(model, checkpoint)
+    if kind == "vllm":
+        from codexpc.engine.vllm import build_vllm_engine
+
+        return build_vllm_engine(model, remote or RemoteEngineConfig())
     if kind in ("torch", "paged"):
         return _load(kind, model, _need_checkpoint(kind, checkpoint), resolve_device(device))
     raise ConfigError(f"unknown engine kind {kind!r} (one of {', '.join(ENGINE_KINDS)})")

@@ -223,9 +223,11 @@ class Daemon:
         started = time.monotonic()
         log.info("loading model=%s engine=%s checkpoint=%s device=%s", entry.name, entry.engine, entry.checkpoint,
                  config.device)
+        # Only engine "vllm" takes its servers, so factories without the keyword still work.
+        remote = {"remote": entry.remote} if entry.engine == "vllm" else {}
         # In a thread: loading takes seconds to minutes, and signals must still be heard.
         engine = await asyncio.to_thread(self.engine_factory, entry.engine, model=entry.name,
-                                         checkpoint=entry.checkpoint, device=config.device)
+                                         checkpoint=entry.checkpoint, device=config.device, **remote)
         info = engine.info
         log.info("loaded model=%s engine=%s device=%s context=%d in %.1fs", info.model, info.kind, info.device,
                  info.context_length, time.monotonic() - started)

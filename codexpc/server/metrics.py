@@ -85,7 +85,25 @@ class Metrics:
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 continue
             lines += _gauge(f"codexpc_engine_{_metric_name(key)}", value)
+        lines += _backend_lines(engine_stats.get("backends"))
         return "\n".join(lines) + "\n"
+
+
+def _backend_lines(backends: Any) -> list[str]:
+    """A remote engine's back ends (engine "vllm"): each number as a gauge labelled by url."""
+    if not isinstance(backends, list):
+        return []
+    rows = [b for b in backends if isinstance(b, dict) and isinstance(b.get("url"), str)]
+    names = sorted({k for b in rows for k, v in b.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+    lines: list[str] = []
+    for key in names:
+        name = f"codexpc_engine_backend_{_metric_name(key)}"
+        lines.append(f"# TYPE {name} gauge")
+        for b in rows:
+            if isinstance(b.get(key), int | float) and not isinstance(b[key], bool):
+                url = b["url"].replace("\\", "\\\\").replace('"', '\\"')
+                lines.append(f'{name}{{backend="{url}"}} {b[key]}')
+    return lines
 
 
 def render_startup(state: str, loading_s: float) -> str:
