@@ -34,11 +34,17 @@ def add_daemon_flags(p: argparse.ArgumentParser) -> None:
 
 
 def socket_from_args(args: argparse.Namespace) -> Path:
+    """--socket, else the config file's listen.socket, else the default (the rest of the file
+    is not read: a client command needs only this)."""
     if getattr(args, "socket", None):
         return Path(args.socket)
-    from codexpc.config import load_config
+    from codexpc.cli.output import warn
+    from codexpc.config import client_socket
 
-    return load_config(getattr(args, "config", None), {}).listen.socket_path
+    path, problem = client_socket(getattr(args, "config", None))
+    if problem is not None:
+        warn(f"warning: {problem}")
+    return path
 
 
 def request_body(model: str, prompt: str, max_tokens: int) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import httpx
 from codexpc import settings
 from codexpc.cli import daemon_proc, timeline
 from codexpc.cli.health import format_duration
-from codexpc.cli.link import LOAD_WAIT_S, Link, probe, request_body, wait_for_load
+from codexpc.cli.link import LOAD_WAIT_S, Link, probe, request_body, socket_from_args, wait_for_load
 from codexpc.cli.output import Progress, add_json_flag, emit_json, say, warn
 from codexpc.errors import CheckpointError, CodexpcError
 
@@ -73,14 +73,6 @@ def tiny_checkpoint() -> Path:
     return final
 
 
-def _running_socket(args: argparse.Namespace) -> Path:
-    if args.socket:
-        return Path(args.socket)
-    from codexpc.config import load_config
-
-    return load_config(args.config, {}).listen.socket_path
-
-
 def _same_checkpoint(health: dict[str, Any], wanted: Path | None) -> bool:
     return wanted is None or Path(str(health.get("checkpoint"))).resolve() == wanted.resolve()
 
@@ -116,7 +108,7 @@ def _start_daemon(args: argparse.Namespace, checkpoint: Path, quiet: bool,
 
 
 def run(args: argparse.Namespace) -> int:
-    socket_path = _running_socket(args)
+    socket_path = socket_from_args(args)
     child: daemon_proc.ChildDaemon | None = None
     synthetic = False
     if args.checkpoint is not None and not args.checkpoint.exists():
