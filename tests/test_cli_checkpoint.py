@@ -81,11 +81,12 @@ def test_write_refuses_a_folder_that_is_not_empty_unless_forced(tmp_path: Path, 
 
 def test_the_tiny_size_in_the_help_is_what_is_written(tmp_path: Path) -> None:
     # Issue 16, item 10: the help said "a few MB"; the tiny checkpoint is about 50 MB.
+    from test_cli_main import _subcommands
+
     from codexpc.checkpoint.writer import SIZES, write_checkpoint
     from codexpc.cli.main import build_parser
 
     out = write_checkpoint(SIZES["tiny"], "original", tmp_path / "tiny")
     megabytes = sum(f.stat().st_size for f in out.iterdir()) / 1e6
-    help_text = build_parser()._subparsers._group_actions[0].choices["checkpoint"]._subparsers._group_actions[0]  # type: ignore[union-attr]
-    text = help_text.choices["write"].format_help()
+    text = _subcommands(build_parser())["checkpoint write"].format_help()
     assert "about 50 MB" in " ".join(text.split()) and 40 < megabytes < 60

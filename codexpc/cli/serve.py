@@ -26,10 +26,12 @@ def register(commands: Any) -> None:
     p.add_argument("--no-unix", action="store_true", help="serve only TCP")
     p.add_argument("--token-file", type=Path, help="bearer token file (mode 0600) that TCP clients must present")
     p.add_argument("--effort", choices=EFFORT_NAMES, help="default reasoning effort")
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="log detail (default info)")
     p.add_argument("--capture-dir", type=Path, help="debugging: write each request body here as JSON")
-    p.add_argument("--max-output-tokens", type=int, metavar="N")
-    p.add_argument("--queue-size", type=int, metavar="N")
+    p.add_argument("--max-output-tokens", type=int, metavar="N",
+                   help="the most output tokens a request may ask for (default 32768)")
+    p.add_argument("--queue-size", type=int, metavar="N",
+                   help="requests that may wait beyond the running ones before a 503 (default 64)")
     p.set_defaults(run=run)
 
 

@@ -45,8 +45,9 @@ def register(commands: Any) -> None:
     p.add_argument("--fresh", action="store_true", help="start a daemon for the run even if one is running")
     p.add_argument("--keep", action="store_true",
                    help="leave the daemon it starts running on the usual socket and port, for the next command")
-    p.add_argument("--prompt", default=DEFAULT_PROMPT)
-    p.add_argument("--max-output-tokens", type=int, default=48, metavar="N")
+    p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"the user message to send (default {DEFAULT_PROMPT!r})")
+    p.add_argument("--max-output-tokens", type=int, default=48, metavar="N",
+                   help="stop the answer after N tokens (default 48)")
     p.add_argument("--start-timeout", type=float, default=LOAD_WAIT_S, metavar="S",
                    help="seconds to wait for a load (of the daemon it starts, or of a running one still loading)")
     add_json_flag(p)
