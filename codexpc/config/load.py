@@ -24,7 +24,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in (overrides or {}).items() if v is not None}
     config = apply_overrides(config, given)
     _check(config)
-    return replace(config, overrides=tuple(sorted(given.items())))
+    return replace(config, overrides=tuple(sorted(given.items())), config_given=path is not None)
 
 
 def _check(config: DaemonConfig) -> None:
