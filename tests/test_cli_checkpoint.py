@@ -66,7 +66,7 @@ def test_write_refuses_a_folder_that_is_not_empty_unless_forced(tmp_path: Path, 
     capsys.readouterr()
     assert main(["checkpoint", "write", "--out", str(out), "--seed", "2"]) == 2
     err = capsys.readouterr().err
-    assert "is not empty (it holds a random original-layout checkpoint: " in err and "model.safetensors" in err
+    assert "is not empty (it holds a random checkpoint in the original layout: " in err and "model.safetensors" in err
     assert "--force" in err and len(err.strip().splitlines()) == 1
     assert (out / "model.safetensors").read_bytes() == before
     # --force replaces it, and a layout change leaves none of the old layout's files behind.

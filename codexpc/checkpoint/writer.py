@@ -145,4 +145,4 @@ def _what(out: Path) -> str:
         layout = detect_layout(out)
     except CheckpointError:
         return "it holds files"
-    return f"it holds a {'random ' if is_random(out) else ''}{layout}-layout checkpoint"
+    return f"it holds a {'random ' if is_random(out) else ''}checkpoint in the {layout} layout"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -76,4 +78,20 @@ def run(args: argparse.Namespace) -> int:
     config.require_servable()
     where = logs.setup(config.log_level)
     log.info("codexpc serve: model %s, logging to %s", config.default_model, where)
-    return serve(config)
+    code = serve(config)
+    _exit_now(code)
+    return code  # not reached
+
+
+def _exit_now(code: int) -> None:
+    """End the process as soon as the daemon has stopped. By then every listener is closed and
+    every stream ended; what is left is the interpreter's teardown of torch and the model, which
+    took 1.5-3 s after the log said `stopped` (issue 16) and holds up a restart or a script
+    waiting on the pid. Flush what is buffered, then leave without it."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
