@@ -136,6 +136,7 @@ def test_health_needs_only_the_socket_from_a_broken_config(tiny: Daemon, tmp_pat
     result = codexpc(tiny.env, "health", "--config", str(broken))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "codexpc is running (ok)" in result.stdout
+    assert "warning: config file" in result.stderr and "not affected until it restarts" in result.stderr
 
 
 def test_the_readmes_unix_socket_commands_work(tiny: Daemon) -> None:
