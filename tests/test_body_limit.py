@@ -1,7 +1,7 @@
 """limits.max_body_bytes is the one body limit: a value above 32 MiB lets such bodies through.
 
-On main (bba8fd2) the limit was defined three times (the config, the middleware's default and
-a hard 32 MiB cap in server/body.py), so a config raising it had no effect past 32 MiB.
+On bba8fd2 the limit was defined three times (the config, the middleware's default and a hard
+32 MiB cap in server/body.py), so a config raising it had no effect past 32 MiB.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from openai_harmony import HarmonyEncoding
 from codexpc.config import load_config
 from codexpc.engine.scripted import ScriptedEngine
 from codexpc.server.app import create_app
+from codexpc.server.request import RequestLimits
 from codexpc.server.runtime import Runtime
 from codexpc.server.security import Policy, SecurityMiddleware
 
@@ -31,8 +32,9 @@ async def test_a_raised_limit_lets_bodies_above_32_mib_through(tmp_path: Path, e
     config_file = tmp_path / "config.toml"
     config_file.write_text(f"[limits]\nmax_body_bytes = {48 * MIB}\n")
     limits = load_config(config_file).limits
-    app = SecurityMiddleware(create_app(Runtime(ScriptedEngine(encoding), encoding)),
-                             Policy("unix", frozenset(), None, limits.max_body_bytes))
+    # Built as the daemon builds them: the runtime's limits and the listener's policy, both from the config.
+    runtime = Runtime(ScriptedEngine(encoding), encoding, limits=RequestLimits.from_config(limits))
+    app = SecurityMiddleware(create_app(runtime), Policy("unix", frozenset(), None, limits.max_body_bytes))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
         headers = {"content-type": "application/json"}
         within = await client.post("/v1/responses", content=_body(40 * MIB), headers=headers)
@@ -43,7 +45,8 @@ async def test_a_raised_limit_lets_bodies_above_32_mib_through(tmp_path: Path, e
         assert str(48 * MIB) in beyond.json()["error"]["message"]
 
 
-def test_the_middleware_default_is_the_configs_default() -> None:
+def test_every_default_is_the_configs_default() -> None:
     from codexpc.config import LimitsConfig
+    from codexpc.server.body import MAX_BODY_BYTES
 
-    assert Policy("unix", frozenset()).max_body_bytes == LimitsConfig().max_body_bytes
+    assert Policy("unix", frozenset()).max_body_bytes == MAX_BODY_BYTES == LimitsConfig().max_body_bytes
