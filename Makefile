@@ -25,16 +25,27 @@ BENCH_ARGS ?=
 # The daemon's TCP port as codexpc's own config sees it (file, CODEXPC_PORT, default 8787).
 PORT = $(shell $(BIN)/python -c "from codexpc.config import load_config; print(load_config().listen.port)")
 
-.PHONY: train-tiny setup test check lint types pytest smoke codex-cli serve install uninstall health logs reload \
+.PHONY: train-tiny setup test check lint types pytest smoke codex-cli serve install link uninstall health logs reload \
 	warmup codex-config codex-test bench
 
+# The first run's output is one line per step; pip's full log (its warnings, setuptools'
+# editable-install notes) goes to SETUP_LOG, and only a failure shows its tail.
+SETUP_LOG := $(VENV)/setup.log
+LOGGED = >>$(SETUP_LOG) 2>&1 || { tail -n 25 $(SETUP_LOG); echo "make setup failed; the full log: $(SETUP_LOG)"; exit 1; }
+
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	# The CPU build of torch; a plain `torch` requirement would pull a multi-GB CUDA build.
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test]'
-	touch $@
+	@echo "setting up $(VENV) (a few minutes the first time; pip's full log: $(SETUP_LOG))"
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@: > $(SETUP_LOG)
+	@echo "  [1/3] pip"
+	@$(BIN)/python -m pip install --upgrade pip $(LOGGED)
+	@echo "  [2/3] torch (the CPU build)"
+	@# The CPU build of torch; a plain `torch` requirement would pull a multi-GB CUDA build.
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install torch==2.13.0 $(LOGGED)
+	@echo "  [3/3] codexpc and its dependencies"
+	@$(BIN)/python -m pip install -e '.[test]' $(LOGGED)
+	@touch $@
+	@echo "ready: the codexpc command is $(BIN)/codexpc; \`make install\` (or \`make link\`) puts it on your PATH"
 
 setup: $(STAMP)
 
@@ -66,17 +77,22 @@ check: test
 # for the run on CHECKPOINT=... or on a tiny random checkpoint (built once, cached). KEEP=1
 # leaves that daemon running, so the next smoke (or Codex) finds it warm.
 smoke: setup
-	$(CODEXPC) smoke $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(if $(KEEP),--keep,)
+	@$(CODEXPC) smoke $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),) $(if $(KEEP),--keep,)
 
 # --- operating the daemon (the old macOS runbook's targets) ---------------------------------
 
 serve: setup
 	$(CODEXPC) serve $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
 
-# The user service (systemd or launchd), then Codex pointed at it.
+# The user service (systemd or launchd) and the `codexpc` command in ~/.local/bin, then Codex
+# pointed at it.
 install: setup
 	$(CODEXPC) install $(if $(CHECKPOINT),--checkpoint $(abspath $(CHECKPOINT)),)
 	$(CODEXPC) codex-config
+
+# Only the `codexpc` command on the PATH (a link in ~/.local/bin), no service.
+link: setup
+	@$(CODEXPC) install --command-only
 
 uninstall: setup
 	$(CODEXPC) uninstall

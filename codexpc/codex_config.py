@@ -229,7 +229,10 @@ def remove(home: Path | None = None) -> tuple[Path, ...]:
             del providers[PROVIDER]
             if not providers:
                 del doc["model_providers"]
-            if _write_if_changed(config_file, doc):
+            if not tomlkit.dumps(doc).strip():  # only our provider was there (apply made the file)
+                config_file.unlink()
+                changed.append(config_file)
+            elif _write_if_changed(config_file, doc):
                 changed.append(config_file)
     for path in (profile_path(home), home / CATALOG_FILE):
         if path.exists():

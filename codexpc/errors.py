@@ -14,6 +14,8 @@ class CodexpcError(Exception):
 class ConfigError(CodexpcError):
     """A bad setting from the user (CLI flag, config file, environment)."""
 
+    # Over HTTP only /admin/reload meets one: the daemon is fine, the file it re-reads is not.
+    http_status = 409
     exit_code = 2
     code = "invalid_config"
 

@@ -4,6 +4,11 @@ Under systemd (JOURNAL_STREAM is set) records go to stderr with a syslog priorit
 the journal stores them with their level and timestamp. Anywhere else they go to a rotating file
 in settings.state_dir() (launchd included), and to stderr as well: everything on a terminal,
 warnings and errors elsewhere.
+
+Every daemon of a user writes the same file (the service, a `codexpc serve` by hand, the
+private daemons of `codexpc smoke`), so each line carries its process id after the time:
+`2026-12-04 12:41:12.409 [4242] INFO codexpc.daemon: ...`; `codexpc logs --pid 4242` keeps
+one daemon's lines (the journal records the pid itself).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ LOG_NAME = "codexpc.log"
 MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 3  # codexpc.log.1 .. .3: at most 40 MiB of history
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-FILE_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s"
+FILE_FORMAT = "%(asctime)s.%(msecs)03d [%(process)d] %(levelname)s %(name)s: %(message)s"
 JOURNAL_FORMAT = "%(levelname)s %(name)s: %(message)s"  # the journal adds time and host
 
 Sink = Literal["journal", "file"]
@@ -80,7 +85,7 @@ def setup(level: str = "info", *, sink: Sink | None = None) -> str:
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})")
+_STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(?:\.\d+)?(?: \[(\d+)\])?")
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -108,16 +113,37 @@ def _files_oldest_first(path: Path) -> list[Path]:
     return [p for p in (*backups, path) if p.exists()]
 
 
-def read_file_since(path: Path, since: datetime | None) -> Iterator[str]:
-    """Lines logged at or after `since`; a line without a timestamp (a traceback) follows its record."""
-    keep = since is None
+@dataclass
+class Selector:
+    """Which lines to show: logged at or after `since`, by process `pid` (None: any). A line
+    without a timestamp (a traceback) goes with the record before it."""
+
+    since: datetime | None = None
+    pid: int | None = None
+    _keep: bool = True  # the decision for the record being read
+
+    def __post_init__(self) -> None:
+        self._keep = self.since is None and self.pid is None
+
+    def keep(self, line: str) -> bool:
+        stamp = _STAMP.match(line)
+        if stamp:
+            late = self.since is None or datetime.strptime(stamp.group(1), TIME_FORMAT) >= self.since
+            # A line of a version that wrote no pid matches no --pid.
+            ours = self.pid is None or stamp.group(2) == str(self.pid)
+            self._keep = late and ours
+        return self._keep
+
+
+def read_file_since(path: Path, since: datetime | None, pid: int | None = None,
+                    selector: Selector | None = None) -> Iterator[str]:
+    """Lines logged at or after `since` (by `pid` if given), oldest file first; pass `selector`
+    to keep its state for the lines that follow (`--follow`)."""
+    selector = selector or Selector(since, pid)
     for file in _files_oldest_first(path):
         with file.open(encoding="utf-8", errors="replace") as f:
             for line in f:
-                stamp = _STAMP.match(line)
-                if stamp and since is not None:
-                    keep = datetime.strptime(stamp.group(1), TIME_FORMAT) >= since
-                if keep:
+                if selector.keep(line):
                     yield line.rstrip("\n")
 
 

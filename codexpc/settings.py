@@ -41,6 +41,17 @@ def state_dir() -> Path:
     return Path(explicit) if explicit else _xdg("XDG_STATE_HOME", ".local/state") / "codexpc"
 
 
+def user_bin_dir() -> Path:
+    """Where a user's own commands go: $XDG_BIN_HOME, else ~/.local/bin (on the PATH of most
+    Linux desktops and of the shells that pip and pipx configure)."""
+    return _xdg("XDG_BIN_HOME", ".local/bin")
+
+
+def path_dirs() -> list[Path]:
+    """The folders of $PATH, in order."""
+    return [Path(p) for p in (env("PATH") or "").split(os.pathsep) if p]
+
+
 def config_dir() -> Path:
     return _xdg("XDG_CONFIG_HOME", ".config") / "codexpc"
 

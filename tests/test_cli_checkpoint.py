@@ -56,3 +56,37 @@ def test_write_refuses_an_unknown_size(tmp_path: Path, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit) as exit_info:
         main(["checkpoint", "write", "--size", "7b", "--out", str(tmp_path / "x")])
     assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_write_refuses_a_folder_that_is_not_empty_unless_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue 16, item 4: on main a second write silently replaced the first checkpoint.
+    out = tmp_path / "ck"
+    assert main(["checkpoint", "write", "--out", str(out), "--seed", "1"]) == 0
+    before = (out / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(["checkpoint", "write", "--out", str(out), "--seed", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "is not empty (it holds a random checkpoint in the original layout: " in err and "model.safetensors" in err
+    assert "--force" in err and len(err.strip().splitlines()) == 1
+    assert (out / "model.safetensors").read_bytes() == before
+    # --force replaces it, and a layout change leaves none of the old layout's files behind.
+    assert main(["checkpoint", "write", "--out", str(out), "--layout", "metal", "--force"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["RANDOM_WEIGHTS.txt", "model.bin"]
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("mine")
+    assert main(["checkpoint", "write", "--out", str(other)]) == 2
+    assert "it holds files: todo.txt" in capsys.readouterr().err
+
+
+def test_the_tiny_size_in_the_help_is_what_is_written(tmp_path: Path) -> None:
+    # Issue 16, item 10: the help said "a few MB"; the tiny checkpoint is about 50 MB.
+    from test_cli_main import _subcommands
+
+    from codexpc.checkpoint.writer import SIZES, write_checkpoint
+    from codexpc.cli.main import build_parser
+
+    out = write_checkpoint(SIZES["tiny"], "original", tmp_path / "tiny")
+    megabytes = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+    text = _subcommands(build_parser())["checkpoint write"].format_help()
+    assert "about 50 MB" in " ".join(text.split()) and 40 < megabytes < 60

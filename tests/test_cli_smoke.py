@@ -11,6 +11,9 @@ from pathlib import Path
 
 from test_cli_daemon import codexpc, user_env
 
+from codexpc.cli import timeline
+from codexpc.cli.link import SseEvent
+
 
 def test_smoke_builds_the_tiny_checkpoint_once_and_starts_a_daemon(tmp_path: Path) -> None:
     env = user_env(tmp_path)
@@ -55,3 +58,31 @@ def test_smoke_with_a_broken_checkpoint_reports_the_daemon_error(tmp_path: Path)
     result = codexpc(user_env(tmp_path), "smoke", "--checkpoint", str(broken), timeout=120)
     assert result.returncode == 4, result.stderr
     assert "exited with code 4" in result.stderr and "no gpt-oss checkpoint found" in result.stderr
+
+
+def _failed_stream() -> timeline.Timeline:
+    line = timeline.Timeline()
+    line.add(SseEvent("response.created", {"type": "response.created", "response": {"id": "r"}}, 0.01))
+    failed = {"id": "r", "status": "failed", "error": {"code": "invalid_model_output", "message": "noise"}}
+    line.add(SseEvent("response.failed", {"type": "response.failed", "response": failed}, 0.5))
+    return line
+
+
+def test_a_failed_response_passes_only_on_random_weights(tmp_path: Path) -> None:
+    # Issue 16, item 2: a failure passed only when smoke had started the daemon itself; now the
+    # daemon's own checkpoint says it is random, and a real model's failure still fails.
+    from codexpc.checkpoint.writer import mark_random
+    from codexpc.cli.smoke import SYNTHETIC_MODEL, _verdict, serves_random_weights
+
+    random_ckpt, real_ckpt = tmp_path / "random", tmp_path / "real"
+    random_ckpt.mkdir()
+    real_ckpt.mkdir()
+    mark_random(random_ckpt, "a test")
+    assert serves_random_weights({"model": "gpt-oss-20b", "checkpoint": str(random_ckpt)})
+    assert serves_random_weights({"model": SYNTHETIC_MODEL, "checkpoint": str(real_ckpt)})
+    assert not serves_random_weights({"model": "gpt-oss-20b", "checkpoint": str(real_ckpt)})
+    assert not serves_random_weights({"model": "gpt-oss-20b", "checkpoint": None})
+    ok, verdict = _verdict(_failed_stream(), random_weights=True)
+    assert ok and verdict.startswith("PASS")
+    ok, verdict = _verdict(_failed_stream(), random_weights=False)
+    assert not ok and "invalid_model_output" in verdict

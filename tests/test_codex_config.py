@@ -96,6 +96,15 @@ def test_remove_undoes_apply_only(tmp_path: Path) -> None:
     assert not (tmp_path / "codexpc.config.toml").exists()
 
 
+def test_remove_leaves_no_empty_file_where_none_was(tmp_path: Path) -> None:
+    # Issue 16, item 10: on main `codex-config --remove` left a 0-byte config.toml behind.
+    codex_config.apply(TARGET, tmp_path)
+    assert (tmp_path / "config.toml").exists()
+    removed = codex_config.remove(tmp_path)
+    assert not (tmp_path / "config.toml").exists() and not (tmp_path / "codexpc.config.toml").exists()
+    assert tmp_path / "config.toml" in removed
+
+
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEXPC_", "XDG_", "CODEX_"))}
     home = tmp_path / "home"

@@ -13,7 +13,7 @@ from codexpc.errors import ConfigError
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in (settings.ENV_PORT, settings.ENV_DEVICE, settings.ENV_CONFIG):
+    for name in (settings.ENV_PORT, settings.ENV_DEVICE, settings.ENV_CONFIG, settings.ENV_VOCAB):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config"))
     monkeypatch.setenv(settings.ENV_RUNTIME_DIR, str(tmp_path / "run"))
@@ -172,3 +172,70 @@ def test_every_limit_can_be_overridden(tmp_path: Path) -> None:
     assert (config.limits.shutdown_timeout_s, config.limits.max_body_bytes) == (0.5, 1000)
     with pytest.raises(ConfigError, match="--max-body-bytes"):
         load_config(None, {"max_body_bytes": 0})
+
+
+def test_every_problem_in_a_file_is_reported_at_once_with_the_nearest_key(tmp_path: Path) -> None:
+    # Issue 16, item 7: main reported only the first unknown key, with no suggestion.
+    path = write(tmp_path, 'devce = "cpu"\nport = 9000\n[listen]\nprot = 1\n[limits]\nqueue_size = 0\n'
+                           '[models."m"]\nengin = "paged"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert f"config file {path} has 5 problems" in message
+    assert "unknown setting devce (did you mean device?)" in message
+    assert "unknown setting port (did you mean listen.port?)" in message
+    assert "unknown setting listen.prot (did you mean listen.port?)" in message
+    assert "limits.queue_size must be positive" in message
+    assert 'unknown setting models."m".engin (did you mean models."m".engine?)' in message
+
+
+def test_flags_are_checked_all_at_once_too() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {"port": -1, "effort": "extreme"})
+    assert "the command line has 2 problems" in str(info.value)
+    assert "--port" in str(info.value) and "--effort" in str(info.value)
+
+
+def test_codexpc_vocab_beats_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 12: the documented order is flags > environment > file; on main the file won.
+    path = write(tmp_path, 'vocab = "/file/o200k_base.tiktoken"\n')
+    monkeypatch.setenv(settings.ENV_VOCAB, "/env/o200k_base.tiktoken")
+    assert load_config(path).vocab == Path("/env/o200k_base.tiktoken")
+    assert load_config(path, {"vocab": "/flag/v.tiktoken"}).vocab == Path("/flag/v.tiktoken")
+    monkeypatch.delenv(settings.ENV_VOCAB)
+    assert load_config(path).vocab == Path("/file/o200k_base.tiktoken")
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1"])
+def test_devices_the_engines_take_are_accepted(tmp_path: Path, device: str) -> None:
+    assert load_config(write(tmp_path, f'device = "{device}"\n')).device == device
+
+
+def test_mps_is_refused_with_the_way_to_a_macs_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 12: the docs offered device = "mps", which the engine then refused at load time.
+    import codexpc.config as config_docs
+
+    assert '"mps"' not in (config_docs.__doc__ or "")
+    for source in (lambda: load_config(write(tmp_path, 'device = "mps"\n')),
+                   lambda: load_config(None, {"device": "mps"})):
+        with pytest.raises(ConfigError, match='engine = "mlx"') as info:
+            source()
+        assert 'device = "auto"' in str(info.value)
+    monkeypatch.setenv(settings.ENV_DEVICE, "mps")
+    with pytest.raises(ConfigError, match="CODEXPC_DEVICE 'mps'"):
+        load_config()
+    monkeypatch.setenv(settings.ENV_DEVICE, "gpu")
+    with pytest.raises(ConfigError, match="not a device"):
+        load_config()
+
+
+def test_a_client_reads_only_the_socket_from_a_broken_file(tmp_path: Path) -> None:
+    from codexpc.config import client_socket
+
+    path = write(tmp_path, 'devce = "cpu"\n[listen]\nsocket = "/tmp/x/s.sock"\nprot = 1\n')
+    assert client_socket(path) == (Path("/tmp/x/s.sock"), None)
+    unreadable = write(tmp_path, "port = = 3")
+    socket, warning = client_socket(unreadable)
+    assert socket == tmp_path / "run" / "codexpc.sock" and warning is not None and "default socket" in warning
+    with pytest.raises(ConfigError, match="does not exist"):
+        client_socket(tmp_path / "absent.toml")

@@ -135,3 +135,29 @@ def test_journalctl_accepts_the_command() -> None:
     # Without a journal here it finds no entries; what matters is that it parses every flag.
     result = subprocess.run([*cmd, "-n", "1"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
+
+
+def test_each_line_names_its_daemon_and_logs_keeps_one(tmp_path: Path) -> None:
+    # Issue 16, item 9: every daemon of a user writes one file; on main no line said which.
+    env = _env(tmp_path)
+    script = ("import logging, os, sys; from codexpc import logs; logs.setup('info');"
+              "log = logging.getLogger('codexpc.daemon'); log.info('hello from %d', os.getpid());"
+              "log.error('boom', exc_info=ValueError('why')); print(os.getpid())")
+    pids = []
+    for _ in range(2):
+        child = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, timeout=60, capture_output=True)
+        assert child.returncode == 0, child.stderr
+        pids.append(int(child.stdout))
+    text = (tmp_path / "state" / "codexpc.log").read_text()
+    for pid in pids:
+        assert f"[{pid}] INFO codexpc.daemon: hello from {pid}" in text
+    one = _logs_cli(env, "--pid", str(pids[1]), "--since", "10m")
+    assert one.returncode == 0, one.stderr
+    assert f"hello from {pids[1]}" in one.stdout and f"hello from {pids[0]}" not in one.stdout
+    assert one.stdout.count("ValueError: why") == 1  # the traceback's lines go with their record
+
+
+def test_journal_filter_by_pid() -> None:
+    from codexpc.service import systemd
+
+    assert "_PID=42" in systemd.logs_command(None, follow=False, pid=42)

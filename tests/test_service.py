@@ -141,3 +141,35 @@ def test_install_runs_the_manager_commands_in_order(tmp_path: Path, monkeypatch:
     report = manager.install(_spec(), run=recording_runner)
     assert report.active and report.path == tmp_path / "systemd" / "user" / systemd.UNIT
     assert ran == systemd.enable_commands()
+
+
+def test_install_puts_the_command_on_a_new_shells_path(tmp_path: Path) -> None:
+    # Issue 16, item 1: after the README's setup a new shell answered `codexpc: command not found`.
+    env = {**_user_env(tmp_path), "PATH": "/usr/bin:/bin"}
+    home = Path(env["HOME"])
+    result = _codexpc(env, "install", "--command-only")
+    assert result.returncode == 0, result.stderr
+    link = home / ".local" / "bin" / "codexpc"
+    assert link.is_symlink() and link.resolve() == (Path(sys.executable).absolute().parent / "codexpc").resolve()
+    assert f"{link.parent} is not on your PATH" in result.stdout  # this PATH lacks it: say what to do
+    # A login shell of a Debian/Ubuntu user (the stock ~/.profile) finds it by name.
+    skel = Path("/etc/skel/.profile")
+    if skel.exists():
+        (home / ".profile").write_text(skel.read_text())
+        shell = subprocess.run(["bash", "-lc", "codexpc --version"], env=env, capture_output=True, text=True,
+                               timeout=60, cwd=tmp_path)
+        assert shell.returncode == 0 and shell.stdout.startswith("codexpc "), shell.stderr
+    again = _codexpc({**env, "PATH": f"{link.parent}:/usr/bin:/bin"}, "install", "--command-only")
+    assert again.returncode == 0 and "not on your PATH" not in again.stdout
+    assert _codexpc(env, "uninstall").returncode == 0
+    assert not link.is_symlink()
+
+
+def test_install_leaves_a_command_that_is_not_its_link(tmp_path: Path) -> None:
+    env = _user_env(tmp_path)
+    other = Path(env["HOME"]) / ".local" / "bin" / "codexpc"
+    other.parent.mkdir(parents=True)
+    other.write_text("#!/bin/sh\n")
+    result = _codexpc(env, "install", "--command-only")
+    assert result.returncode == 1 and "is not a link" in result.stderr
+    assert other.read_text() == "#!/bin/sh\n"

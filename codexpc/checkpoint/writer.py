@@ -2,6 +2,9 @@
 
 Tensors are generated and written one at a time, so the memory needed is that of the largest
 tensor (the 20b's embedding: 1.1 GiB), whatever the model's size.
+
+Every random checkpoint carries a RANDOM_MARKER file beside its weights, so that a tool that
+finds it served (`codexpc smoke`) knows its output is noise, whoever started the daemon.
 """
 
 from __future__ import annotations
@@ -25,13 +28,32 @@ log = logging.getLogger(__name__)
 Size = Literal["tiny", "20b", "120b"]
 LOG_EVERY_S = 5.0
 SIZES: dict[str, ModelConfig] = {"tiny": TINY, "20b": GPT_OSS_20B, "120b": GPT_OSS_120B}
+RANDOM_MARKER = "RANDOM_WEIGHTS.txt"
+# What the writers put in a folder: what `--force` replaces (nothing else there is touched).
+_WRITTEN = ("*.safetensors", "*.json", "model.bin", RANDOM_MARKER)
 
 
 def write_checkpoint(config: ModelConfig, layout: Layout, out: Path, seed: int = 0) -> Path:
     """Write a random checkpoint; return the path `open_checkpoint` takes (a folder, or model.bin)."""
     if seed < 0:
         raise ConfigError(f"seed {seed} must be a non-negative integer")
-    return write_tensors(config, random_tensors(config, seed), layout, Path(out))
+    result = write_tensors(config, random_tensors(config, seed), layout, Path(out))
+    mark_random(Path(out), f"seed {seed}")
+    return result
+
+
+def mark_random(folder: Path, detail: str) -> None:
+    (folder / RANDOM_MARKER).write_text(
+        f"Random weights written by `codexpc checkpoint write` ({detail}): for tests and benchmarks.\n"
+        "Their output is noise, not Harmony; a response from them may end failed or incomplete.\n",
+        encoding="utf-8",
+    )
+
+
+def is_random(checkpoint: Path) -> bool:
+    """True for a checkpoint that codexpc wrote with random weights (a folder, or its model.bin)."""
+    folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    return (folder / RANDOM_MARKER).is_file()
 
 
 def convert_checkpoint(source: Path, layout: Layout, out: Path) -> Path:
@@ -85,10 +107,42 @@ def _logged(
             log.info("writing %s: %.1f of %.1f GiB", out, done / 2**30, total / 2**30)
 
 
-def write_from_size(size: str, layout: str, out: Path, seed: int = 0) -> Path:
-    """`codexpc checkpoint write --size --layout --out`: user values checked, then written."""
+def write_from_size(size: str, layout: str, out: Path, seed: int = 0, force: bool = False) -> Path:
+    """`codexpc checkpoint write --size --layout --out [--force]`: user values checked, then
+    written; a folder that already holds something is refused unless `force`."""
     if size not in SIZES:
         raise ConfigError(f"--size {size!r} is not one of {', '.join(SIZES)}")
     if layout not in LAYOUTS:
         raise ConfigError(f"--layout {layout!r} is not one of {', '.join(LAYOUTS)}")
-    return write_checkpoint(SIZES[size], layout, Path(out), seed=seed)  # type: ignore[arg-type]
+    out = Path(out)
+    _clear_for_write(out, force)
+    return write_checkpoint(SIZES[size], layout, out, seed=seed)  # type: ignore[arg-type]
+
+
+def _clear_for_write(out: Path, force: bool) -> None:
+    """Refuse to write over what is in `out`, naming it; with `force`, remove what a writer
+    would write there (a checkpoint of another layout or shard count must not leave files)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; name a folder")
+    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not present:
+        return
+    if not force:
+        shown = ", ".join(present[:6]) + (f" and {len(present) - 6} more" if len(present) > 6 else "")
+        raise ConfigError(f"--out {out} is not empty ({_what(out)}: {shown}); "
+                          "pass --force to overwrite it, or name another folder")
+    for pattern in _WRITTEN:
+        for path in out.glob(pattern):
+            if path.is_file():
+                path.unlink()
+
+
+def _what(out: Path) -> str:
+    from codexpc.checkpoint.layout import detect_layout
+    from codexpc.errors import CheckpointError
+
+    try:
+        layout = detect_layout(out)
+    except CheckpointError:
+        return "it holds files"
+    return f"it holds a {'random ' if is_random(out) else ''}checkpoint in the {layout} layout"

@@ -26,12 +26,16 @@ def register(commands: Any) -> None:
         "write",
         help="write a random-weight checkpoint",
         description="Random weights in gpt-oss's exact shapes and file layout. tiny takes seconds and "
-        "a few MB; 20b is about 13 GiB and 120b about 65 GiB of disk.",
+        "about 50 MB (most of it the 201k-token vocabulary's embeddings); 20b is about 13 GiB and 120b "
+        "about 65 GiB of disk. A folder that is not empty is refused unless --force.",
     )
-    w.add_argument("--size", choices=SIZES, default="tiny")
-    w.add_argument("--layout", choices=LAYOUTS, default="original")
-    w.add_argument("--out", type=Path, required=True, metavar="DIR")
-    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--size", choices=SIZES, default="tiny", help="the model's shapes (default tiny)")
+    w.add_argument("--layout", choices=LAYOUTS, default="original",
+                   help="the on-disk layout of the published repositories (default original)")
+    w.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder to write")
+    w.add_argument("--seed", type=int, default=0, help="the random weights' seed (default 0)")
+    w.add_argument("--force", action="store_true",
+                   help="overwrite the checkpoint files in a folder that is not empty")
     add_json_flag(w)
     w.set_defaults(run=run_write)
     i = sub.add_parser(
@@ -39,7 +43,7 @@ def register(commands: Any) -> None:
         help="show a checkpoint's layout, shapes, size and vocabulary",
         description="Validate a checkpoint (every header, no tensor data) and print what it holds.",
     )
-    i.add_argument("path", type=Path, metavar="PATH")
+    i.add_argument("path", type=Path, metavar="PATH", help="a checkpoint folder, or a Metal model.bin")
     add_json_flag(i)
     i.set_defaults(run=run_inspect)
 
@@ -94,14 +98,14 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def write(size: str, layout: str, out: Path, seed: int = 0) -> Path:
+def write(size: str, layout: str, out: Path, seed: int = 0, force: bool = False) -> Path:
     from codexpc.checkpoint import write_from_size
 
-    return write_from_size(size, layout, out, seed=seed)
+    return write_from_size(size, layout, out, seed=seed, force=force)
 
 
 def run_write(args: argparse.Namespace) -> int:
-    path = write(args.size, args.layout, args.out, args.seed)
+    path = write(args.size, args.layout, args.out, args.seed, args.force)
     if args.json:
         emit_json({"ok": True, "path": str(path), "size": args.size, "layout": args.layout})
     else:

@@ -34,11 +34,32 @@ def add_daemon_flags(p: argparse.ArgumentParser) -> None:
 
 
 def socket_from_args(args: argparse.Namespace) -> Path:
+    """--socket, else the config file's listen.socket, else the default.
+
+    A client command needs only the socket from the file: while a daemon answers there, the
+    rest of the file is not its business (a line on stderr says that the file has problems).
+    When none answers, the whole file is checked, since a broken file is then the likelier
+    reason and the more useful error (exit 2).
+    """
     if getattr(args, "socket", None):
         return Path(args.socket)
-    from codexpc.config import load_config
+    from codexpc.cli.output import warn
+    from codexpc.config import client_socket, load_config
+    from codexpc.errors import ConfigError
 
-    return load_config(getattr(args, "config", None), {}).listen.socket_path
+    config_file = getattr(args, "config", None)
+    path, problem = client_socket(config_file)
+    if problem is not None:
+        warn(f"warning: {problem}")
+    if probe(path) is not None:
+        load_config(config_file, {})
+        return path
+    try:
+        load_config(config_file, {})
+    except ConfigError as exc:
+        first = str(exc).splitlines()[0].rstrip(":")
+        warn(f"warning: {first} (the running daemon is not affected until it restarts)")
+    return path
 
 
 def request_body(model: str, prompt: str, max_tokens: int) -> dict[str, Any]:

@@ -26,6 +26,8 @@ def register(commands: Any) -> None:
     p.add_argument("--since", metavar="WHEN", help="10m, 2h, 1d, or 'YYYY-MM-DD HH:MM' (default: everything)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
     p.add_argument("--source", choices=("auto", "journal", "file"), default="auto", help="where to read (default auto)")
+    p.add_argument("--pid", type=int, metavar="PID",
+                   help="only the lines of the daemon with this process id (each line shows its pid)")
     p.set_defaults(run=run)
 
 
@@ -42,7 +44,7 @@ def _from_journal(args: argparse.Namespace) -> int:
         raise CodexpcError("journalctl is not installed; try --source file")
     since = logs.journal_since(args.since) if args.since else None
     try:
-        return subprocess.call(systemd.logs_command(since, args.follow))
+        return subprocess.call(systemd.logs_command(since, args.follow, args.pid))
     except KeyboardInterrupt:
         return 0
 
@@ -55,7 +57,8 @@ def _from_file(args: argparse.Namespace) -> int:
             f"(journalctl --user -u {systemd.UNIT})"
         )
     since = logs.parse_since(args.since) if args.since else None
-    for line in logs.read_file_since(path, since):
+    selector = logs.Selector(since, args.pid)
+    for line in logs.read_file_since(path, since, selector=selector):
         say(line)
     if not args.follow:
         return 0
@@ -64,7 +67,8 @@ def _from_file(args: argparse.Namespace) -> int:
     try:
         while True:
             for line in follower.poll():
-                say(line)
+                if selector.keep(line):
+                    say(line)
             time.sleep(POLL_S)
     except KeyboardInterrupt:
         return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -64,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             emit_json({"ok": False, "error": {"code": exc.code, "message": str(exc)}})
         warn(f"codexpc {args.command}: {exc}")
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (`codexpc logs | head`): stop quietly with 0, as Unix tools do.
+        _drop_stdout()
+        return 0
     except OSError as exc:
         # A file or folder the user can fix (permissions, a full disk): the message, not a traceback.
         log.debug("command %s failed", args.command, exc_info=True)
@@ -72,3 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         warn("interrupted")
         return 130
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit finds no broken
+    pipe to complain about (the recipe in Python's signal module documentation)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture): nothing to flush
+        pass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +28,12 @@ def register(commands: Any) -> None:
     p.add_argument("--no-unix", action="store_true", help="serve only TCP")
     p.add_argument("--token-file", type=Path, help="bearer token file (mode 0600) that TCP clients must present")
     p.add_argument("--effort", choices=EFFORT_NAMES, help="default reasoning effort")
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="log detail (default info)")
     p.add_argument("--capture-dir", type=Path, help="debugging: write each request body here as JSON")
-    p.add_argument("--max-output-tokens", type=int, metavar="N")
-    p.add_argument("--queue-size", type=int, metavar="N")
+    p.add_argument("--max-output-tokens", type=int, metavar="N",
+                   help="the most output tokens a request may ask for (default 32768)")
+    p.add_argument("--queue-size", type=int, metavar="N",
+                   help="requests that may wait beyond the running ones before a 503 (default 64)")
     p.set_defaults(run=run)
 
 
@@ -74,4 +78,20 @@ def run(args: argparse.Namespace) -> int:
     config.require_servable()
     where = logs.setup(config.log_level)
     log.info("codexpc serve: model %s, logging to %s", config.default_model, where)
-    return serve(config)
+    code = serve(config)
+    _exit_now(code)
+    return code  # not reached
+
+
+def _exit_now(code: int) -> None:
+    """End the process as soon as the daemon has stopped. By then every listener is closed and
+    every stream ended; what is left is the interpreter's teardown of torch and the model, which
+    took 1.5-3 s after the log said `stopped` (issue 16) and holds up a restart or a script
+    waiting on the pid. Flush what is buffered, then leave without it."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

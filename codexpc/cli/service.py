@@ -9,7 +9,7 @@ from typing import Any
 
 from codexpc import logs
 from codexpc.cli.output import add_json_flag, emit_json, say
-from codexpc.service import manager
+from codexpc.service import command_link, manager
 from codexpc.service.spec import build_spec
 
 
@@ -20,17 +20,22 @@ def register(commands: Any) -> None:
         description="Write a systemd user unit (Linux) or a launchd agent (macOS) that runs "
         "`codexpc serve` from this installation at login, restarts it on failure, and sends its "
         "log to the journal or a log file. Starts it where a service manager runs; elsewhere "
-        "(containers) it says what to do instead.",
+        "(containers) it says what to do instead. It also links the codexpc command into "
+        "~/.local/bin, so that a new shell finds it.",
     )
     p.add_argument("--config", type=Path, metavar="FILE", help="config file the service passes to serve")
     p.add_argument("--checkpoint", type=Path, metavar="PATH", help="checkpoint the service serves")
     p.add_argument("--model", metavar="NAME", help="model name the service serves")
     p.add_argument("--no-start", action="store_true", help="write the service file only")
     p.add_argument("--print", action="store_true", dest="print_only", help="print the service file, change nothing")
+    p.add_argument("--command-only", action="store_true",
+                   help="only link the codexpc command into ~/.local/bin (no service)")
     add_json_flag(p)
     p.set_defaults(run=run_install)
 
-    u = commands.add_parser("uninstall", help="stop and remove the user service", description="Stop, disable and delete the user service.")
+    u = commands.add_parser("uninstall", help="stop and remove the user service",
+                            description="Stop, disable and delete the user service, and the command's link "
+                            "in ~/.local/bin if it points to this installation.")
     add_json_flag(u)
     u.set_defaults(run=run_uninstall)
 
@@ -73,14 +78,40 @@ def _check_servable(args: argparse.Namespace) -> None:
     load_config(args.config, {"checkpoint": args.checkpoint, "model": args.model}).require_servable()
 
 
+def _report_link(link: command_link.CommandLink, json_out: bool) -> int:
+    if json_out:
+        emit_json({"ok": True, "command": asdict(link)})
+        return 0
+    say(f"linked the codexpc command: {link.path} -> {link.target}")
+    if link.note:
+        say(link.note)
+    return 0
+
+
 def run_install(args: argparse.Namespace) -> int:
     spec = build_spec(_serve_args(args), log_file=logs.log_file().with_name("launchd.log"))
     if args.print_only:
         say(manager.render(manager.platform_manager(), spec).decode(), end="")
         return 0
+    if args.command_only:
+        return _report_link(command_link.link_command(), args.json)
     _check_servable(args)
-    return _report(manager.install(spec, start=not args.no_start), "wrote", args.json)
+    report = manager.install(spec, start=not args.no_start)
+    link = command_link.link_command()
+    if args.json:
+        emit_json({"ok": True, **asdict(report), "command": asdict(link)})
+        return 0
+    _report(report, "wrote", False)
+    return _report_link(link, False)
 
 
 def run_uninstall(args: argparse.Namespace) -> int:
-    return _report(manager.uninstall(), "removed", args.json)
+    report = manager.uninstall()
+    unlinked = command_link.unlink_command()
+    if args.json:
+        emit_json({"ok": True, **asdict(report), "command_removed": str(unlinked) if unlinked else None})
+        return 0
+    _report(report, "removed", False)
+    if unlinked:
+        say(f"removed the command's link {unlinked}")
+    return 0

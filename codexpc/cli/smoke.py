@@ -5,6 +5,11 @@ still loading its model is waited for, up to --start-timeout, unless --checkpoin
 checkpoint than the one it loads (its /health says which, while loading too).
 Otherwise it starts one for the run, serving the checkpoint named, or a tiny random checkpoint
 that it builds once and keeps in the cache folder.
+
+Random weights emit noise, not Harmony, so their response may end failed (invalid_model_output)
+or incomplete (the token limit came first). Smoke judges that the same whoever started the
+daemon: it knows random weights by the name it serves them under or by the RANDOM_WEIGHTS.txt
+that `codexpc checkpoint write` puts beside them; a real model's failed response still fails.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from typing import Any
 import httpx
 
 from codexpc import settings
+from codexpc.checkpoint.writer import is_random, mark_random
 from codexpc.cli import daemon_proc, timeline
 from codexpc.cli.health import format_duration
-from codexpc.cli.link import LOAD_WAIT_S, Link, probe, request_body, wait_for_load
+from codexpc.cli.link import LOAD_WAIT_S, Link, probe, request_body, socket_from_args, wait_for_load
 from codexpc.cli.output import Progress, add_json_flag, emit_json, say, warn
 from codexpc.errors import CheckpointError, CodexpcError
 
@@ -45,8 +51,9 @@ def register(commands: Any) -> None:
     p.add_argument("--fresh", action="store_true", help="start a daemon for the run even if one is running")
     p.add_argument("--keep", action="store_true",
                    help="leave the daemon it starts running on the usual socket and port, for the next command")
-    p.add_argument("--prompt", default=DEFAULT_PROMPT)
-    p.add_argument("--max-output-tokens", type=int, default=48, metavar="N")
+    p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"the user message to send (default {DEFAULT_PROMPT!r})")
+    p.add_argument("--max-output-tokens", type=int, default=48, metavar="N",
+                   help="stop the answer after N tokens (default 48)")
     p.add_argument("--start-timeout", type=float, default=LOAD_WAIT_S, metavar="S",
                    help="seconds to wait for a load (of the daemon it starts, or of a running one still loading)")
     add_json_flag(p)
@@ -60,6 +67,8 @@ def tiny_checkpoint() -> Path:
     """The tiny random checkpoint, written once under the cache folder (atomically: by rename)."""
     final = settings.cache_dir() / "checkpoints" / f"tiny-{TINY_LAYOUT}"
     if final.exists():
+        if not is_random(final):  # built by a codexpc that wrote no marker
+            mark_random(final, "the tiny checkpoint of codexpc smoke")
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(dir=final.parent, prefix=".tiny-"))
@@ -71,14 +80,6 @@ def tiny_checkpoint() -> Path:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return final
-
-
-def _running_socket(args: argparse.Namespace) -> Path:
-    if args.socket:
-        return Path(args.socket)
-    from codexpc.config import load_config
-
-    return load_config(args.config, {}).listen.socket_path
 
 
 def _same_checkpoint(health: dict[str, Any], wanted: Path | None) -> bool:
@@ -116,7 +117,7 @@ def _start_daemon(args: argparse.Namespace, checkpoint: Path, quiet: bool,
 
 
 def run(args: argparse.Namespace) -> int:
-    socket_path = _running_socket(args)
+    socket_path = socket_from_args(args)
     child: daemon_proc.ChildDaemon | None = None
     synthetic = False
     if args.checkpoint is not None and not args.checkpoint.exists():
@@ -153,41 +154,61 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if child is not None and not kept:
             child.stop()
-    return _report(args, how, health, line, synthetic, warm_health is not None and not waited_s)
+    return _report(args, how, health, line, synthetic or serves_random_weights(health),
+                   warm_health is not None and not waited_s)
 
 
-def _verdict(line: timeline.Timeline, synthetic: bool) -> tuple[bool, str]:
+def serves_random_weights(health: dict[str, Any]) -> bool:
+    """The daemon behind `health` serves random weights: the name smoke serves them under, or
+    the marker beside its checkpoint (smoke runs on the daemon's machine and reads its files)."""
+    if health.get("model") == SYNTHETIC_MODEL:
+        return True
+    checkpoint = health.get("checkpoint")
+    return isinstance(checkpoint, str) and is_random(Path(checkpoint))
+
+
+def _verdict(line: timeline.Timeline, random_weights: bool) -> tuple[bool, str]:
     problem = line.well_formed()
     if problem is not None:
         return False, f"FAIL: {problem}"
-    if line.outcome == "response.failed" and not synthetic:
+    if line.outcome == "response.failed" and not random_weights:
         return False, f"FAIL: the response failed: {line.summary()['error']}"
-    if line.outcome == "response.failed":
-        # Random weights emit noise, not Harmony; a clean failure is the correct answer to it.
-        return True, "PASS: a well-formed stream (random weights: the model's output is noise, so it failed cleanly)"
+    if random_weights and line.outcome != "response.completed":
+        # Random weights emit noise, not Harmony: a clean end is the correct answer to it.
+        why = "it failed cleanly" if line.outcome == "response.failed" else "it hit the token limit"
+        return True, f"PASS: a well-formed stream (random weights: the output is noise, so {why})"
     return True, f"PASS: a well-formed stream ending in {line.outcome}"
 
 
 def _report(args: argparse.Namespace, how: str, health: dict[str, Any], line: timeline.Timeline,
-            synthetic: bool, warm: bool) -> int:
-    ok, verdict = _verdict(line, synthetic)
+            random_weights: bool, warm: bool) -> int:
+    ok, verdict = _verdict(line, random_weights)
     summary = line.summary()
     if args.json:
         emit_json({"ok": ok, "warm": warm, "how": how, "model": health.get("model"), "device": health.get("device"),
-                   "verdict": verdict, **summary})
+                   "random_weights": random_weights, "verdict": verdict, **summary})
         return 0 if ok else 1
     say(f"codexpc smoke: {how}")
     say(f"model {health.get('model')} on {health.get('device')} (engine {health.get('engine', {}).get('kind')})")
     say(f"request: {args.prompt!r}, at most {args.max_output_tokens} output tokens")
     for row in timeline.render(line.rows):
         say("  " + row)
-    ttft, rate, total = summary["ttft_s"], summary["tokens_per_s"], summary["total_s"]
-    first = f"time to first token {ttft * 1000:.1f} ms" if ttft is not None else "no text deltas"
-    speed = f", {rate:.1f} tokens/s after the first" if rate else ""
-    whole = f" in {total:.2f}s in all" if total else ""
-    say(f"{first}; {summary['output_tokens']} output tokens{whole}{speed}; "
-        f"prompt {summary['input_tokens']} tokens ({summary['cached_tokens']} cached)")
+    say(_figures(summary))
     if summary["text"]:
         say(f"text: {summary['text']!r}")
     say(verdict)
     return 0 if ok else 1
+
+
+def _figures(summary: dict[str, Any]) -> str:
+    """One line of timings. With no text at all (random weights), time to first token and the
+    rate after it do not exist; the output's overall rate says how fast the engine went."""
+    ttft, rate, total, tokens = summary["ttft_s"], summary["tokens_per_s"], summary["total_s"], summary["output_tokens"]
+    whole = f" in {total:.2f}s in all" if total else ""
+    if ttft is not None:
+        speed = f", {rate:.1f} tokens/s after the first" if rate else ""
+        head = f"time to first token {ttft * 1000:.1f} ms; {tokens} output tokens{whole}{speed}"
+    else:
+        overall = f", {tokens / total:.1f} tokens/s overall" if tokens and total else ""
+        head = f"no text streamed, so no time to first token; {tokens} output tokens{whole}{overall}"
+    return f"{head}; prompt {summary['input_tokens']} tokens ({summary['cached_tokens']} cached)"

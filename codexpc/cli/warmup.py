@@ -38,7 +38,9 @@ def register(commands: Any) -> None:
     p.add_argument("--wait", type=float, default=0.0, metavar="S",
                    help=f"wait up to S seconds for a daemon to answer, and for its load up to S or "
                    f"{LOAD_WAIT_S:.0f}, whichever is longer")
-    p.add_argument("--max-prompt-tokens", type=int, default=PROMPT_TOKENS[-1], metavar="N")
+    p.add_argument("--max-prompt-tokens", type=int, default=PROMPT_TOKENS[-1], metavar="N",
+                   help=f"the longest prompt to warm up (default {PROMPT_TOKENS[-1]}; sizes "
+                   f"{', '.join(map(str, PROMPT_TOKENS))} up to it)")
     add_json_flag(p)
     p.set_defaults(run=run)
 

@@ -5,7 +5,7 @@ beats the file, which beats the defaults).
 A config file looks like this (every key is optional):
 
     default_model = "gpt-oss-20b"
-    device = "auto"                      # "auto", "cpu", "cuda", "cuda:1", "mps"
+    device = "auto"                      # "auto", "cpu", "cuda", "cuda:1" (a Mac's GPU: engine = "mlx")
     default_reasoning_effort = "medium"  # "low" | "medium" | "high"
     log_level = "info"
 
@@ -27,14 +27,17 @@ A config file looks like this (every key is optional):
     engine = "paged"                     # "paged" (batching, prefix cache) | "torch" (plain) | "scripted"
     aliases = ["gpt-oss:20b"]            # gpt-oss-NAME always answers to gpt-oss:NAME too
 
-Bad values raise ConfigError naming the setting (`listen.port`, `models."x".engine`, ...).
+Bad values raise ConfigError naming the setting (`listen.port`, `models."x".engine`, ...); a
+file's problems are reported all at once, an unknown key with the nearest valid one. Client
+commands (health, reload, smoke) read only `listen.socket` (client_socket), so a broken file does
+not stop them reaching a healthy daemon.
 
 One file per step: schema.py (the dataclasses and their defaults), table.py (typed reads that
 name the setting), file.py (the TOML file), overrides.py (the environment and the CLI's flags),
 load.py (load_config: the sources in order, then the checks across them).
 """
 
-from codexpc.config.load import load_config
+from codexpc.config.load import client_socket, load_config
 from codexpc.config.overrides import OVERRIDE_KEYS
 from codexpc.config.schema import (
     DEFAULT_MODEL,
@@ -65,5 +68,6 @@ __all__ = [
     "ListenConfig",
     "ModelEntry",
     "RemoteEngineConfig",
+    "client_socket",
     "load_config",
 ]

@@ -26,7 +26,7 @@ from codexpc.config.schema import (
     ModelEntry,
     RemoteEngineConfig,
 )
-from codexpc.config.table import Table
+from codexpc.config.table import Problems, Table
 from codexpc.errors import ConfigError
 
 
@@ -48,19 +48,20 @@ def read_file(path: Path | None) -> tuple[dict[str, Any], Path | None]:
 
 
 def from_mapping(raw: Mapping[str, Any], source: Path | None) -> DaemonConfig:
-    top = Table(raw, "", allowed=_names(DaemonConfig) - {"config_path", "overrides"})
-    listen_t = Table(
-        top.table("listen"), "listen.", allowed=(_names(ListenConfig) - {"socket_path"}) | {"socket"}
-    )
-    limits_t = Table(top.table("limits"), "limits.", allowed=_names(LimitsConfig))
-    models = tuple(_model(name, value) for name, value in top.table("models").items())
+    """The file's settings over the defaults; every problem in it is reported at once."""
+    problems = Problems()
+    top_keys = _names(DaemonConfig) - {"config_path", "overrides"}
+    top = Table(raw, "", allowed=top_keys, problems=problems, elsewhere=_section_names())
+    listen_t = Table(top.table("listen"), "listen.", allowed=_LISTEN_KEYS, problems=problems, elsewhere=top_keys)
+    limits_t = Table(top.table("limits"), "limits.", allowed=_names(LimitsConfig), problems=problems)
+    models = tuple(m for m in (_model(n, v, problems) for n, v in top.table("models").items()) if m is not None)
     default = top.optional_string("default_model")
     if default is None:
         default = models[0].name if models else DEFAULT_MODEL
-    return DaemonConfig(
+    config = DaemonConfig(
         models=models or DaemonConfig.models,
         default_model=default,
-        device=top.string("device", "auto"),
+        device=top.device("device", "auto"),
         default_reasoning_effort=cast(Effort, top.choice("default_reasoning_effort", EFFORTS, "medium")),
         log_level=top.choice("log_level", LOG_LEVELS, "info"),
         listen=listen_section(listen_t, ListenConfig()),
@@ -69,6 +70,8 @@ def from_mapping(raw: Mapping[str, Any], source: Path | None) -> DaemonConfig:
         capture_dir=top.path("capture_dir"),
         config_path=source,
     )
+    problems.raise_if_any(f"config file {source}" if source else "the config")
+    return config
 
 
 def listen_section(t: Table, base: ListenConfig) -> ListenConfig:
@@ -98,11 +101,12 @@ def with_colon_alias(name: str, aliases: tuple[str, ...]) -> tuple[str, ...]:
     return aliases
 
 
-def _model(name: str, value: Any) -> ModelEntry:
+def _model(name: str, value: Any, problems: Problems) -> ModelEntry | None:
     where = f'models."{name}".'
     if not isinstance(value, Mapping):
-        raise ConfigError(f'models."{name}" must be a table')
-    t = Table(value, where, allowed={"engine", "checkpoint", "aliases"} | _REMOTE_KEYS)
+        problems.add(f'models."{name}" must be a table')
+        return None
+    t = Table(value, where, allowed={"engine", "checkpoint", "aliases"} | _REMOTE_KEYS, problems=problems)
     aliases = t.strings("aliases")
     engine = cast(EngineKind, t.choice("engine", ENGINE_KINDS, "paged"))
     given = sorted(_REMOTE_KEYS & set(value))
@@ -141,3 +145,11 @@ def _remote(t: Table) -> RemoteEngineConfig:
 
 def _names(cls: type) -> set[str]:
     return {f.name for f in fields(cls)}
+
+
+_LISTEN_KEYS = (_names(ListenConfig) - {"socket_path"}) | {"socket"}
+
+
+def _section_names() -> set[str]:
+    """Every setting of the [listen] and [limits] tables by its full name, for suggestions."""
+    return {f"listen.{k}" for k in _LISTEN_KEYS} | {f"limits.{k}" for k in _names(LimitsConfig)}

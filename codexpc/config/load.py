@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from codexpc import settings
 from codexpc.config.file import from_mapping, read_file
 from codexpc.config.overrides import apply_env, apply_overrides
 from codexpc.config.schema import DaemonConfig
@@ -23,7 +24,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in (overrides or {}).items() if v is not None}
     config = apply_overrides(config, given)
     _check(config)
-    return replace(config, overrides=tuple(sorted(given.items())))
+    return replace(config, overrides=tuple(sorted(given.items())), config_given=path is not None)
 
 
 def _check(config: DaemonConfig) -> None:
@@ -55,3 +56,26 @@ def _check(config: DaemonConfig) -> None:
 
 def _is_loopback(host: str) -> bool:
     return ipaddress.ip_address(host).is_loopback
+
+
+def client_socket(path: Path | None = None) -> tuple[Path, str | None]:
+    """The daemon's socket as a client command (health, reload, smoke) finds it, and a warning.
+
+    A client needs only `listen.socket` from the file, so a file with other problems (a typo in
+    a model's table) must not stop `codexpc health` from asking a healthy daemon. The warning is
+    set only when the file cannot say where the socket is; then the default socket is used.
+    """
+    default = settings.socket_path()
+    try:
+        raw, source = read_file(path)
+    except ConfigError as exc:
+        if path is not None and not Path(path).expanduser().exists():
+            raise  # a file the user named and that is not there: say so
+        return default, f"{exc}; trying the default socket {default}"
+    listen = raw.get("listen", {})
+    value = listen.get("socket") if isinstance(listen, Mapping) else None
+    if value is None:
+        return default, None
+    if not isinstance(value, str) or not value.strip():
+        return default, f"config file {source}: listen.socket must be a path; trying the default socket {default}"
+    return Path(value).expanduser(), None

@@ -7,6 +7,7 @@ more Table (prefix "--"), so a bad flag is named as the user typed it.
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any, cast
 
 from codexpc import settings
@@ -21,7 +22,7 @@ from codexpc.config.schema import (
     LimitsConfig,
     ModelEntry,
 )
-from codexpc.config.table import Table, check_port
+from codexpc.config.table import Problems, Table, check_port, device_problem
 from codexpc.errors import ConfigError
 
 OVERRIDE_KEYS: frozenset[str] = frozenset(
@@ -47,10 +48,16 @@ OVERRIDE_KEYS: frozenset[str] = frozenset(
 
 
 def apply_env(config: DaemonConfig) -> DaemonConfig:
-    """The CODEXPC_* variables (read in codexpc.settings) over `config`."""
+    """The CODEXPC_* variables (read in codexpc.settings) over `config`: a variable beats the file."""
     device = settings.env(settings.ENV_DEVICE)
     if device is not None:
+        problem = device_problem(device, settings.ENV_DEVICE)
+        if problem is not None:
+            raise ConfigError(problem)
         config = replace(config, device=device)
+    vocab = settings.env(settings.ENV_VOCAB)
+    if vocab is not None:
+        config = replace(config, vocab=Path(vocab).expanduser())
     if settings.env(settings.ENV_PORT) is not None:
         port = check_port(settings.default_port(), settings.ENV_PORT)
         config = replace(config, listen=replace(config.listen, port=port))
@@ -59,14 +66,12 @@ def apply_env(config: DaemonConfig) -> DaemonConfig:
 
 def apply_overrides(config: DaemonConfig, overrides: dict[str, Any]) -> DaemonConfig:
     given = {k: v for k, v in overrides.items() if v is not None}
-    unknown = set(given) - OVERRIDE_KEYS
-    if unknown:
-        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    t = Table(given, "--", allowed=OVERRIDE_KEYS)
+    problems = Problems()
+    t = Table(given, "--", allowed=OVERRIDE_KEYS, problems=problems)
     config = _override_model(config, t)
-    return replace(
+    config = replace(
         config,
-        device=t.string("device", config.device),
+        device=t.device("device", config.device),
         default_reasoning_effort=cast(Effort, t.choice("effort", EFFORTS, config.default_reasoning_effort)),
         log_level=t.choice("log_level", LOG_LEVELS, config.log_level),
         capture_dir=t.path("capture_dir") or config.capture_dir,
@@ -74,6 +79,8 @@ def apply_overrides(config: DaemonConfig, overrides: dict[str, Any]) -> DaemonCo
         listen=listen_section(t, config.listen),
         limits=limits_section(t, config.limits),
     )
+    problems.raise_if_any("the command line")
+    return config
 
 
 def _override_model(config: DaemonConfig, t: Table) -> DaemonConfig:

@@ -93,9 +93,16 @@ class DaemonConfig:
     vocab: Path | None = None  # o200k_base.tiktoken or its folder (see codexpc.vocab)
     capture_dir: Path | None = None  # debugging: each POST body is written here as JSON
     config_path: Path | None = None  # the file this came from, for reload and messages
+    config_given: bool = False  # the file was named (--config), not found at the default place
     # The CLI overrides this was built with, so that a reload (SIGHUP) re-reads the file and
     # applies them again: load_config(config.config_path, dict(config.overrides)).
     overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def reload_path(self) -> Path | None:
+        """The file a reload reads: the one named at startup, else the default place again (a
+        default file deleted since is no error: the daemon reloads as a fresh start would)."""
+        return self.config_path if self.config_given else None
 
     def find_model(self, name: str) -> ModelEntry | None:
         """The model a request names (canonical name or alias), or None."""

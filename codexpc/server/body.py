@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from codexpc.config.schema import LimitsConfig
 from codexpc.errors import RequestError
 
-MAX_BODY_BYTES = 32 * 1024 * 1024  # Codex's first request is ~45 KB; a long session a few MB
+# The config's default (limits.max_body_bytes, the one definition); the daemon passes its value.
+MAX_BODY_BYTES = LimitsConfig.max_body_bytes
 # Codex's deepest tool schema nests about 10 levels; Python's own recursion limit is 1000.
 MAX_DEPTH = 64
 

@@ -238,7 +238,7 @@ class Daemon:
         on the old engine. Raises CodexpcError (and keeps the old engine) on failure."""
         assert self.runtime is not None
         async with self._reload_lock:
-            config = load_config(self.config.config_path, dict(self.config.overrides))
+            config = load_config(self.config.reload_path, dict(self.config.overrides))
             if config.listen != self.config.listen:
                 log.warning("reload: listen settings changed; they apply at the next restart")
             entry = config.require_servable()

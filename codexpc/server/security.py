@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from codexpc.config.schema import LimitsConfig
 from codexpc.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class Policy:
     # token is required (load_config checks) and keeps browsers out instead.
     allowed_hosts: frozenset[str] | None
     token: str | None = None  # TCP only
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: int = LimitsConfig.max_body_bytes  # the daemon passes its config's value
     allowed_origins: frozenset[str] = frozenset()  # none: no browser page may call us
 
 

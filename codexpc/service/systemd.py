@@ -86,8 +86,10 @@ def after_remove_commands() -> list[list[str]]:
     return [["systemctl", "--user", "daemon-reload"]]
 
 
-def logs_command(since: str | None, follow: bool) -> list[str]:
+def logs_command(since: str | None, follow: bool, pid: int | None = None) -> list[str]:
     cmd = ["journalctl", "--user", "-u", UNIT, "--no-pager", "-o", "short-iso"]
+    if pid is not None:
+        cmd.append(f"_PID={pid}")
     if since:
         cmd += ["--since", since]
     if follow:

@@ -1,7 +1,11 @@
 """How many KV blocks, sequences and tokens per step: derived from free memory and the model.
 
-Nothing here is hand-set per GPU. The runner measures free device memory after the weights
-are loaded and calls `derive_budget`; tests call it with made-up numbers.
+Nothing here is hand-set per GPU. The engine measures free device memory after the weights
+are loaded and calls `budget_for` (which calls `derive_budget`); tests call `derive_budget`
+with made-up numbers. Two bounds apply on every device: what the memory can spare, and what
+the sequences of one step can use (each at most a whole context), so a small model never takes
+gigabytes it cannot fill. On the CPU the memory is a share of the RAM the system can spare
+(the user's laptop runs other programs) and a step batches fewer sequences.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from codexpc.errors import EngineError
 TARGET_STEP_TOKENS = 8192
 # Decode batches beyond this gain little: the step becomes compute-bound on the experts.
 MAX_DECODE_BATCH = 256
+# A CPU decodes a handful of sequences at a useful speed; more only slows each one.
+CPU_MAX_SEQS = 4
+# Of the RAM the system reports available, what the KV cache and a step may take on the CPU.
+CPU_RAM_SHARE = 0.25
 # Memory kept back for the allocator's fragmentation, CUDA graphs and kernels' workspaces.
 HEADROOM_FRACTION = 0.08
 
@@ -61,9 +69,11 @@ def logits_bytes(config: ModelConfig, num_seqs: int) -> int:
 
 
 def derive_budget(
-    config: ModelConfig, free_bytes: int, block_size: int = 16, dtype_bytes: int = 2
+    config: ModelConfig, free_bytes: int, block_size: int = 16, dtype_bytes: int = 2,
+    max_num_seqs: int = MAX_DECODE_BATCH,
 ) -> CacheBudget:
-    """Split `free_bytes` (measured after loading weights) between KV blocks and a step's work."""
+    """Split `free_bytes` (measured after loading weights) between KV blocks and a step's work;
+    never more blocks than `max_num_seqs` whole contexts fill."""
     usable = int(free_bytes * (1 - HEADROOM_FRACTION))
     per_block = kv_bytes_per_token(config, dtype_bytes) * block_size
     act = activation_bytes_per_token(config, dtype_bytes)
@@ -71,9 +81,12 @@ def derive_budget(
     # Shrink the step until its work takes at most a quarter of what is usable.
     while step_tokens > block_size and step_tokens * act > usable // 4:
         step_tokens //= 2
-    max_seqs = min(MAX_DECODE_BATCH, step_tokens)
+    max_seqs = min(max_num_seqs, step_tokens)
     left = usable - step_tokens * act - logits_bytes(config, max_seqs)
-    num_blocks = left // per_block
+    # Beyond this the blocks only hold prefixes for reuse; one more context per sequence of a
+    # step keeps room for those (a Codex session's earlier turns) without hoarding memory.
+    needed = (max_seqs + 1) * -(-config.context_length // block_size)
+    num_blocks = min(left // per_block, needed)
     if num_blocks < 2 * -(-step_tokens // block_size):
         raise EngineError(
             f"{free_bytes / 2**30:.2f} GiB free leaves room for {max(num_blocks, 0)} KV blocks of "
@@ -83,8 +96,31 @@ def derive_budget(
     return CacheBudget(block_size, int(num_blocks), max_seqs, step_tokens, per_block)
 
 
+def budget_for(config: ModelConfig, device: torch.device, block_size: int = 16, dtype_bytes: int = 2) -> CacheBudget:
+    """The budget for a model loaded on `device`, from what that device has free now."""
+    seqs = CPU_MAX_SEQS if device.type == "cpu" else MAX_DECODE_BATCH
+    return derive_budget(config, free_bytes(device), block_size, dtype_bytes, max_num_seqs=seqs)
+
+
 def free_bytes(device: torch.device) -> int:
-    """Memory the KV cache and a step may use now: free GPU memory, or a quarter of free RAM."""
+    """Memory the KV cache and a step may use now: free GPU memory, or a share of spare RAM."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    return int(available_ram_bytes() * CPU_RAM_SHARE)
+
+
+def available_ram_bytes() -> int:
+    """RAM the system can give without swapping: Linux's MemAvailable (free pages plus the
+    page cache it can drop), else the free pages, else an eighth of the RAM."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    page = os.sysconf("SC_PAGE_SIZE")
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * page
+    except (ValueError, OSError):  # macOS has no SC_AVPHYS_PAGES
+        return os.sysconf("SC_PHYS_PAGES") * page // 8

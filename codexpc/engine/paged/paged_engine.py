@@ -20,7 +20,7 @@ import torch
 from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
 from codexpc.engine.model import Transformer
 from codexpc.engine.paged.block_manager import BlockManager
-from codexpc.engine.paged.cache_sizing import CacheBudget, derive_budget, free_bytes
+from codexpc.engine.paged.cache_sizing import CacheBudget, budget_for
 from codexpc.engine.paged.model_runner import ModelRunner
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
 from codexpc.engine.paged.sequence import Sequence as Seq
@@ -162,7 +162,7 @@ class PagedEngine:
 def build_paged_engine(model: Transformer, info: EngineInfo, block_size: int = 16) -> PagedEngine:
     """The factory's entry: size the cache from what is free once the weights are loaded."""
     dtype_bytes = model.embedding.weight.element_size()
-    budget = derive_budget(model.config, free_bytes(model.device), block_size, dtype_bytes)
+    budget = budget_for(model.config, model.device, block_size, dtype_bytes)
     log.info("paged engine: %d KV blocks of %d tokens (%.1f GiB), %d sequences, %d tokens per step",
              budget.num_blocks, block_size, budget.kv_bytes / 2**30, budget.max_num_seqs,
              budget.max_num_batched_tokens)
