@@ -13,9 +13,9 @@ from codexpc import settings
 from codexpc.efforts import EFFORT_NAMES
 from codexpc.errors import ConfigError
 
-EngineKind = Literal["torch", "paged", "scripted"]
+EngineKind = Literal["auto", "torch", "paged", "mlx", "scripted"]
 Effort = str  # a name from codexpc.efforts.EFFORTS ("xhigh" means gpt-oss's "high")
-ENGINE_KINDS: tuple[str, ...] = ("torch", "paged", "scripted")
+ENGINE_KINDS: tuple[str, ...] = ("auto", "torch", "paged", "mlx", "scripted")
 EFFORTS: tuple[str, ...] = EFFORT_NAMES
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 DEFAULT_MODEL = "gpt-oss-20b"

@@ -71,6 +71,16 @@ class SequenceCache:
         self.length = length
         del self.tokens[length:]
 
+    def fork(self, length: int) -> SequenceCache:
+        """A new cache holding a copy of the first `length` tokens (this one stays as it is)."""
+        copy = SequenceCache(self.config, self.dtype)
+        copy.reserve(length)
+        for layer in range(self.config.num_hidden_layers):
+            keys, values = self.read(layer, 0, length)
+            copy.write(layer, 0, keys, values)
+        copy.length, copy.tokens = length, self.tokens[:length]
+        return copy
+
     def arrays(self) -> list[mx.array]:
         """The buffers, to evaluate with a step's output (so the writes are done, not pending)."""
         return self.keys + self.values
@@ -88,9 +98,12 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class PrefixPool:
     """Caches of finished sequences, the most recently used last, within a budget of tokens.
 
-    `take(prompt)` hands out the cache sharing the longest prefix with the prompt (removed from
-    the pool: its sequence now owns it), or a fresh one; `give(cache)` puts a finished sequence's
-    cache back and drops the least recently used until the pool fits `budget_tokens` of capacity.
+    `take(prompt)` hands out the cache sharing the longest prefix with the prompt, or a fresh
+    one. A cache the prompt continues (Codex's next turn) is handed over whole; one it leaves
+    part way (another branch of the conversation, a side request on the same instructions) is
+    copied up to the shared prefix and stays, so both branches keep their K/V. `give(cache)` puts
+    a finished sequence's cache back and drops the least recently used until the pool fits
+    `budget_tokens` of capacity.
     """
 
     def __init__(self, config: ModelConfig, dtype: mx.Dtype, budget_tokens: int) -> None:
@@ -115,10 +128,12 @@ class PrefixPool:
                 best, best_len = entry, shared
         if best is None:
             return SequenceCache(self.config, self.dtype), 0
-        self.entries.remove(best)
-        best.truncate(best_len)
         self.hits += 1
         self.hit_tokens += best_len
+        self.entries.remove(best)
+        if best_len < best.length:
+            self.entries.append(best)  # the branch the prompt leaves stays, most recently used
+            return best.fork(best_len), best_len
         return best, best_len
 
     def give(self, cache: SequenceCache) -> None:
