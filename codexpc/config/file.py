@@ -105,7 +105,7 @@ def _model(name: str, value: Any) -> ModelEntry:
     aliases = t.strings("aliases")
     return ModelEntry(
         name=name,
-        engine=cast(EngineKind, t.choice("engine", ENGINE_KINDS, "paged")),
+        engine=cast(EngineKind, t.choice("engine", ENGINE_KINDS, "auto")),
         checkpoint=t.path("checkpoint"),
         aliases=with_colon_alias(name, aliases),
     )

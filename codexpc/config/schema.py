@@ -27,7 +27,7 @@ class ModelEntry:
     """One servable model: the name clients send, where its weights are, which engine runs it."""
 
     name: str
-    engine: EngineKind = "paged"  # continuous batching and cross-turn prefix reuse
+    engine: EngineKind = "auto"  # mlx on Apple Silicon, else paged (continuous batching, prefix reuse)
     checkpoint: Path | None = None  # a folder or file; the scripted engine needs none
     aliases: tuple[str, ...] = ()
 

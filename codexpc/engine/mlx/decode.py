@@ -64,7 +64,7 @@ def prefill(model: Transformer, cache: SequenceCache, tokens: Sequence[int],
     for c0 in range(0, len(tokens), PREFILL_CHUNK):
         if cancelled.is_set():
             return None
-        logits = model(mx.array(tokens[c0 : c0 + PREFILL_CHUNK]), cache)
+        logits = model(mx.array(list(tokens[c0 : c0 + PREFILL_CHUNK])), cache)
         mx.eval(logits, *cache.arrays())  # one chunk at a time: its activations go before the next
     assert logits is not None, "prefill of no tokens"
     return logits
@@ -94,7 +94,7 @@ def run(model: Transformer, cache: SequenceCache, job: Job, limit: int) -> int:
                 ahead = model(y.reshape(1), cache)
                 ahead_y = mx.argmax(ahead[-1])
                 mx.async_eval(ahead_y)
-            token = int(y.item())
+            token = int(y.item())  # type: ignore[arg-type]  # an integer array's item is an int
             output.append(token)
             reason = finish_reason(token, n_out, n_total, params, limit)
             if job.cancelled.is_set() or not job.emit(token, reason) or reason is not None:

@@ -206,4 +206,5 @@ def parameter_shapes(model: Transformer) -> dict[str, tuple[tuple[int, ...], Any
     """Every loadable parameter: canonical name -> (shape, dtype)."""
     from mlx.utils import tree_flatten
 
-    return {name: (tuple(a.shape), a.dtype) for name, a in tree_flatten(model.parameters())}
+    flat: list[tuple[str, Any]] = tree_flatten(model.parameters())  # type: ignore[assignment]
+    return {name: (tuple(a.shape), a.dtype) for name, a in flat}
