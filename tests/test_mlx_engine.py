@@ -160,6 +160,10 @@ def test_auto_is_mlx_on_apple_silicon_and_paged_elsewhere(monkeypatch: pytest.Mo
     monkeypatch.setattr(mlx_platform.platform, "machine", lambda: "arm64")
     assert resolve_kind("auto") == "mlx"
     assert resolve_kind("torch") == "torch"
+    # The default a config file (and so the launchd agent's `codexpc serve`) gets is "auto".
+    from codexpc.config.schema import ModelEntry
+
+    assert ModelEntry("gpt-oss-20b").engine == "auto"
 
 
 def test_device_names(checkpoint: Path) -> None:
