@@ -83,7 +83,7 @@ class MLXEngine:
         self._check_prompt(prompt)
         generation = ThreadedGeneration(request_id, len(prompt), asyncio.get_running_loop())
         if params.max_new_tokens == 0:
-            generation._deliver(TokenEvent(None, "length"))
+            generation.deliver_now(TokenEvent(None, "length"))
             return generation
         job = decode.Job(request_id, list(prompt), params, make_generator(params.seed), generation)
         generation._on_cancel = job.cancelled.set
@@ -169,7 +169,7 @@ class MLXEngine:
         assert self.model is not None and self.pool is not None
         started = time.monotonic()
         cache, cached = self.pool.take(job.prompt)
-        job.generation.cached_tokens = cached
+        job.generation.admit_threadsafe(cached)  # the admission event: what the prefix cache served
         # Room for this sequence to its end: older caches go first.
         self.pool.make_room(min(self.limit, len(job.prompt) + job.params.max_new_tokens))
         try:
