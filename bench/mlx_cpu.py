@@ -43,10 +43,14 @@ async def first_token_and_rest(engine: Engine, prompt: list[int], new: int, rid:
     started = time.perf_counter()
     first_at = None
     tokens: list[int] = []
-    async for event in engine.submit(prompt, SamplingParams(temperature=0.0, max_new_tokens=new), rid):
-        if event.token_id is not None:
-            tokens.append(event.token_id)
-            first_at = first_at or time.perf_counter()
+    generation = engine.submit(prompt, SamplingParams(temperature=0.0, max_new_tokens=new), rid)
+    done = False
+    while not done:
+        for event in await generation.ready():  # the contract's way to read a generation
+            if event.token_id is not None:
+                tokens.append(event.token_id)
+                first_at = first_at or time.perf_counter()
+            done = done or event.finish_reason is not None
     assert first_at is not None
     return tokens, first_at - started, time.perf_counter() - first_at
 
