@@ -42,7 +42,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, metavar="FILE", help="config file (default: ~/.config/codexpc/config.toml)")
     p.add_argument("--checkpoint", type=Path, metavar="PATH", help="checkpoint folder or file of the model")
     p.add_argument("--model", metavar="NAME", help="model name clients use (default gpt-oss-20b)")
-    p.add_argument("--engine", choices=("torch", "paged", "scripted"), help="engine that runs the model")
+    p.add_argument("--engine", choices=("auto", "torch", "paged", "mlx", "scripted"), help="engine that runs the model")
     p.add_argument("--device", help='"auto", "cpu", "cuda", "cuda:1", ...')
     p.add_argument("--port", type=int, help="loopback TCP port (0 picks a free one)")
     p.add_argument("--socket", type=Path, metavar="PATH", help="Unix socket path")

@@ -44,7 +44,7 @@ def register(commands: Any) -> None:
         "daemon for the run on --checkpoint, or on a tiny random checkpoint built once and cached.",
     )
     p.add_argument("--checkpoint", type=Path, metavar="PATH", help="serve this checkpoint for the run")
-    p.add_argument("--engine", choices=("torch", "paged", "scripted"), help="engine of a daemon started for the run")
+    p.add_argument("--engine", choices=("auto", "torch", "paged", "mlx", "scripted"), help="engine of a daemon started for the run")
     p.add_argument("--device", help="device of a daemon started for the run")
     p.add_argument("--config", type=Path, metavar="FILE", help="config file naming the daemon's socket")
     p.add_argument("--socket", type=Path, metavar="PATH", help="the running daemon's Unix socket")

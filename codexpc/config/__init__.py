@@ -24,7 +24,7 @@ A config file looks like this (every key is optional):
 
     [models."gpt-oss-20b"]
     checkpoint = "~/models/gpt-oss-20b"
-    engine = "paged"                     # "paged" (batching, prefix cache) | "torch" (plain) | "scripted"
+    engine = "auto"                      # "auto" (mlx on Apple Silicon, else paged) | "paged" | "mlx" | "torch" | "scripted"
     aliases = ["gpt-oss:20b"]            # gpt-oss-NAME always answers to gpt-oss:NAME too
 
 Bad values raise ConfigError naming the setting (`listen.port`, `models."x".engine`, ...); a

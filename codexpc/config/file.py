@@ -108,7 +108,7 @@ def _model(name: str, value: Any, problems: Problems) -> ModelEntry | None:
         return None
     t = Table(value, where, allowed={"engine", "checkpoint", "aliases"} | _REMOTE_KEYS, problems=problems)
     aliases = t.strings("aliases")
-    engine = cast(EngineKind, t.choice("engine", ENGINE_KINDS, "paged"))
+    engine = cast(EngineKind, t.choice("engine", ENGINE_KINDS, "auto"))
     given = sorted(_REMOTE_KEYS & set(value))
     if given and engine != "vllm":
         raise ConfigError(f"{t.name(given[0])} applies only to engine = \"vllm\"")

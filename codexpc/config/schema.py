@@ -13,9 +13,9 @@ from codexpc import settings
 from codexpc.efforts import EFFORT_NAMES
 from codexpc.errors import ConfigError
 
-EngineKind = Literal["torch", "paged", "scripted", "vllm"]
+EngineKind = Literal["auto", "torch", "paged", "mlx", "scripted", "vllm"]
 Effort = str  # a name from codexpc.efforts.EFFORTS ("xhigh" means gpt-oss's "high")
-ENGINE_KINDS: tuple[str, ...] = ("torch", "paged", "scripted", "vllm")
+ENGINE_KINDS: tuple[str, ...] = ("auto", "torch", "paged", "mlx", "scripted", "vllm")
 EFFORTS: tuple[str, ...] = EFFORT_NAMES
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 DEFAULT_MODEL = "gpt-oss-20b"
@@ -41,7 +41,7 @@ class ModelEntry:
     """One servable model: the name clients send, where its weights are, which engine runs it."""
 
     name: str
-    engine: EngineKind = "paged"  # continuous batching and cross-turn prefix reuse
+    engine: EngineKind = "auto"  # mlx on Apple Silicon, else paged (continuous batching, prefix reuse)
     checkpoint: Path | None = None  # a folder or file; the scripted engine needs none
     aliases: tuple[str, ...] = ()
     remote: RemoteEngineConfig | None = None  # engine "vllm" only

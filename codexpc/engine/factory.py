@@ -14,8 +14,17 @@ from codexpc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-EngineKind = Literal["torch", "paged", "scripted", "vllm"]
-ENGINE_KINDS: tuple[EngineKind, ...] = ("torch", "paged", "scripted", "vllm")
+EngineKind = Literal["auto", "torch", "paged", "mlx", "scripted", "vllm"]
+ENGINE_KINDS: tuple[EngineKind, ...] = ("auto", "torch", "paged", "mlx", "scripted", "vllm")
+
+
+def resolve_kind(kind: str) -> str:
+    """"auto" is the MLX engine on Apple Silicon (when MLX is installed), the paged engine elsewhere."""
+    if kind != "auto":
+        return kind
+    from codexpc.engine.mlx.platform import is_apple_silicon, mlx_installed
+
+    return "mlx" if is_apple_silicon() and mlx_installed() else "paged"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -36,6 +45,9 @@ def resolve_device(device: str) -> torch.device:
 def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str = "auto",
                   remote: RemoteEngineConfig | None = None) -> Engine:
     """`remote`: the vLLM servers of engine "vllm" (the model entry's settings); others ignore it."""
+    kind = resolve_kind(kind)
+    if kind == "mlx":
+        return _mlx(model, _need_checkpoint(kind, checkpoint), device)
     if kind == "scripted":
         return _scripted(model, checkpoint)
     if kind == "vllm":
@@ -75,6 +87,17 @@ def _load(kind: str, model: str, checkpoint: Path, device: torch.device) -> Engi
     from codexpc.engine.torch_engine import TorchEngine
 
     return TorchEngine(transformer, info)
+
+
+def _mlx(model: str, checkpoint: Path, device: str) -> Engine:
+    # Imported here: MLX is installed on macOS arm64 (and as its CPU build on Linux CI) only.
+    from codexpc.engine.mlx.platform import require_mlx
+
+    require_mlx()
+    from codexpc.engine.mlx.engine import MLXEngine
+
+    log.info("loading %s from %s onto MLX (device %s) for the mlx engine", model, checkpoint, device)
+    return MLXEngine(checkpoint, model, device)
 
 
 def _scripted(model: str, checkpoint: Path | None) -> Engine:
