@@ -14,15 +14,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import published_spec
 import pytest
+from live_server import serve_in_thread
 from openai_harmony import HarmonyEncoding
 
 from codexpc.engine.scripted import ScriptedEngine, default_script
 from codexpc.server.app import create_app
 from codexpc.server.errors import EXTRA_RESPONSE_ERROR_CODES
 from codexpc.server.runtime import Runtime
-import published_spec
-from live_server import serve_in_thread
 
 BROKEN = "<|channel|>final<|message|>half an answer<|start|>"  # a new message inside one: not Harmony
 SHELL = {"type": "function", "name": "exec_command", "description": "Run a command",

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import published_spec
 import pytest
 
-import published_spec
 from codexpc.errors import RequestError
 from codexpc.server import request_table as table
 from codexpc.server.request_checks import check_responses_body

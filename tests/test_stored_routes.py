@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import published_spec
 import pytest
 from openai_harmony import HarmonyEncoding
 
-import published_spec
 from codexpc.engine.scripted import ScriptedEngine
 from codexpc.server.app import create_app
 from codexpc.server.runtime import Runtime

@@ -137,6 +137,16 @@ class ChatStream:
         return ChatCompletion(id=self.id, object="chat.completion", created=self.created, model=self.model,
                               choices=[choice], usage=_usage(usage))
 
+    def completion_body(self, usage: Usage) -> dict[str, Any]:
+        """The ChatCompletion as JSON, as published: None fields left out, except those the
+        published message and choice always carry (content, refusal, logprobs), which stay null."""
+        body: dict[str, Any] = self.completion(usage).model_dump(mode="json", exclude_none=True, warnings=False)
+        choice = body["choices"][0]
+        choice.setdefault("logprobs", None)
+        choice["message"].setdefault("content", None)
+        choice["message"].setdefault("refusal", None)
+        return body
+
     def _text(self, event: TextDelta) -> Chunk:
         if event.kind == "reasoning":
             self.reasoning += event.text
