@@ -16,7 +16,7 @@ from codexpc.server.app import create_app
 from codexpc.server.chat_stream import ChatStream
 from codexpc.server.errors import engine_failure, failure_response, failure_status, tool_failure
 from codexpc.server.runtime import Runtime
-from codexpc.server.session import Usage
+from codexpc.server.usage import Usage
 
 BROKEN = "<|channel|>final<|message|>half an answer<|start|>"  # a new message inside one: not Harmony
 USAGE = Usage(10, 0, 3, 0)
