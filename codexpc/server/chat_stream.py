@@ -3,7 +3,9 @@
 Reasoning goes in the delta's `reasoning_content` (the field local OpenAI-compatible servers
 use for chain of thought); preambles and final text go in `content`; tool calls in `tool_calls`.
 A failure in the middle of a stream (a refused tool call, broken Harmony) can only be told as
-an `{"error": ...}` frame, as the OpenAI API does.
+an `{"error": ...}` frame, as the OpenAI API does; without streaming it is the reply itself,
+with the status of server/errors.py's FAILURE_STATUS (the model's broken output is a 502, not
+a 500: the daemon is fine, and a retry samples again).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from codexpc.harmony.events import (
     ToolArgumentsDone,
 )
 from codexpc.harmony.tools import split_recipient
-from codexpc.server.errors import Failure, engine_failure, tool_failure
+from codexpc.server.errors import Failure, engine_failure, failure_body, tool_failure
 from codexpc.server.ids import new_id
 from codexpc.server.sse import Delta, json_string
 from codexpc.server.usage import Usage
@@ -119,6 +121,11 @@ class ChatStream:
                                               model=self.model, choices=[], usage=_usage(usage)))
         return chunks
 
+    def error(self) -> dict[str, Any]:
+        """The failure as an OpenAI error object (the stream's last frame, or the reply's body)."""
+        assert self.failure is not None, "close() found no failure"
+        return failure_body(self.failure)
+
     def completion(self, usage: Usage) -> ChatCompletion:
         calls: list[Any] = [ChatCompletionMessageFunctionToolCall(id=c.id, type="function",
                                                        function=Function(name=c.name, arguments=c.arguments))
@@ -129,6 +136,16 @@ class ChatStream:
                         logprobs=None)
         return ChatCompletion(id=self.id, object="chat.completion", created=self.created, model=self.model,
                               choices=[choice], usage=_usage(usage))
+
+    def completion_body(self, usage: Usage) -> dict[str, Any]:
+        """The ChatCompletion as JSON, as published: None fields left out, except those the
+        published message and choice always carry (content, refusal, logprobs), which stay null."""
+        body: dict[str, Any] = self.completion(usage).model_dump(mode="json", exclude_none=True, warnings=False)
+        choice = body["choices"][0]
+        choice.setdefault("logprobs", None)
+        choice["message"].setdefault("content", None)
+        choice["message"].setdefault("refusal", None)
+        return body
 
     def _text(self, event: TextDelta) -> Chunk:
         if event.kind == "reasoning":

@@ -52,6 +52,47 @@ class Failure:
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. tool, path for an invalid call
 
 
+# The codes a failed Response's `error.code` may carry beyond the published ResponseErrorCode
+# enum. OpenAI's own service sends context_length_exceeded there (Codex reads it to tell a full
+# context window from other failures); the rest name failures a local model has and the hosted
+# API reports as a bare server_error, which would hide the remedy.
+EXTRA_RESPONSE_ERROR_CODES = ("context_length_exceeded", "invalid_model_output", "invalid_tool_call",
+                              "engine_error", "engine_out_of_memory", "cancelled")
+
+# The HTTP status of a failure that ends a request before any byte of it was sent (a Chat
+# Completion without streaming). The model's broken output is the upstream's fault, not ours:
+# 502, as a gateway says of an invalid answer from upstream; a retry samples again and may
+# succeed. No memory or a server going down: 503, come back later. Only an engine bug is a 500.
+FAILURE_STATUS = {"invalid_model_output": 502, "invalid_tool_call": 502, "engine_out_of_memory": 503,
+                  "cancelled": 503, "context_length_exceeded": 400, "engine_error": 500}
+FAILURE_RETRY_AFTER_S = {503: 2}
+
+
+def failure_status(failure: Failure) -> int:
+    return FAILURE_STATUS.get(failure.code, 500)
+
+
+def failure_body(failure: Failure) -> dict[str, Any]:
+    """The OpenAI error object of a failure: a reply's body, or a stream's last frame."""
+    status = failure_status(failure)
+    error_type = "model_error" if status == 502 else None  # the `type` OpenAI gives a model's bad output
+    return error_body(failure.message, status, failure.code, type_=error_type)
+
+
+def failure_response(failure: Failure) -> JSONResponse:
+    """A failure as the reply to a request that streamed nothing, with a status a client can act on."""
+    status = failure_status(failure)
+    retry = FAILURE_RETRY_AFTER_S.get(status)
+    return JSONResponse(failure_body(failure), status_code=status,
+                        headers={"Retry-After": str(retry)} if retry is not None else None)
+
+
+def not_found_response(what: str, object_id: str) -> JSONResponse:
+    """OpenAI's 404 for an object id it does not know: an invalid_request_error, no code."""
+    message = f"{what} with id '{object_id}' not found."
+    return JSONResponse(error_body(message, 404, None, type_="invalid_request_error"), status_code=404)
+
+
 def tool_failure(error: ToolCallError) -> Failure:
     message = f"invalid call of {error.tool}: {error.message} (at {error.path})"
     return Failure("invalid_tool_call", message, {"tool": error.tool, "path": error.path, "kind": error.kind})
@@ -81,8 +122,9 @@ def _error_type(status: int) -> str:
     return "server_error"
 
 
-def error_body(message: str, status: int, code: str | None, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": _error_type(status), "param": param, "code": code}}
+def error_body(message: str, status: int, code: str | None, param: str | None = None,
+               type_: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_ or _error_type(status), "param": param, "code": code}}
 
 
 def error_response(exc: CodexpcError) -> JSONResponse:

@@ -21,19 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openai.types.responses import (
-    Response,
-    ResponseCompletedEvent,
     ResponseContentPartAddedEvent,
     ResponseContentPartDoneEvent,
-    ResponseCreatedEvent,
     ResponseCustomToolCall,
     ResponseCustomToolCallInputDoneEvent,
     ResponseError,
-    ResponseFailedEvent,
     ResponseFunctionCallArgumentsDoneEvent,
     ResponseFunctionToolCall,
-    ResponseIncompleteEvent,
-    ResponseInProgressEvent,
     ResponseOutputItemAddedEvent,
     ResponseOutputItemDoneEvent,
     ResponseOutputMessage,
@@ -68,6 +62,14 @@ from codexpc.harmony.events import (
 from codexpc.harmony.tools import FUNCTIONS, split_recipient
 from codexpc.server.errors import Failure, engine_failure, tool_failure
 from codexpc.server.ids import new_id
+from codexpc.server.published_types import (  # the SDK's, with integer timestamps
+    Response,
+    ResponseCompletedEvent,
+    ResponseCreatedEvent,
+    ResponseFailedEvent,
+    ResponseIncompleteEvent,
+    ResponseInProgressEvent,
+)
 from codexpc.server.reasoning_summary import SummaryTitler
 from codexpc.server.sse import Delta, json_string
 from codexpc.server.usage import Usage
@@ -88,13 +90,22 @@ _ID_PREFIXES = {"reasoning": "rs", "tool_call": "fc", "custom_tool_call": "ctc"}
 SUMMARY_MODES = ("auto", "concise", "detailed")
 
 
+# What the published Response carries when a request leaves a field out (OpenAI's defaults).
+DEFAULT_TEXT: dict[str, Any] = {"format": {"type": "text"}, "verbosity": "medium"}
+
+
+def _now() -> int:
+    return int(time.time())  # the API's timestamps are integer Unix seconds
+
+
 @dataclass(frozen=True)
 class ResponseMeta:
-    """What the Response object echoes from the request."""
+    """What the Response object echoes from the request. Every field has the API's default, so
+    a caller fills in only what the request gave."""
 
     id: str
     model: str
-    created_at: float = field(default_factory=time.time)
+    created_at: int = field(default_factory=_now)
     max_output_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
@@ -103,6 +114,21 @@ class ResponseMeta:
     parallel_tool_calls: bool = True
     reasoning: dict[str, Any] | None = None
     metadata: dict[str, str] | None = None
+    instructions: str | list[Any] | None = None
+    previous_response_id: str | None = None
+    store: bool = True  # the API's default; Codex sends false
+    background: bool = False
+    text: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_TEXT))
+    truncation: str = "disabled"
+    top_logprobs: int = 0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    max_tool_calls: int | None = None
+    service_tier: str = "default"
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    user: str | None = None  # deprecated by the API; echoed only when given (the schema has no null)
 
     @property
     def summarize(self) -> bool:
@@ -283,9 +309,10 @@ class ResponsesStream:
             return []
         events, opened = self._ensure_open("tool_call", event.recipient)
         opened.parts = [event.arguments]
-        events.append(ResponseFunctionCallArgumentsDoneEvent(
+        # `name` is required by the published event, absent from the SDK's type (an extra there).
+        events.append(ResponseFunctionCallArgumentsDoneEvent(  # type: ignore[call-arg]
             type="response.function_call_arguments.done", item_id=opened.item_id, output_index=opened.index,
-            arguments=event.arguments, sequence_number=self._next()))
+            name=split_recipient(opened.recipient)[1], arguments=event.arguments, sequence_number=self._next()))
         return events
 
     def _ensure_open(self, kind: MessageKind, recipient: str | None) -> tuple[list[StreamEvent], _Open]:
@@ -356,8 +383,9 @@ class ResponsesStream:
         content = [ReasoningContent(type="reasoning_text", text=opened.text)] if opened.text else []
         summary_text = opened.titler.text if opened.titler is not None and status != "in_progress" else ""
         summary = [ReasoningSummary(type="summary_text", text=summary_text)] if summary_text else []
+        # No encrypted_content: the schema allows a string or nothing, and there is nothing to encrypt.
         return ResponseReasoningItem(type="reasoning", id=opened.item_id, summary=summary, content=content,
-                                     encrypted_content=None, status=status)
+                                     status=status)
 
     @staticmethod
     def _message(opened: _Open, status: Any) -> ResponseOutputMessage:
@@ -410,20 +438,38 @@ class ResponsesStream:
         m = self.meta
         fields: dict[str, Any] = {
             "id": m.id, "object": "response", "created_at": m.created_at, "model": m.model, "status": status,
+            "background": m.background, "completed_at": _now() if status == "completed" else None,
             "output": list(self._output) if status != "in_progress" else [],
-            "parallel_tool_calls": m.parallel_tool_calls, "tool_choice": m.tool_choice, "tools": m.tools,
+            "parallel_tool_calls": m.parallel_tool_calls,
+            "tool_choice": m.tool_choice if m.tool_choice is not None else "auto",
+            "tools": [echo_tool(tool) for tool in m.tools],
             "temperature": m.temperature, "top_p": m.top_p, "max_output_tokens": m.max_output_tokens,
-            "reasoning": m.reasoning, "metadata": m.metadata or {}, "error": error,
-            "incomplete_details": incomplete, "usage": _usage(usage) if usage else None,
+            "max_tool_calls": m.max_tool_calls, "reasoning": m.reasoning, "metadata": m.metadata or {},
+            "error": error, "incomplete_details": incomplete, "instructions": m.instructions,
+            "previous_response_id": m.previous_response_id, "store": m.store, "text": m.text,
+            "truncation": m.truncation, "top_logprobs": m.top_logprobs, "presence_penalty": m.presence_penalty,
+            "frequency_penalty": m.frequency_penalty, "service_tier": m.service_tier,
+            "safety_identifier": m.safety_identifier, "prompt_cache_key": m.prompt_cache_key,
+            "prompt_cache_retention": m.prompt_cache_retention,
         }
-        if status != "in_progress":
-            fields["completed_at"] = time.time()
+        if usage is not None:  # absent until the end: the published schema has no null usage
+            fields["usage"] = _usage(usage)
+        if m.user is not None:
+            fields["user"] = m.user
         # model_construct: the request's tools are echoed as given (namespace tools included).
         return Response.model_construct(**fields)
 
     def _next(self) -> int:
         self._seq += 1
         return self._seq - 1
+
+
+def echo_tool(tool: Any) -> Any:
+    """A request's tool as the Response echoes it: a function tool always carries `strict` (the
+    API's default is true) and `parameters`, as the published FunctionTool requires."""
+    if isinstance(tool, dict) and tool.get("type") == "function":
+        return {**tool, "strict": tool.get("strict", True), "parameters": tool.get("parameters")}
+    return tool
 
 
 def _usage(usage: Usage) -> ResponseUsage:
