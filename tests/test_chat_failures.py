@@ -20,7 +20,6 @@ from codexpc.server.usage import Usage
 
 BROKEN = "<|channel|>final<|message|>half an answer<|start|>"  # a new message inside one: not Harmony
 USAGE = Usage(10, 0, 3, 0)
-NOT_WIRED = "app.py still answers these with a hard-coded 500 until the lead applies store-wiring.patch"
 
 
 def test_broken_harmony_is_a_502_model_error() -> None:
@@ -49,7 +48,6 @@ async def http(encoding: HarmonyEncoding) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 async def test_a_non_streaming_chat_whose_output_breaks_harmony_is_a_502(http: httpx.AsyncClient) -> None:
     reply = await http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
     assert reply.status_code == 502, reply.text
@@ -57,7 +55,6 @@ async def test_a_non_streaming_chat_whose_output_breaks_harmony_is_a_502(http: h
     assert reply.json()["error"]["code"] == "invalid_model_output"
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 async def test_a_streaming_chat_ends_with_the_same_error_object(http: httpx.AsyncClient) -> None:
     reply = await http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}],
                                                           "stream": True})

@@ -15,25 +15,18 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import published_spec
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
-from starlette.requests import Request
 
 from codexpc.engine.scripted import ScriptedEngine
-from codexpc.errors import RequestError
 from codexpc.harmony.encoding import load_encoding
 from codexpc.server.app import create_app
-from codexpc.server.body import parse_body
-from codexpc.server.errors import error_response
-from codexpc.server.request_checks import check_responses_body
 from codexpc.server.runtime import RequestLimits, Runtime
 from codexpc.server.security import Policy, SecurityMiddleware
-from codexpc.server.stored_routes import stored_router
 from codexpc.store import ResponseStore, StoreConfig
 
 if not published_spec.SPEC_PATH.is_file():
@@ -67,21 +60,7 @@ _runtime = Runtime(ScriptedEngine(_encoding, context_length=2048), _encoding,
                    limits=RequestLimits(max_output_tokens=64, default_max_output_tokens=16, max_input_items=64,
                                         max_tools=16, max_tool_schema_bytes=4096))
 _store = ResponseStore.open(StoreConfig(folder=Path(tempfile.mkdtemp(prefix="codexpc-fuzz-store-"))))
-_app = create_app(_runtime)
-_app.include_router(stored_router(lambda: _store))
-
-
-@_app.middleware("http")
-async def _request_checks_until_wired(request: Request, call_next: Any) -> Any:
-    # Stands in for the lead's request module, which calls check_responses_body where it parses
-    # a Responses body (store-wiring.patch); drop this once app.py does.
-    if request.method == "POST" and request.url.path == "/v1/responses":
-        try:
-            body = parse_body(await request.body())
-            check_responses_body(body)
-        except RequestError as exc:
-            return error_response(exc)
-    return await call_next(request)
+_app = create_app(_runtime, store=_store)
 
 
 APP = SecurityMiddleware(_app, Policy("unix", frozenset(), None, 256 * 1024))

@@ -1,9 +1,6 @@
 """Done-when of issue 15: five turns continued by previous_response_id (the openai client, a real
 uvicorn server, the paged engine on the CPU with the tiny checkpoint, greedy) give the same text
 as the same five turns sent in full, and the later turns report cached prompt tokens.
-
-Skipped until POST /v1/responses resolves previous_response_id and stores responses (the lead's
-wiring, /work/notes/store-wiring.patch); then delete the skip mark.
 """
 
 from __future__ import annotations
@@ -20,22 +17,18 @@ from openai_harmony import HarmonyEncoding
 from codexpc.engine.factory import create_engine
 from codexpc.server.app import create_app
 from codexpc.server.runtime import Runtime
-from codexpc.server.stored_routes import stored_router
 from codexpc.store import ResponseStore, StoreConfig
 
 QUESTIONS = ["Hello.", "What is 2+2?", "And 3+3?", "Name a colour.", "Thanks, bye."]
 SAMPLING: dict[str, Any] = {"temperature": 0, "max_output_tokens": 8}
 
-pytestmark = pytest.mark.skip(reason="POST /v1/responses does not resolve previous_response_id or store responses "
-                                     "yet: enable after the lead wires codexpc.store into app.py/daemon.py")
 
 
 @pytest.fixture()
 def client(tiny_checkpoint: Path, encoding: HarmonyEncoding, tmp_path: Path) -> Iterator[openai.OpenAI]:
     engine = create_engine("paged", model="gpt-oss-20b", checkpoint=tiny_checkpoint, device="cpu")
     store = ResponseStore.open(StoreConfig(folder=tmp_path / "store"))
-    app = create_app(Runtime(engine, encoding))
-    app.include_router(stored_router(lambda: store))  # the wiring adds the store to the app itself
+    app = create_app(Runtime(engine, encoding), store=store)
     with serve_in_thread(app) as url:
         yield openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
     store.close()

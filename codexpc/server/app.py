@@ -33,33 +33,49 @@ from codexpc.server.lmstudio_routes import lmstudio_router, model_cards
 from codexpc.server.ollama_routes import ollama_router
 from codexpc.server.openapi import openapi_document
 from codexpc.server.request import parse_chat, parse_responses
-from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
+from codexpc.server.responses_stream import DEFAULT_TEXT, ResponseMeta, ResponsesStream
 from codexpc.server.runtime import Runtime
 from codexpc.server.session import Session
+from codexpc.server.stored_routes import stored_router
 from codexpc.server.translators import ChatTranslator, ResponsesTranslator, Translator
+from codexpc.store import ResponseStore, resolve_previous
 
 log = logging.getLogger(__name__)
 
 ReloadHook = Callable[[], Awaitable[Mapping[str, Any]]]
 
 
-def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None) -> FastAPI:
+def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None,
+               store: ResponseStore | None = None) -> FastAPI:
     app = FastAPI(title="codexpc", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.runtime = runtime
     install_error_handlers(app)
+    app.include_router(stored_router(lambda: store))  # GET/DELETE /v1/responses/{id}, .../input_items
 
     @app.post("/v1/responses")
     async def responses(request: Request) -> Response:
         req = parse_responses(await request.body(), runtime.limits)
         model = runtime.resolve_model(req.model)
+        # The stored conversation before the new input: the renderer sees all of it, and the
+        # engine's prefix cache finds the earlier turns (a continued turn costs its new tokens).
+        body = await anyio.to_thread.run_sync(resolve_previous, store, req.body)
         session = Session(runtime, "responses", new_id("resp"))
-        await session.start(lambda: render_responses(req.body, runtime.encoding, runtime.render_options),
+        await session.start(lambda: render_responses(body, runtime.encoding, runtime.render_options),
                             req.sampling)
         meta = ResponseMeta(id=session.request_id, model=model.name, max_output_tokens=req.echo.max_output_tokens,
                             temperature=req.echo.temperature, top_p=req.echo.top_p, tools=req.echo.tools,
                             tool_choice=req.echo.tool_choice, parallel_tool_calls=req.echo.parallel_tool_calls,
-                            reasoning=req.echo.reasoning, metadata=req.echo.metadata)
-        return await _respond(request, session, ResponsesTranslator(ResponsesStream(meta)), req.stream)
+                            reasoning=req.echo.reasoning, metadata=req.echo.metadata,
+                            instructions=req.echo.instructions, previous_response_id=req.echo.previous_response_id,
+                            store=req.echo.store, text=req.echo.text or DEFAULT_TEXT,
+                            prompt_cache_key=req.echo.prompt_cache_key)
+        translator = ResponsesTranslator(ResponsesStream(meta))
+        reply = await _respond(request, session, translator, req.stream)
+        # TODO(lead): for a stream, call this in session.stream()'s end, before the terminal frame.
+        if store is not None and meta.store and translator.stream.final is not None:
+            final = translator.stream.final.model_dump(mode="json", exclude_unset=True, warnings=False)
+            await anyio.to_thread.run_sync(store.put, final, req.body.get("input"))
+        return reply
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:

@@ -51,6 +51,7 @@ from codexpc.server.security import (
     loopback_hosts,
 )
 from codexpc.server.startup import Startup, create_loading_app
+from codexpc.store import ResponseStore, StoreConfig
 
 log = logging.getLogger("codexpc.daemon")
 
@@ -125,7 +126,10 @@ class Daemon:
             await self._stop_servers(loops)
             await self.runtime.close()
             return 0
-        switch.ready(create_app(self.runtime, reload_hook=self.reload))
+        # Opened once per process and kept across reloads: the engine changes, the conversations stay.
+        # TODO(lead): StoreConfig from DaemonConfig (a [store] table: folder, max_bytes, max_age_s, enabled).
+        self.store = ResponseStore.open(StoreConfig())
+        switch.ready(create_app(self.runtime, reload_hook=self.reload, store=self.store))
         log.info("ready model=%s", self.config.default_model)
         await self.stop.wait()
         await self._shutdown(loops)
@@ -294,6 +298,8 @@ class Daemon:
         # Closing the engine ends every generation still running (as cancelled), so each
         # stream writes its final event before uvicorn's own deadline cancels what is left.
         await self.runtime.close()
+        if getattr(self, "store", None) is not None:
+            self.store.close()
         await asyncio.gather(*shutdowns)
         log.info("stopped")
 

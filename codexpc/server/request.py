@@ -18,6 +18,7 @@ from typing import Any, Literal
 from codexpc.efforts import Level, level_of
 from codexpc.errors import RequestError
 from codexpc.server.body import parse_body
+from codexpc.server.request_checks import check_responses_body
 
 # What a torch.Generator takes (a signed or unsigned 64-bit integer); a bigger seed overflows it.
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
@@ -112,6 +113,7 @@ class ChatRequest:
 def parse_responses(raw: bytes, limits: RequestLimits) -> ResponsesRequest:
     """POST /v1/responses's body, checked; RequestError (400) naming the first bad parameter."""
     body = _object(raw, limits)
+    check_responses_body(body)  # every published enum and range, 400 naming the parameter
     _refuse_stored_state(body)
     _check_counts(body, "input", limits)
     sampling = _sampling(body, limits, "max_output_tokens")
@@ -124,7 +126,7 @@ def parse_responses(raw: bytes, limits: RequestLimits) -> ResponsesRequest:
         metadata=_metadata(body), max_output_tokens=body.get("max_output_tokens"),
         temperature=sampling.temperature, top_p=sampling.top_p,
         instructions=_optional(body, "instructions", str, "a string"), text=text,
-        store=_flag(body, "store", True), previous_response_id=None,
+        store=_flag(body, "store", True), previous_response_id=body.get("previous_response_id"),
         prompt_cache_key=_optional(body, "prompt_cache_key", str, "a string"))
     effort = reasoning.get("effort") if reasoning else None
     return ResponsesRequest(body=body, model=_model(body), stream=_flag(body, "stream", False), sampling=sampling,
@@ -232,7 +234,7 @@ def _check_counts(body: Mapping[str, Any], items_key: str, limits: RequestLimits
 def _refuse_stored_state(body: Mapping[str, Any]) -> None:
     # Nothing is stored here yet (Codex sends store: false and the whole conversation each turn);
     # silently ignoring these would answer a different question than the one asked.
-    for key in ("previous_response_id", "conversation"):
+    for key in ("conversation",):  # previous_response_id: codexpc.store resolves it (app.py)
         if body.get(key) is not None:
             raise RequestError(f"{key} is not supported: this server stores no responses; send the whole "
                                "conversation in input", param=key, code="unsupported_parameter")

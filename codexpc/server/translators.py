@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from codexpc.harmony.events import Event
 from codexpc.server import sse
 from codexpc.server.chat_stream import ChatStream
-from codexpc.server.errors import Failure, error_body
+from codexpc.server.errors import Failure, failure_status
 from codexpc.server.responses_stream import ResponsesStream
 from codexpc.server.usage import StreamEnd
 
@@ -101,7 +101,7 @@ class ChatTranslator:
         self._end = end
         chunks: list[Any] = self.chat.close(end.usage, end.engine_error, self.include_usage)
         if self.chat.failure is not None:  # mid-stream, an error frame is all the API can tell
-            chunks.append(error_body(self.chat.failure.message, 500, self.chat.failure.code))
+            chunks.append(self.chat.error())
         return chunks
 
     def frames(self, events: list[Any]) -> bytes:
@@ -115,7 +115,6 @@ class ChatTranslator:
 
     def result(self) -> tuple[int, dict[str, Any]]:
         assert self._end is not None, "finish() first"
-        if self.chat.failure is not None:
-            return 500, error_body(self.chat.failure.message, 500, self.chat.failure.code)
-        completion = self.chat.completion(self._end.usage)
-        return 200, completion.model_dump(mode="json", exclude_none=True, warnings=False)
+        if self.chat.failure is not None:  # broken Harmony: 502 model_error; OOM: 503; a bug: 500
+            return failure_status(self.chat.failure), self.chat.error()
+        return 200, self.chat.completion_body(self._end.usage)
