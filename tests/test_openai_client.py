@@ -136,7 +136,8 @@ def test_chat_completions_non_streaming(client: openai.OpenAI) -> None:
 
 def test_models_health_and_metrics(client: openai.OpenAI, base_url: str) -> None:
     client.responses.create(model="gpt-oss-20b", input="warm up")
-    assert [m.id for m in client.models.list()] == ["gpt-oss-20b"]
+    ids = [m.id for m in client.models.list()]  # the model, then each alias as its own card
+    assert ids[0] == "gpt-oss-20b" and "gpt-oss:20b" in ids
     root = base_url.removesuffix("/v1")
     health = httpx.get(f"{root}/health").json()
     assert health["model"] == "gpt-oss-20b" and health["engine"]["state"] == "ready" and health["uptime_s"] >= 0

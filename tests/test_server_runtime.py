@@ -68,8 +68,8 @@ def test_request_limits_from_the_daemon_config_and_their_checks() -> None:
     limits = RequestLimits.from_config(LimitsConfig())
     assert limits == RequestLimits(64, 8, 2, 1, 40, 3, max_body_bytes=1000)
     parse_responses(json.dumps({"input": [1, 2], "tools": [{"type": "function", "name": "a"}]}).encode(), limits)
-    for body, param in (({"input": [1, 2, 3]}, "input"), ({"tools": [{}, {}]}, "tools"),
-                        ({"tools": [{"name": "x" * 50}]}, "tools[0]")):
+    for body, param in (({"input": [1, 2, 3]}, "input"), ({"tools": [{"type": "function", "name": "a"}, {"type": "function", "name": "b"}]}, "tools"),
+                        ({"tools": [{"type": "function", "name": "x" * 50}]}, "tools[0]")):
         with pytest.raises(RequestError) as refused:
             parse_responses(json.dumps(body).encode(), limits)
         assert refused.value.param == param

@@ -16,7 +16,6 @@ from openai_harmony import HarmonyEncoding
 from codexpc.engine.scripted import ScriptedEngine
 from codexpc.server.app import create_app
 from codexpc.server.runtime import Runtime
-from codexpc.server.stored_routes import stored_router
 from codexpc.store import ResponseStore, StoreConfig
 
 
@@ -29,8 +28,7 @@ def store(tmp_path: Path) -> Any:
 
 @pytest.fixture()
 async def http(encoding: HarmonyEncoding, store: ResponseStore) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Runtime(ScriptedEngine(encoding), encoding))
-    app.include_router(stored_router(lambda: store))
+    app = create_app(Runtime(ScriptedEngine(encoding), encoding), store=store)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         yield client
 
@@ -86,8 +84,7 @@ async def test_delete_then_everything_is_a_404(http: httpx.AsyncClient, store: R
 async def test_unknown_ids_and_a_store_that_is_off_are_404s(encoding: HarmonyEncoding,
                                                             http: httpx.AsyncClient) -> None:
     _assert_not_found(await http.get("/v1/responses/resp_unknown"), "resp_unknown")
-    app = create_app(Runtime(ScriptedEngine(encoding), encoding))
-    app.include_router(stored_router(lambda: None))
+    app = create_app(Runtime(ScriptedEngine(encoding), encoding))  # no store: everything is a 404
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as off:
         _assert_not_found(await off.get("/v1/responses/resp_1"), "resp_1")
         _assert_not_found(await off.delete("/v1/responses/resp_1"), "resp_1")

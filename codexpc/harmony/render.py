@@ -131,8 +131,8 @@ def _responses_item(t: conv.Transcript, item: Mapping[str, Any], where: str, dro
         call_id = as_str(item.get("call_id"), f"{where}.call_id")
         text = tool_output_text(item.get("output"), f"{where}.output")
         t.tool_result(call_id, text, f"{where}.call_id")
-    elif kind in DROPPED_ITEMS or isinstance(kind, str):
-        dropped.append(str(kind))
+    elif isinstance(kind, str):  # DROPPED_ITEMS and any other kind: no Harmony meaning, left out
+        dropped.append(kind)
     else:
         raise RequestError("an input item needs a `type`", param=f"{where}.type")
 

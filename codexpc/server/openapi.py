@@ -63,7 +63,9 @@ _SAMPLING: dict[str, Any] = {
 }
 
 _INPUT_ITEM = {
-    "oneOf": [
+    # anyOf: any other item type is accepted and left out of the prompt (Codex resumes threads
+    # that carry web_search_call, compaction items, ...), so the branches overlap.
+    "anyOf": [
         {"type": "object", "required": ["role", "content"], "properties": {
             "type": {"const": "message"},
             "role": {"enum": ["user", "assistant", "system", "developer"]},
@@ -77,6 +79,7 @@ _INPUT_ITEM = {
         {"type": "object", "required": ["type"], "properties": {
             "type": {"const": "reasoning"}, "summary": {"type": ["array", "null"]},
             "content": {"type": ["array", "null"]}}},
+        {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
     ]
 }
 
