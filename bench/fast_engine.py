@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import fast_engine_kernels, fast_engine_parts  # noqa: E402
 from bench.fast_engine_kernels import bench_kernels  # noqa: E402
 from bench.fast_engine_parts import Row, bench_capacity, bench_engine, bench_peer, load_codexpc  # noqa: E402
-from codexpc.engine.config import GPT_OSS_20B, GPT_OSS_120B  # noqa: E402
+from codexpc.engine.model_config import GPT_OSS_20B, GPT_OSS_120B  # noqa: E402
 
 
 def print_table(rows: list[Row], gpu: str) -> str:

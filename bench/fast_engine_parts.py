@@ -11,7 +11,7 @@ import torch
 from triton.testing import do_bench
 
 from codexpc.engine.api import SamplingParams
-from codexpc.engine.config import GPT_OSS_20B, ModelConfig
+from codexpc.engine.model_config import GPT_OSS_20B, ModelConfig
 from codexpc.engine.model import Transformer
 from codexpc.engine.paged.block_manager import BlockManager
 from codexpc.engine.paged.cache_sizing import CacheBudget, derive_budget, free_bytes

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from codexpc.engine.api import SamplingParams
-from codexpc.engine.config import TINY
-from codexpc.engine.kv_cache import GROWTH_QUANTUM, SequenceKV
+from codexpc.engine.model_config import TINY
+from codexpc.engine.sequence_kv import GROWTH_QUANTUM, SequenceKV
 from codexpc.engine.model import Transformer
 from codexpc.engine.sampling import make_generator, sample, sample_rows
 

@@ -266,7 +266,7 @@ def test_router_matches_linear_then_route(tokens: int) -> None:
 
 @gpu_or_interpreter
 def test_rope_write_kv_matches_the_reference() -> None:
-    from codexpc.engine.config import GPT_OSS_20B, TINY
+    from codexpc.engine.model_config import GPT_OSS_20B, TINY
     from codexpc.engine.model import Rotary
 
     c = GPT_OSS_20B if HAS_CUDA else TINY
@@ -344,7 +344,7 @@ def test_paged_model_through_the_kernels_matches_the_reference_path(tmp_path) ->
     """The whole tiny model, one mixed prefill step then two decode steps: kernels vs reference."""
     from codexpc.checkpoint import open_checkpoint, write_checkpoint
     from codexpc.engine.api import SamplingParams
-    from codexpc.engine.config import TINY
+    from codexpc.engine.model_config import TINY
     from codexpc.engine.paged.block_manager import BlockManager
     from codexpc.engine.paged.cache_sizing import CacheBudget
     from codexpc.engine.paged.model_runner import ModelRunner, build_host_step

@@ -13,7 +13,7 @@ from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
 from codexpc.checkpoint import open_checkpoint, write_checkpoint
 from codexpc.engine import model as model_module
-from codexpc.engine.config import GPT_OSS_20B, TINY, ModelConfig
+from codexpc.engine.model_config import GPT_OSS_20B, TINY, ModelConfig
 from codexpc.engine.model import Transformer, attention_reference, swiglu, yarn_inv_freq
 from codexpc.engine.mxfp4 import FP4_VALUES, dequantize, quantize
 from codexpc.engine.weights import load_model

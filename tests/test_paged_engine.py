@@ -10,7 +10,7 @@ import torch
 
 from codexpc.checkpoint import open_checkpoint, write_checkpoint
 from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
-from codexpc.engine.config import TINY
+from codexpc.engine.model_config import TINY
 from codexpc.engine.model import Transformer
 from codexpc.engine.paged.block_manager import BlockManager
 from codexpc.engine.paged.cache_sizing import CacheBudget

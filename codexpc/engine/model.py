@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from codexpc.engine.config import ModelConfig
-from codexpc.engine.kv_cache import SequenceKV
+from codexpc.engine.model_config import ModelConfig
+from codexpc.engine.sequence_kv import SequenceKV
 from codexpc.engine.mxfp4 import BYTES_PER_BLOCK, VALUES_PER_BLOCK, dequantize
 
 SWIGLU_ALPHA = 1.702

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import torch
 
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 from codexpc.engine.model import Transformer
 from codexpc.errors import CheckpointError
 

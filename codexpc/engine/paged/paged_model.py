@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 from codexpc.engine.kernels import moe_mxfp4
 from codexpc.engine.kernels.attention import PagedBatch, paged_attention, paged_attention_reference, write_kv
 from codexpc.engine.kernels.fused import add_rmsnorm, add_rmsnorm_packed, linear, rope_write_kv, router
