@@ -35,8 +35,8 @@ from codexpc.checkpoint import detect_layout, open_checkpoint, write_checkpoint 
 from codexpc.checkpoint.hf import write_hf  # noqa: E402
 from codexpc.checkpoint.random_weights import random_tensors  # noqa: E402
 from codexpc.engine.api import EngineInfo, SamplingParams  # noqa: E402
-from codexpc.engine.model_config import GPT_OSS_20B, TINY  # noqa: E402
 from codexpc.engine.model import Transformer  # noqa: E402
+from codexpc.engine.model_config import GPT_OSS_20B, TINY  # noqa: E402
 from codexpc.engine.torch_engine import TorchEngine  # noqa: E402
 from codexpc.engine.weights import load_model  # noqa: E402
 from codexpc.errors import CheckpointError, VocabularyError  # noqa: E402

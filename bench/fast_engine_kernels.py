@@ -8,11 +8,11 @@ import torch
 from triton.testing import do_bench
 
 from bench.fast_engine_parts import CONFIG, DEV, Row, ceilings
-from codexpc.engine.model_config import ModelConfig
 from codexpc.engine.kernels import moe_mxfp4 as moe_mxfp4_module
 from codexpc.engine.kernels.attention import PagedBatch, paged_attention, paged_attention_reference
 from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4, moe_reference, pick_block_m
 from codexpc.engine.kernels.moe_mxfp4_triton import TUNED, Tiles
+from codexpc.engine.model_config import ModelConfig
 
 
 def random_experts(c: ModelConfig) -> ExpertWeights:

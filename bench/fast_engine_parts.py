@@ -11,8 +11,8 @@ import torch
 from triton.testing import do_bench
 
 from codexpc.engine.api import SamplingParams
-from codexpc.engine.model_config import GPT_OSS_20B, ModelConfig
 from codexpc.engine.model import Transformer
+from codexpc.engine.model_config import GPT_OSS_20B, ModelConfig
 from codexpc.engine.paged.block_manager import BlockManager
 from codexpc.engine.paged.cache_sizing import CacheBudget, derive_budget, free_bytes
 from codexpc.engine.paged.model_runner import ModelRunner

@@ -16,9 +16,9 @@ from codexpc.checkpoint import open_checkpoint
 from codexpc.checkpoint.hf import write_hf
 from codexpc.checkpoint.random_weights import random_tensors
 from codexpc.engine.api import SamplingParams
-from codexpc.engine.model_config import TINY
 from codexpc.engine.factory import create_engine
 from codexpc.engine.model import Transformer
+from codexpc.engine.model_config import TINY
 from codexpc.engine.mxfp4 import dequantize
 from codexpc.engine.weights import load_model
 

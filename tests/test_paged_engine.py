@@ -10,10 +10,11 @@ import torch
 
 from codexpc.checkpoint import open_checkpoint, write_checkpoint
 from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
-from codexpc.engine.model_config import TINY
 from codexpc.engine.model import Transformer
+from codexpc.engine.model_config import TINY
 from codexpc.engine.paged.block_manager import BlockManager
 from codexpc.engine.paged.cache_sizing import CacheBudget
+from codexpc.engine.paged.kernel_plan import KernelPlan
 from codexpc.engine.paged.model_runner import ModelRunner, build_host_step
 from codexpc.engine.paged.paged_engine import PagedEngine
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
@@ -148,7 +149,7 @@ def test_gpu_decode_graph_replay_matches_an_eager_step(tmp_path: Path) -> None:
     path = write_checkpoint(TINY, "original", tmp_path / "tiny", seed=0)
     model = load_model(open_checkpoint(path), torch.device("cuda"))
     runner = ModelRunner.create(model, CacheBudget(16, 64, 8, 256, bytes_per_block=0))
-    assert runner.model.use_kernels and runner.graphs is not None
+    assert runner.plan.kernels and runner.graphs is not None
     sched = Scheduler(SchedulerConfig(8, 256, TINY.context_length), BlockManager(64, 16))
     for i, prompt in enumerate([PROMPT, PROMPT[::-1], [9] * 40]):
         sched.add(Sequence(f"g{i}", list(prompt), len(prompt), GREEDY))
@@ -184,19 +185,15 @@ def _decode_run(runner: ModelRunner, steps: int) -> dict[str, list[int]]:
 
 
 @pytest.mark.gpu
-def test_gpu_running_ahead_gives_the_same_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a GPU: decode steps launched ahead (model_runner.RUN_AHEAD) are used when the scheduler
+def test_gpu_running_ahead_gives_the_same_tokens(tmp_path: Path) -> None:
+    """On a GPU: decode steps launched ahead (KernelPlan.run_ahead) are used when the scheduler
     asks for them and dropped when a sequence ends, joins or crosses a KV block; the tokens,
     greedy and seeded samples alike, are those of the runner that never runs ahead."""
-    from codexpc.engine.paged import model_runner
-
     path = write_checkpoint(TINY, "original", tmp_path / "tiny", seed=0)
     model = load_model(open_checkpoint(path), torch.device("cuda"))
     budget = CacheBudget(16, 64, 8, 256, bytes_per_block=0)
-    monkeypatch.setattr(model_runner, "RUN_AHEAD", False)
-    plain = _decode_run(ModelRunner.create(model, budget), 60)
-    monkeypatch.setattr(model_runner, "RUN_AHEAD", True)
-    runner = ModelRunner.create(model, budget)
+    plain = _decode_run(ModelRunner.create(model, budget, KernelPlan(run_ahead=False)), 60)
+    runner = ModelRunner.create(model, budget, KernelPlan(run_ahead=True))
     ahead = _decode_run(runner, 60)
     assert ahead == plain
     assert all(0 < len(t) <= n for t, n in zip(ahead.values(), (40, 9, 20, 35), strict=True))  # a stop may end one

@@ -14,9 +14,9 @@ import torch
 
 from codexpc.checkpoint import open_checkpoint, write_checkpoint
 from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
-from codexpc.engine.model_config import TINY
 from codexpc.engine.factory import create_engine, resolve_device
 from codexpc.engine.model import Transformer
+from codexpc.engine.model_config import TINY
 from codexpc.engine.torch_engine import TorchEngine
 from codexpc.engine.weights import load_model
 from codexpc.errors import ConfigError, ContextLengthError, EngineError, RequestError

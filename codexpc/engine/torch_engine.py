@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from codexpc.engine.api import EngineInfo, FinishReason, SamplingParams, TokenEvent
-from codexpc.engine.sequence_kv import SequenceKV
 from codexpc.engine.model import Transformer
 from codexpc.engine.sampling import make_generator, sample
+from codexpc.engine.sequence_kv import SequenceKV
 from codexpc.engine.threaded_generation import ThreadedGeneration
 from codexpc.errors import ContextLengthError, EngineError, RequestError
 

@@ -21,6 +21,7 @@ from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
 from codexpc.engine.model import Transformer
 from codexpc.engine.paged.block_manager import BlockManager
 from codexpc.engine.paged.cache_sizing import CacheBudget, derive_budget, free_bytes
+from codexpc.engine.paged.kernel_plan import KernelPlan
 from codexpc.engine.paged.model_runner import ModelRunner
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
 from codexpc.engine.paged.sequence import Sequence as Seq
@@ -34,14 +35,15 @@ IDLE_POLL_S = 0.5
 
 
 class PagedEngine:
-    def __init__(self, model: Transformer, budget: CacheBudget, info: EngineInfo, cuda_graphs: bool = True) -> None:
+    def __init__(self, model: Transformer, budget: CacheBudget, info: EngineInfo,
+                 plan: KernelPlan | None = None) -> None:
         self.info = info
         self.config = model.config
         self.budget = budget
         self.blocks = BlockManager(budget.num_blocks, budget.block_size)
         sched = SchedulerConfig(budget.max_num_seqs, budget.max_num_batched_tokens, info.context_length)
         self.scheduler = Scheduler(sched, self.blocks)
-        self.runner = ModelRunner.create(model, budget, cuda_graphs)
+        self.runner = ModelRunner.create(model, budget, plan)
         self._incoming: queue.Queue[tuple[Seq, ThreadedGeneration]] = queue.Queue()
         self._cancels: queue.Queue[str] = queue.Queue()
         self._live: dict[str, tuple[Seq, ThreadedGeneration, torch.Generator]] = {}
@@ -159,11 +161,13 @@ class PagedEngine:
                     self._cancels.put(rid)
 
 
-def build_paged_engine(model: Transformer, info: EngineInfo, block_size: int = 16) -> PagedEngine:
-    """The factory's entry: size the cache from what is free once the weights are loaded."""
+def build_paged_engine(model: Transformer, info: EngineInfo, block_size: int = 16,
+                       plan: KernelPlan | None = None) -> PagedEngine:
+    """The factory's entry: size the cache from what is free once the weights are loaded; the
+    kernels are `plan`'s (None: the device's default_plan, built once in ModelRunner.create)."""
     dtype_bytes = model.embedding.weight.element_size()
     budget = derive_budget(model.config, free_bytes(model.device), block_size, dtype_bytes)
     log.info("paged engine: %d KV blocks of %d tokens (%.1f GiB), %d sequences, %d tokens per step",
              budget.num_blocks, block_size, budget.kv_bytes / 2**30, budget.max_num_seqs,
              budget.max_num_batched_tokens)
-    return PagedEngine(model, budget, info)
+    return PagedEngine(model, budget, info, plan)
