@@ -62,7 +62,7 @@ def admitted(cached_tokens: int) -> TokenEvent:
 
 @dataclass(frozen=True)
 class EngineInfo:
-    kind: str  # "torch", "paged", "scripted"
+    kind: str  # "paged", "scripted"
     model: str  # the configured model name, e.g. "gpt-oss-20b"
     checkpoint: str  # path, or a description for the scripted engine
     device: str  # "cpu", "cuda:0", ...

@@ -13,8 +13,12 @@ from codexpc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-EngineKind = Literal["torch", "paged", "scripted"]
-ENGINE_KINDS: tuple[EngineKind, ...] = ("torch", "paged", "scripted")
+EngineKind = Literal["paged", "scripted"]
+ENGINE_KINDS: tuple[EngineKind, ...] = ("paged", "scripted")
+# The plain one-sequence engine is retired: the paged engine on its reference path computes the
+# same tokens on a CPU (tests/test_engine_serving.py), and is the one engine to keep fast. A config
+# that still names it keeps working, with a warning, rather than failing after an upgrade.
+RETIRED_KINDS = {"torch": "paged"}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -33,9 +37,13 @@ def resolve_device(device: str) -> torch.device:
 
 
 def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str = "auto") -> Engine:
+    if kind in RETIRED_KINDS:
+        log.warning('engine "%s" is retired and serves as "%s" (the same tokens); set engine = "%s" for %s',
+                    kind, RETIRED_KINDS[kind], RETIRED_KINDS[kind], model)
+        kind = RETIRED_KINDS[kind]
     if kind == "scripted":
         return _scripted(model, checkpoint)
-    if kind in ("torch", "paged"):
+    if kind == "paged":
         return _load(kind, model, _need_checkpoint(kind, checkpoint), resolve_device(device))
     raise ConfigError(f"unknown engine kind {kind!r} (one of {', '.join(ENGINE_KINDS)})")
 
@@ -61,13 +69,9 @@ def _load(kind: str, model: str, checkpoint: Path, device: torch.device) -> Engi
         device=str(device),
         context_length=ckpt.config.context_length,
     )
-    if kind == "paged":
-        from codexpc.engine.paged.paged_engine import build_paged_engine
+    from codexpc.engine.paged.paged_engine import build_paged_engine
 
-        return build_paged_engine(transformer, info)
-    from codexpc.engine.torch_engine import TorchEngine
-
-    return TorchEngine(transformer, info)
+    return build_paged_engine(transformer, info)
 
 
 def _scripted(model: str, checkpoint: Path | None) -> Engine:

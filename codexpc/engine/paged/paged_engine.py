@@ -27,7 +27,7 @@ from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
 from codexpc.engine.paged.sequence import Sequence as Seq
 from codexpc.engine.sampling import make_generator
 from codexpc.engine.threaded_generation import ThreadedGeneration, one_wakeup
-from codexpc.errors import ContextLengthError, RequestError
+from codexpc.errors import ContextLengthError, EngineError, RequestError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class PagedEngine:
         sched = SchedulerConfig(budget.max_num_seqs, budget.max_num_batched_tokens, info.context_length)
         self.scheduler = Scheduler(sched, self.blocks)
         self.runner = ModelRunner.create(model, budget, plan)
+        self._weight_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
         self._incoming: queue.Queue[tuple[Seq, ThreadedGeneration]] = queue.Queue()
         self._cancels: queue.Queue[str] = queue.Queue()
         self._live: dict[str, tuple[Seq, ThreadedGeneration, torch.Generator]] = {}
@@ -55,6 +56,8 @@ class PagedEngine:
 
     # ----- the daemon's side (event loop thread) -----
     def submit(self, prompt: Sequence[int], params: SamplingParams, request_id: str) -> ThreadedGeneration:
+        if self._closing:
+            raise EngineError("the engine is closed")
         self._check_prompt(prompt)
         generation = ThreadedGeneration(request_id, len(prompt), asyncio.get_running_loop(),
                                         on_cancel=lambda: self._cancels.put(request_id))
@@ -78,8 +81,16 @@ class PagedEngine:
             "prefix_cache_queries": bm.prefix_queries,
             "prefix_cache_hits": bm.prefix_hits,
             "preemptions": self.scheduler.num_preemptions,
+            "device_memory_bytes": self._memory_bytes(),
             "device": self.info.device,
         }
+
+    def _memory_bytes(self) -> int:
+        """On a GPU, what the allocator holds for tensors; on the CPU, the weights and the KV cache."""
+        if self.runner.device.type == "cuda":
+            return torch.cuda.memory_allocated(self.runner.device)
+        cache = self.runner.model.cache
+        return self._weight_bytes + 2 * cache.k.numel() * cache.k.element_size()
 
     async def close(self) -> None:
         self._closing = True
