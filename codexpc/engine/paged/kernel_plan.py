@@ -115,7 +115,7 @@ def kernel_table(plan: KernelPlan, config: ModelConfig) -> tuple[KernelRow, ...]
         KernelRow("qkv, out", _span(1, lin), "dense_gemv_triton GEMV", "nn.Linear"),
         KernelRow("qkv, out", _span(lin + 1, None), "cuBLAS (nn.Linear)", "nn.Linear"),
         KernelRow("RoPE + KV write", "all", "fused_triton rope_write_kv", "fused.rope_write_kv_reference"),
-        KernelRow("attention, decode", "1 a sequence", "attention_triton split over the keys + merge",
+        KernelRow("attention, decode", "1 a sequence", "attention_triton, split over the keys and merged while the batch gives few programs",
                   "attention.paged_attention_reference"),
         KernelRow("attention, prefill", "2+ a sequence", "attention_triton paged attention",
                   "attention.paged_attention_reference"),
