@@ -5,7 +5,7 @@ weights, the product Triton's scaled dot: the activations are its bf16 operand, 
 its e2m1 one. On Hopper the compiler streams the weight bytes in with asynchronous copies,
 several stages deep, upcasts them with a lookup table and feeds the tensor cores from registers;
 v4's row blocks (gone) decoded e2m1 in the weight tile with integer arithmetic, which bounded them.
-H100, one layer of gpt-oss-20b (bench/moe_scaled_dot.py): 64 tokens 305 us against 375, 512
+H100, one layer of gpt-oss-20b (bench/results/archive/moe_scaled_dot-v5-h100.txt): 64 tokens 305 us against 375, 512
 tokens 805 against 1,161. With the weights as the scaled dot's left operand it was about four
 times slower (1.2 ms at 64 tokens); with one slot a program it lost to the GEMV pair below 9.
 
@@ -116,7 +116,7 @@ class ScaledTiles:
     stages: int
 
 
-# H100, one layer of gpt-oss-20b (bench/moe_scaled_dot.py): 64 tokens 305 us with these (337 with
+# H100, one layer of gpt-oss-20b (bench/results/archive/moe_scaled_dot-v5-h100.txt): 64 tokens 305 us with these (337 with
 # (64, 256, 4, 3)); 256 and 512 tokens within 1% and 5% of the best of the ten shapes swept.
 UP_TILES = ScaledTiles(128, 64, 4, 5)
 DOWN_TILES = ScaledTiles(128, 128, 4, 3)
