@@ -10,9 +10,9 @@ CODEX_VERSIONS := $(shell grep -E '^[0-9]+\.[0-9]+\.[0-9]+$$' tests/codex_versio
 CODEX_MATRIX := $(foreach v,$(CODEX_VERSIONS),.cache/codex-$(v)/node_modules/.bin/codex)
 TYPED := codexpc/harmony codexpc/vocab.py codexpc/settings.py codexpc/errors.py codexpc/engine/api.py \
 	codexpc/cli codexpc/service codexpc/logs.py codexpc/codex_config.py codexpc/config \
-	codexpc/server codexpc/checkpoint codexpc/engine/model.py codexpc/engine/mxfp4.py codexpc/engine/kv_cache.py \
-	codexpc/engine/sampling.py codexpc/engine/torch_engine.py codexpc/engine/weights.py codexpc/engine/factory.py \
-	codexpc/engine/threaded_generation.py \
+	codexpc/server codexpc/checkpoint codexpc/engine/model.py codexpc/engine/mxfp4.py codexpc/engine/sequence_kv.py \
+	codexpc/engine/sampling.py codexpc/engine/weights.py codexpc/engine/factory.py \
+	codexpc/engine/threaded_generation.py codexpc/engine/model_config.py \
 	codexpc/engine/paged codexpc/engine/kernels codexpc/codex_catalog.py codexpc/engine/vllm codexpc/engine/mlx \
 	codexpc/store
 

@@ -5,7 +5,7 @@
 
 Writes (or reuses) a random checkpoint in the Hugging Face layout, which both stacks load, then
 reports load time, prefill tokens/s at each prompt length and decode tokens/s at batch 1, first
-for codexpc (TorchEngine's model, MXFP4 experts), then for transformers (experts dequantized to
+for codexpc (the plain model, MXFP4 experts, and the paged engine serving it), then for transformers (experts dequantized to
 bf16, eager and flex attention). Only one model is on the GPU at a time. A measurement that
 fails (out of memory, say) or would overrun the time budget is reported as such; the rest go on.
 The table goes to stdout and, with the raw numbers, to bench/results/.
@@ -35,9 +35,10 @@ from codexpc.checkpoint import detect_layout, open_checkpoint, write_checkpoint 
 from codexpc.checkpoint.hf import write_hf  # noqa: E402
 from codexpc.checkpoint.random_weights import random_tensors  # noqa: E402
 from codexpc.engine.api import EngineInfo, SamplingParams  # noqa: E402
-from codexpc.engine.config import GPT_OSS_20B, TINY  # noqa: E402
 from codexpc.engine.model import Transformer  # noqa: E402
-from codexpc.engine.torch_engine import TorchEngine  # noqa: E402
+from codexpc.engine.model_config import GPT_OSS_20B, TINY  # noqa: E402
+from codexpc.engine.paged.cache_sizing import CacheBudget  # noqa: E402
+from codexpc.engine.paged.paged_engine import PagedEngine  # noqa: E402
 from codexpc.engine.weights import load_model  # noqa: E402
 from codexpc.errors import CheckpointError, VocabularyError  # noqa: E402
 
@@ -156,9 +157,12 @@ def measure_codexpc(
 
 
 async def engine_decode(model: Transformer, device: torch.device, steps: int) -> float:
-    """Decode through TorchEngine itself: worker thread, sampling, delivery to asyncio."""
-    info = EngineInfo(kind="torch", model="bench", checkpoint="", device=str(device), context_length=131072)
-    engine = TorchEngine(model, info)
+    """Decode through the serving engine itself (PagedEngine, one sequence, its kernels where the
+    device has them): worker thread, sampling, delivery to asyncio."""
+    info = EngineInfo(kind="paged", model="bench", checkpoint="", device=str(device), context_length=131072)
+    block = 16
+    budget = CacheBudget(block, -(-(DECODE_PROMPT + steps + 2) // block) + 1, 1, 2048, bytes_per_block=0)
+    engine = PagedEngine(model, budget, info)
     params = SamplingParams(temperature=0.0, max_new_tokens=steps + 1)
     prompt = prompt_tokens(DECODE_PROMPT, model.config.vocab_size, torch.device("cpu")).tolist()
     first = last = 0.0

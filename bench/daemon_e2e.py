@@ -185,8 +185,9 @@ def build_engine(model: str, checkpoint: Path, device: str, random_20b: bool) ->
         return create_engine("paged", model=model, checkpoint=checkpoint, device=device)
     import torch
 
-    from bench.fast_engine_parts import CONFIG, random_model
+    from bench.fast_engine_parts import random_model
     from codexpc.engine.api import EngineInfo
+    from codexpc.engine.model_config import GPT_OSS_20B as CONFIG
     from codexpc.engine.paged.paged_engine import build_paged_engine
 
     dev = resolve_device(device)
@@ -415,7 +416,7 @@ def weights(args: argparse.Namespace, device: str) -> tuple[Path, str, bool]:
     return tiny_checkpoint(), SYNTHETIC_MODEL, False
 
 
-def run(args: argparse.Namespace) -> str:
+def run(args: argparse.Namespace) -> tuple[str, list[dict[str, Any]]]:
     streams = [int(s) for s in args.streams.split(",")]
     work = Path(tempfile.mkdtemp(prefix="codexpc-e2e-"))
     checkpoint, model, random_20b = weights(args, args.device)
@@ -442,7 +443,19 @@ def run(args: argparse.Namespace) -> str:
         (args.out / "results.json").write_text(json.dumps({"spec": spec, **engine, **served}, indent=1))
         (args.out / "daemon.log").write_text((work / "daemon.log").read_text())
     shutil.rmtree(work, ignore_errors=True)
-    return report(spec, engine, served, code)
+    return report(spec, engine, served, code), figures(spec, engine, served)
+
+
+def figures(spec: dict[str, Any], engine: dict[str, Any], served: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table's figures, one dict each, for results.jsonl."""
+    rows = []
+    for n in spec["streams"]:
+        alone, daemon = engine["engine"][str(n)], served["daemon"][str(n)]
+        for name, key, _ in ROWS:
+            rows.append({"streams": n, "figure": name, "key": key, "engine_alone": alone[key],
+                         "through_daemon": daemon[key], "tokens": spec["tokens"], "random_20b": spec["random_20b"],
+                         "text_ok": daemon["text_ok"] == n and alone["ok"]})
+    return rows
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -503,15 +516,18 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=256, help="output tokens per stream")
     parser.add_argument("--device", default="auto", help='"auto", "cuda", "cuda:1", "cpu"')
     parser.add_argument("--transport", choices=("tcp", "unix"), default="tcp", help="the clients' listener")
-    parser.add_argument("--out", type=Path, help="write table.txt, results.json and daemon.log here")
+    parser.add_argument("--out", type=Path, help="write table.txt, results.jsonl (bench/results_log.py), results.json "
+                        "(every raw number) and daemon.log here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         sys.exit(child(json.loads(args.child)))
-    table = run(args)
+    table, rows = run(args)
     print(table)
     if args.out is not None:
-        (args.out / "table.txt").write_text(table + "\n")
+        from bench import results_log
+
+        results_log.write(args.out, "daemon_e2e", table, rows)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import torch
 from codexpc.checkpoint import open_checkpoint
 from codexpc.checkpoint.hf import write_hf
 from codexpc.checkpoint.random_weights import random_tensors
-from codexpc.engine.config import TINY
+from codexpc.engine.model_config import TINY
 from codexpc.engine.weights import load_model
 
 

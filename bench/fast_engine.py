@@ -9,14 +9,14 @@ transformers load it; without, codexpc runs on random weights made on the GPU (s
 and the peer is skipped. --model 120b runs gpt-oss-120b's shapes (random weights on the GPU: a
 120b checkpoint does not fit this machine's disk beside the system, and transformers cannot hold
 120b on one 80 GB GPU without the hub's MXFP4 kernels). Prints one table: figure, codexpc,
-peer, ratio, share of floor, GPU.
+peer, ratio, share of floor, GPU. --out writes it as table.txt and its figures as
+results.jsonl (bench/results_log.py: one JSON object a figure, with GPU, commit and date).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,10 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import fast_engine_kernels, fast_engine_parts  # noqa: E402
+from bench import results_log  # noqa: E402
 from bench.fast_engine_kernels import bench_kernels  # noqa: E402
 from bench.fast_engine_parts import Row, bench_capacity, bench_engine, bench_peer, load_codexpc  # noqa: E402
-from codexpc.engine.config import GPT_OSS_20B, GPT_OSS_120B  # noqa: E402
+from codexpc.engine.model_config import GPT_OSS_20B, GPT_OSS_120B  # noqa: E402
 
 
 def print_table(rows: list[Row], gpu: str) -> str:
@@ -56,16 +56,15 @@ def main() -> int:
     parser.add_argument("--model", choices=("20b", "120b"), default="20b")
     args = parser.parse_args()
     config = GPT_OSS_120B if args.model == "120b" else GPT_OSS_20B
-    fast_engine_parts.CONFIG = fast_engine_kernels.CONFIG = config
     parts = set(args.parts.split(","))
     gpu = f"{torch.cuda.get_device_name()}, gpt-oss-{args.model} shapes"
     rows: list[Row] = []
     started = time.time()
     if "kernels" in parts:
-        rows += bench_kernels()
+        rows += bench_kernels(config)
         print_table(rows, gpu)
     if parts & {"engine", "capacity"}:
-        model = load_codexpc(args.checkpoint)
+        model = load_codexpc(args.checkpoint, config)
         print(f"codexpc loaded at {time.time() - started:.0f} s", flush=True)
         if "engine" in parts:
             rows += bench_engine(model)
@@ -81,9 +80,9 @@ def main() -> int:
     text = print_table(rows, gpu)
     print(f"total {time.time() - started:.0f} s", flush=True)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "table.txt").write_text(text + "\n")
-        (args.out / "rows.json").write_text(json.dumps([r.__dict__ for r in rows], indent=1))
+        rows_out = [{"figure": r.name, "value": r.value, "peer": r.peer, "floor": r.floor,
+                     "lower_is_better": r.lower_is_better, "model": args.model} for r in rows]
+        results_log.write(args.out, "fast_engine", text, rows_out)
     return 0
 
 

@@ -7,12 +7,14 @@ from functools import partial
 import torch
 from triton.testing import do_bench
 
-from bench.fast_engine_parts import CONFIG, DEV, Row, ceilings
-from codexpc.engine.config import ModelConfig
-from codexpc.engine.kernels import moe_mxfp4 as moe_mxfp4_module
+from bench.fast_engine_parts import DEV, Row, ceilings
 from codexpc.engine.kernels.attention import PagedBatch, paged_attention, paged_attention_reference
-from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4, moe_reference, pick_block_m
-from codexpc.engine.kernels.moe_mxfp4_triton import TUNED, Tiles
+from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, dense_rows, moe_mxfp4, moe_reference
+from codexpc.engine.kernels.moe_mxfp4_triton import Tiles
+from codexpc.engine.model_config import ModelConfig
+from codexpc.engine.paged.kernel_plan import KernelPlan
+
+PLAN = KernelPlan()  # the engine's kernels
 
 
 def random_experts(c: ModelConfig) -> ExpertWeights:
@@ -29,11 +31,10 @@ def random_experts(c: ModelConfig) -> ExpertWeights:
     return ExpertWeights(blocks(2 * i, h), scales(2 * i, h), bias(2 * i), blocks(h, i), scales(h, i), bias(h), 7.0)
 
 
-def bench_kernels() -> list[Row]:
+def bench_kernels(c: ModelConfig) -> list[Row]:
     bw, flops = ceilings()
     rows = [Row("copy bandwidth (GB/s)", bw / 1e9), Row("bf16 matmul (TFLOP/s)", flops / 1e12)]
     print(rows, flush=True)
-    c = CONFIG
     w = random_experts(c)
     expert_bytes = (w.w1_blocks[0].numel() + w.w1_scales[0].numel() + w.w2_blocks[0].numel() + w.w2_scales[0].numel())
     params_per_expert = 3 * c.hidden_size * c.intermediate_size
@@ -41,10 +42,10 @@ def bench_kernels() -> list[Row]:
         x = torch.randn(t, c.hidden_size, device=DEV, dtype=torch.bfloat16)
         ids = torch.stack([torch.randperm(c.num_experts, device=DEV)[:4] for _ in range(t)])
         wts = torch.softmax(torch.randn(t, 4, device=DEV), -1)
-        err = ((moe_mxfp4(x, ids, wts, w).float() - moe_reference(x, ids, wts, w).float()).norm()
+        err = ((moe_mxfp4(x, ids, wts, w, PLAN).float() - moe_reference(x, ids, wts, w).float()).norm()
                / moe_reference(x, ids, wts, w).float().norm()).item()
         args = (x, ids, wts, w)
-        ms = do_bench(partial(moe_mxfp4, *args), return_mode="median")
+        ms = do_bench(partial(moe_mxfp4, *args, PLAN), return_mode="median")
         ref_ms = do_bench(partial(moe_reference, *args), return_mode="median", rep=50)
         if t <= 64:
             used = len(torch.unique(ids))
@@ -57,17 +58,17 @@ def bench_kernels() -> list[Row]:
             rows.append(Row(f"MoE layer T={t}: TFLOP/s (err {err:.1e})", tf, ref, flops / 1e12))
         rows.append(Row(f"MoE layer T={t}: us", ms * 1e3, ref_ms * 1e3, lower_is_better=True))
         print(rows[-2:], flush=True)
-    rows += sweep_moe(bw, flops)
-    for t in (1, 64, 8192):  # the tuned tiles, as the engine will run them
+    rows += sweep_moe(c)
+    for t in (1, 64, 8192):  # the engine's tiles, under a graph as the engine runs them
         x = torch.randn(t, c.hidden_size, device=DEV, dtype=torch.bfloat16)
         ids = torch.stack([torch.randperm(c.num_experts, device=DEV)[:4] for _ in range(t)])
         wts = torch.softmax(torch.randn(t, 4, device=DEV), -1)
-        ms = graph_ms(partial(moe_mxfp4, x, ids, wts, w))
+        ms = graph_ms(partial(moe_mxfp4, x, ids, wts, w, PLAN))
         used = len(torch.unique(ids))
         if t <= 64:  # bandwidth is the measure only where the weights' bytes bound the layer
-            rows.append(Row(f"MoE layer T={t} tuned, graph: weight GB/s", used * expert_bytes / (ms * 1e-3) / 1e9,
+            rows.append(Row(f"MoE layer T={t} engine tiles, graph: weight GB/s", used * expert_bytes / (ms * 1e-3) / 1e9,
                             floor=bw / 1e9))
-        rows.append(Row(f"MoE layer T={t} tuned, graph: us", ms * 1e3, lower_is_better=True))
+        rows.append(Row(f"MoE layer T={t} engine tiles, graph: us", ms * 1e3, lower_is_better=True))
         print(rows[-1], flush=True)
     rows += bench_attention_kernel(bw, flops)
     return rows
@@ -108,34 +109,26 @@ SWEEP_LARGE = [Tiles(128, 64, 8, 3), Tiles(128, 128, 8, 3), Tiles(256, 64, 8, 3)
                Tiles(128, 64, 4, 4)]
 
 
-def sweep_moe(bw: float, flops: float) -> list[Row]:
-    """Time tile shapes under CUDA graphs, keep the best for each row-block size (TUNED)."""
-    c = CONFIG
+def sweep_moe(c: ModelConfig) -> list[Row]:
+    """The bf16-copy row blocks (the engine's MoE from ~4k tokens) at 8192 tokens over tile shapes,
+    under CUDA graphs: the best is reported (moe_mxfp4_triton.default_tiles holds the engine's)."""
     w = random_experts(c)
-    rows = []
-    for t, configs in ((8192, SWEEP_LARGE),):  # 64 tokens: the scaled-dot kernels (bench/moe_scaled_dot.py)
-        x = torch.randn(t, c.hidden_size, device=DEV, dtype=torch.bfloat16)
-        ids = torch.stack([torch.randperm(c.num_experts, device=DEV)[:4] for _ in range(t)])
-        wts = torch.softmax(torch.randn(t, 4, device=DEV), -1)
-        bm = pick_block_m(4 * t, c.num_experts)
-        results = []
-        for dense in ((False, True) if t > 64 else (False,)):
-            for tiles in configs:
-                TUNED[bm] = tiles
-                try:
-                    ms = graph_ms(partial(moe_mxfp4, x, ids, wts, w, dense))
-                except Exception as exc:  # noqa: BLE001 - a config that fails to compile is skipped
-                    print(f"T={t} {tiles} dense={dense}: failed {type(exc).__name__}", flush=True)
-                    continue
-                print(f"T={t} {tiles} dense={dense}: {ms * 1e3:.0f} us", flush=True)
-                results.append((ms, tiles, dense))
-        ms, best, dense = min(results, key=lambda r: r[0])
-        TUNED[bm] = best
-        if t > 64:
-            moe_mxfp4_module.DENSE_MIN_SLOTS_PER_EXPERT = 512 if dense else 10**9
-        rows.append(Row(f"MoE T={t} best {best.bn}x{best.bk}/{best.warps}w dense={dense} (us, graph)", ms * 1e3,
-                        lower_is_better=True))
-    return rows
+    t = 8192
+    x = torch.randn(t, c.hidden_size, device=DEV, dtype=torch.bfloat16)
+    ids = torch.stack([torch.randperm(c.num_experts, device=DEV)[:4] for _ in range(t)])
+    wts = torch.softmax(torch.randn(t, 4, device=DEV), -1)
+    results = []
+    for tiles in SWEEP_LARGE:
+        try:
+            ms = graph_ms(partial(dense_rows, x, ids, wts, w, tiles))
+        except Exception as exc:  # noqa: BLE001 - a config that fails to compile is skipped
+            print(f"T={t} {tiles}: failed {type(exc).__name__}", flush=True)
+            continue
+        print(f"T={t} {tiles}: {ms * 1e3:.0f} us", flush=True)
+        results.append((ms, tiles))
+    ms, best = min(results, key=lambda r: r[0])
+    return [Row(f"MoE T={t} best {best.bn}x{best.bk}/{best.warps}w dense=True (us, graph)", ms * 1e3,
+                lower_is_better=True)]
 
 
 def bench_attention_kernel(bw: float, flops: float) -> list[Row]:

@@ -11,17 +11,21 @@ import torch
 from triton.testing import do_bench
 
 from codexpc.engine.api import SamplingParams
-from codexpc.engine.config import GPT_OSS_20B, ModelConfig
 from codexpc.engine.model import Transformer
+from codexpc.engine.model_config import ModelConfig
 from codexpc.engine.paged.block_manager import BlockManager
 from codexpc.engine.paged.cache_sizing import CacheBudget, derive_budget, free_bytes
+from codexpc.engine.paged.kernel_plan import KernelPlan
 from codexpc.engine.paged.model_runner import ModelRunner
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
 from codexpc.engine.paged.sequence import Sequence
 from codexpc.engine.sampling import make_generator
 
-CONFIG = GPT_OSS_20B
 DEV = torch.device("cuda")
+
+
+# The engine's kernels launched one by one (the graphs, and so the steps run ahead, off).
+NO_GRAPHS = KernelPlan(cuda_graphs=False, run_ahead=False)
 
 
 @dataclass
@@ -58,28 +62,29 @@ def random_model(c: ModelConfig) -> Transformer:
     return model
 
 
-def load_codexpc(checkpoint: Path | None) -> Transformer:
+def load_codexpc(checkpoint: Path | None, config: ModelConfig) -> Transformer:
     if checkpoint is None:
-        return random_model(CONFIG)
+        return random_model(config)
     from codexpc.checkpoint import open_checkpoint, write_checkpoint
     from codexpc.engine.weights import load_model
 
     if not (checkpoint / "config.json").exists():
         t0 = time.time()
-        write_checkpoint(CONFIG, "hf", checkpoint, seed=0)
+        write_checkpoint(config, "hf", checkpoint, seed=0)
         print(f"wrote checkpoint in {time.time() - t0:.0f} s", flush=True)
     return load_model(open_checkpoint(checkpoint), DEV)
 
 
 class Driver:
-    """The engine's worker loop without the thread: schedule, run, update, synchronously."""
+    """The engine's worker loop without the thread: schedule, run, update, synchronously. `plan`:
+    the kernels (None: the engine's default)."""
 
-    def __init__(self, model: Transformer, budget: CacheBudget, graphs: bool = True) -> None:
+    def __init__(self, model: Transformer, budget: CacheBudget, plan: KernelPlan | None = None) -> None:
         self.budget = budget
         self.blocks = BlockManager(budget.num_blocks, budget.block_size)
         cfg = SchedulerConfig(budget.max_num_seqs, budget.max_num_batched_tokens, model.config.context_length)
         self.sched = Scheduler(cfg, self.blocks)
-        self.runner = ModelRunner.create(model, budget, cuda_graphs=graphs)
+        self.runner = ModelRunner.create(model, budget, plan)
         self._n = 0
         self._generators: dict[str, torch.Generator] = {}
 
@@ -163,7 +168,7 @@ def bench_engine(model: Transformer) -> list[Row]:
     budget = derive_budget(c, free_bytes(DEV), block_size=16)
     print(budget, flush=True)
     rows = []
-    eager = Driver(model, budget, graphs=False)
+    eager = Driver(model, budget, NO_GRAPHS)
     rows.append(Row("decode batch 1, no CUDA graph (tok/s)", decode_rate(eager, 1, 256, 20)))
     del eager
     t0 = time.perf_counter()
@@ -203,7 +208,7 @@ def bench_engine(model: Transformer) -> list[Row]:
 def bench_capacity(model: Transformer) -> list[Row]:
     torch.cuda.empty_cache()
     budget = derive_budget(model.config, free_bytes(DEV), block_size=16)
-    d = Driver(model, budget, graphs=False)
+    d = Driver(model, budget, NO_GRAPHS)
     seqs = [d.add(rand_tokens(8192), 2) for _ in range(64)]
     torch.cuda.synchronize()
     t0 = time.perf_counter()

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from codexpc.checkpoint import write_checkpoint  # noqa: E402
 from codexpc.engine.api import Engine, SamplingParams  # noqa: E402
-from codexpc.engine.config import TINY, ModelConfig  # noqa: E402
 from codexpc.engine.factory import create_engine  # noqa: E402
+from codexpc.engine.model_config import TINY, ModelConfig  # noqa: E402
 
 SMALL = ModelConfig(num_hidden_layers=4, num_experts=8, experts_per_token=4, hidden_size=512,
                     intermediate_size=512, head_dim=64, num_attention_heads=8, num_key_value_heads=2,

@@ -10,7 +10,7 @@ gemv:    the pair over N layers of gpt-oss-20b's shapes (random MXFP4 experts, a
          moe_gemv_triton.py, e.g. `git show 8bfaf40:codexpc/engine/kernels/moe_gemv_triton.py`)
          in the same run.
 profile: decode steps of the whole engine at batch 1 (random 20b weights made on the GPU, CUDA
-         graphs) in VARIANTS' settings (PDL, tiles, look-ahead loads, steps run ahead): wall time
+         graphs) in VARIANTS' plans (PDL, steps run ahead): wall time
          a step, the step's graph replayed alone, and the kernels under torch.profiler.
 Prints one table last.
 """
@@ -23,8 +23,8 @@ import importlib.util
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -33,16 +33,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fast_engine_kernels import graph_ms, random_experts  # noqa: E402
-from bench.fast_engine_parts import CONFIG, DEV, Driver, profile_steps, rand_tokens, random_model  # noqa: E402
+from bench.fast_engine_parts import DEV, Driver, profile_steps, rand_tokens, random_model  # noqa: E402
 from codexpc.engine.kernels import moe_gemv_triton as v6  # noqa: E402
-from codexpc.engine.kernels import pdl  # noqa: E402
-from codexpc.engine.kernels.moe_mxfp4 import ExpertWeights, moe_mxfp4_slots, moe_reference  # noqa: E402
-from codexpc.engine.model import SWIGLU_ALPHA  # noqa: E402
-from codexpc.engine.paged import model_runner  # noqa: E402
+from codexpc.engine.kernels.moe_mxfp4 import SWIGLU_ALPHA, ExpertWeights, moe_mxfp4_slots, moe_reference  # noqa: E402
+from codexpc.engine.model_config import GPT_OSS_20B as CONFIG  # noqa: E402
 from codexpc.engine.paged.cache_sizing import CacheBudget  # noqa: E402
+from codexpc.engine.paged.kernel_plan import KernelPlan  # noqa: E402
 
 TABLE: list[str] = []
-Tiles = tuple[int, int, int, bool]  # rows per program, K step, warps, look-ahead loads
+Tiles = v6.GemvTiles  # rows per program, K step, warps, look-ahead loads
+PLAN = KernelPlan()
 SHAPES = ((16, 512, 4), (16, 256, 2), (8, 512, 2), (16, 1024, 4), (64, 512, 8), (8, 256, 1))
 
 
@@ -66,9 +66,11 @@ def check(base: ModuleType | None) -> None:
     for t in (1, 2, 3, 8):
         x, ids, wts = routing(t)
         ref = moe_reference(x, ids, wts, w)
-        line = f"check T={t}: v6 rel err {rel(moe_mxfp4_slots(x, ids, wts, w).sum(1), ref):.1e}"
-        with tiles(v6.UP_TILES, t, (16, 512, 4, True)), tiles(v6.DOWN_TILES, t, (16, 512, 4, True)):
-            line += f", with look-ahead loads {rel(moe_mxfp4_slots(x, ids, wts, w).sum(1), ref):.1e}"
+        line = f"check T={t}: v6 rel err {rel(moe_mxfp4_slots(x, ids, wts, w, PLAN).sum(1), ref):.1e}"
+        ahead = (16, 512, 4, True)
+        h = v6.gemv_up(x, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA, tiles=ahead)
+        y = v6.gemv_down(h, ids, wts, w.w2_blocks, w.w2_scales, w.b2, tiles=ahead)
+        line += f", with look-ahead loads {rel(y.sum(1), ref):.1e}"
         if base is not None:
             h = base.gemv_up(x, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA)
             y = base.gemv_down(h, ids, wts, w.w2_blocks, w.w2_scales, w.b2)
@@ -87,46 +89,32 @@ def bench_gemv(base: ModuleType | None, layers: int) -> None:
         bench_tokens(t, ws, base)
 
 
-@contextmanager
-def tiles(table: dict[int, Tiles], t: int, value: Tiles) -> Iterator[None]:
-    """table[t] = value for the block (the engine's tile tables are keyed by tokens)."""
-    saved = table.get(t)
-    table[t] = value
-    try:
-        yield
-    finally:
-        if saved is None:
-            del table[t]
-        else:
-            table[t] = saved
-
-
 def bench_tokens(t: int, ws: list[ExpertWeights], base: ModuleType | None) -> None:
     x, ids, wts = routing(t)
     packed = v6.pack_activations(x)  # the engine's RMSNorm kernel writes this form
     layers = len(ws)
     used = layers * layer_bytes(ws[0], ids)
 
-    def up_all() -> list[torch.Tensor]:
-        return [v6.gemv_up(packed, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA) for w in ws]
+    def up_all(tiles: Tiles | None = None) -> list[torch.Tensor]:
+        return [v6.gemv_up(packed, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA, tiles=tiles)
+                for w in ws]
 
     hs = up_all()
 
-    def down_all() -> None:
+    def down_all(tiles: Tiles | None = None) -> None:
         for w, h in zip(ws, hs, strict=True):
-            v6.gemv_down(h, ids, wts, w.w2_blocks, w.w2_scales, w.b2)
+            v6.gemv_down(h, ids, wts, w.w2_blocks, w.w2_scales, w.b2, tiles=tiles)
 
-    def pair_all() -> None:
+    def pair_all(up: Tiles, down: Tiles) -> None:
         for w in ws:
-            h = v6.gemv_up(packed, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA)
-            v6.gemv_down(h, ids, wts, w.w2_blocks, w.w2_scales, w.b2)
+            h = v6.gemv_up(packed, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit, SWIGLU_ALPHA, tiles=up)
+            v6.gemv_down(h, ids, wts, w.w2_blocks, w.w2_scales, w.b2, tiles=down)
 
     line = f"MoE GEMV T={t}:"
     for prefetch in (False, True):
         best_up = sweep(t, "up", v6.UP_TILES, up_all, prefetch)
         best_down = sweep(t, "down", v6.DOWN_TILES, down_all, prefetch)
-        with tiles(v6.UP_TILES, t, best_up[1]), tiles(v6.DOWN_TILES, t, best_down[1]):
-            ms = graph_ms(pair_all) / layers
+        ms = graph_ms(partial(pair_all, best_up[1], best_down[1])) / layers
         line += (f" v6{' look-ahead' if prefetch else ''} {ms * 1e3:6.1f} us a layer ({used / layers / ms / 1e6:5.0f} "
                  f"GB/s; up {best_up[0] / layers * 1e3:.1f} {best_up[1][:3]}, down {best_down[0] / layers * 1e3:.1f} "
                  f"{best_down[1][:3]})")
@@ -144,47 +132,39 @@ def bench_tokens(t: int, ws: list[ExpertWeights], base: ModuleType | None) -> No
 def sweep(t: int, name: str, table: dict[int, Tiles], fn, prefetch: bool) -> tuple[float, Tiles]:  # type: ignore[no-untyped-def]
     best = (1e9, table.get(t, v6.MORE_TOKENS_TILES))
     for shape in SHAPES:
-        with tiles(table, t, (*shape, prefetch)):
-            try:
-                ms = graph_ms(fn)
-            except Exception as e:  # noqa: BLE001 - a tile the compiler refuses is a result too
-                print(f"T={t} {name} {shape}: {type(e).__name__}: {str(e)[:100]}", flush=True)
-                continue
+        try:
+            ms = graph_ms(partial(fn, (*shape, prefetch)))
+        except Exception as e:  # noqa: BLE001 - a tile the compiler refuses is a result too
+            print(f"T={t} {name} {shape}: {type(e).__name__}: {str(e)[:100]}", flush=True)
+            continue
         print(f"T={t} {name} {shape} look-ahead {prefetch}: {ms * 1e3:.1f} us, all layers", flush=True)
         if ms < best[0]:
             best = (ms, (*shape, prefetch))
     return best
 
 
-# Engine variants timed at batch 1: (label, PDL, MoE tiles at one token (up, down), the runner's
-# steps run ahead). The dense GEMVs always load ahead now (their switch went once measured:
-# results up to moe_gemv_probe-v6d-h100.txt have it off in the first two rows).
-V5_TILES = (16, 512, 4, False)
+# Engine plans timed at batch 1 (the prefill kernels compile on the prompts: no start-up warm-up
+# beyond one token). v5's MoE tiles, which earlier results compare, are gone from the engine.
+DECODE = KernelPlan(warmup_tokens=(1,))
 VARIANTS = (
-    ("PDL off, v5 MoE tiles", False, V5_TILES, V5_TILES, False),
-    ("PDL on, v5 MoE tiles", True, V5_TILES, V5_TILES, False),
-    ("PDL on, engine MoE tiles and look-ahead", True, v6.UP_TILES[1], v6.DOWN_TILES[1], False),
-    ("all that, and steps run ahead", True, v6.UP_TILES[1], v6.DOWN_TILES[1], True),
+    ("PDL off", replace(DECODE, pdl=False, run_ahead=False)),
+    ("PDL on", replace(DECODE, run_ahead=False)),
+    ("PDL on, and steps run ahead", DECODE),
 )
 
 
 def profile_decode() -> None:
-    """Batch 1 in each VARIANTS setting, fresh graphs each, twice over (the spread is the noise);
+    """Batch 1 in each VARIANTS plan, fresh graphs each, twice over (the spread is the noise);
     the kernel breakdown under torch.profiler in the first round."""
     model = random_model(CONFIG)
-    model_runner.WARMUP_TOKENS = (1,)
-    saved = pdl.ENABLED, model_runner.RUN_AHEAD
     walls: dict[str, list[float]] = defaultdict(list)
     for round_ in range(2):
-        for label, enabled, up, down, ahead in VARIANTS:
-            pdl.ENABLED, model_runner.RUN_AHEAD = enabled, ahead
-            with tiles(v6.UP_TILES, 1, up), tiles(v6.DOWN_TILES, 1, down):
-                d = Driver(model, CacheBudget(16, 3200, 64, 8192, bytes_per_block=0))
-                walls[label].append(profile_driver(d, label, breakdown=round_ == 0))
+        for label, plan in VARIANTS:
+            d = Driver(model, CacheBudget(16, 3200, 64, 8192, bytes_per_block=0), plan)
+            walls[label].append(profile_driver(d, label, breakdown=round_ == 0))
             del d
             gc.collect()
             torch.cuda.empty_cache()
-    pdl.ENABLED, model_runner.RUN_AHEAD = saved
     for label, ms in walls.items():
         record(f"batch 1 {label:<40} wall {min(ms):.3f} / {max(ms):.3f} ms a step ({1e3 / min(ms):.0f} tok/s best)")
 

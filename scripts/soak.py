@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = None
         if args.engine != "scripted":
             from codexpc.checkpoint import write_checkpoint
-            from codexpc.engine.config import TINY
+            from codexpc.engine.model_config import TINY
 
             checkpoint = write_checkpoint(TINY, "original", folder / "tiny", seed=0)
         config = write_config(folder, args.engine, checkpoint, args.max_in_flight)

@@ -37,7 +37,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The tiny random gpt-oss checkpoint (original layout), written once per test run."""
     from codexpc.checkpoint import write_checkpoint
-    from codexpc.engine.config import TINY
+    from codexpc.engine.model_config import TINY
 
     return write_checkpoint(TINY, "original", tmp_path_factory.mktemp("tiny") / "original", seed=0)
 

@@ -11,7 +11,7 @@ import os
 import pytest
 import torch
 
-from codexpc.engine.config import GPT_OSS_20B, TINY
+from codexpc.engine.model_config import GPT_OSS_20B, TINY
 from codexpc.engine.paged import cache_sizing
 from codexpc.engine.paged.cache_sizing import CPU_MAX_SEQS, budget_for, derive_budget, kv_bytes_per_token
 

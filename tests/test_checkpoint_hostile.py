@@ -21,7 +21,7 @@ import pytest
 
 from codexpc.checkpoint import metal_format as fmt
 from codexpc.checkpoint import open_checkpoint, write_checkpoint
-from codexpc.engine.config import TINY
+from codexpc.engine.model_config import TINY
 from codexpc.errors import CheckpointError
 
 # open_checkpoint reads headers only; a refused file must not make it read much more.

@@ -21,7 +21,7 @@ from codexpc.checkpoint.metal import (
     read_vocab_ranks,
     to_metal_qkv,
 )
-from codexpc.engine.config import GPT_OSS_20B, GPT_OSS_120B, TINY, ModelConfig
+from codexpc.engine.model_config import GPT_OSS_20B, GPT_OSS_120B, TINY, ModelConfig
 from codexpc.errors import CheckpointError
 
 

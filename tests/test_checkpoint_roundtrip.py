@@ -11,7 +11,7 @@ import torch
 from codexpc import vocab
 from codexpc.checkpoint import convert_checkpoint, detect_layout, open_checkpoint, write_checkpoint
 from codexpc.checkpoint.tensors import canonical_specs
-from codexpc.engine.config import TINY
+from codexpc.engine.model_config import TINY
 
 
 @pytest.fixture(scope="module")

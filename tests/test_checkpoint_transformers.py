@@ -11,7 +11,7 @@ from openai_harmony import HarmonyEncoding
 from codexpc.checkpoint import open_checkpoint, write_checkpoint
 from codexpc.checkpoint.hf import split
 from codexpc.checkpoint.tensors import canonical_specs
-from codexpc.engine.config import TINY
+from codexpc.engine.model_config import TINY
 
 transformers = pytest.importorskip("transformers")
 

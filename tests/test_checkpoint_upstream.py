@@ -21,7 +21,7 @@ import pytest
 from codexpc import vocab
 from codexpc.checkpoint import metal_format as fmt
 from codexpc.checkpoint import write_checkpoint
-from codexpc.engine.config import TINY
+from codexpc.engine.model_config import TINY
 
 REPO = os.environ.get("CODEXPC_TEST_GPT_OSS_REPO")
 SCRIPT = Path(REPO or ".") / "gpt_oss" / "metal" / "scripts" / "create-local-model.py"

@@ -13,7 +13,7 @@ import pytest
 
 from codexpc.checkpoint import detect_layout, open_checkpoint, write_checkpoint
 from codexpc.checkpoint.safetensors_io import MAX_HEADER_BYTES
-from codexpc.engine.config import TINY
+from codexpc.engine.model_config import TINY
 from codexpc.errors import CheckpointError
 
 

@@ -14,7 +14,7 @@ from codexpc.checkpoint.metal import metal_config
 from codexpc.checkpoint.metal_format import PAGE, plan
 from codexpc.checkpoint.random_weights import random_tensor
 from codexpc.checkpoint.tensors import canonical_specs, parameter_count
-from codexpc.engine.config import GPT_OSS_20B, GPT_OSS_120B, TINY
+from codexpc.engine.model_config import GPT_OSS_20B, GPT_OSS_120B, TINY
 from codexpc.errors import ConfigError
 
 

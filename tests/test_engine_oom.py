@@ -1,8 +1,9 @@
 """An out-of-memory on the GPU in one model step fails the affected request cleanly (a
 response.failed with code `engine_out_of_memory`), the others go on, and the next request works.
 
-No GPU here: `OomInjectingModel` is a fault-injection double around the real tiny model that
-raises torch.cuda.OutOfMemoryError, the exception a CUDA allocation failure raises, on one step.
+No GPU here: `OomInjectingModel` is a fault-injection double around the paged engine's real
+tiny model that raises torch.cuda.OutOfMemoryError, the exception a CUDA allocation failure
+raises, on one step.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from openai_harmony import HarmonyEncoding
 from codexpc.checkpoint import open_checkpoint
 from codexpc.engine.api import EngineInfo, SamplingParams
 from codexpc.engine.model import Transformer
+from codexpc.engine.paged.cache_sizing import CacheBudget
+from codexpc.engine.paged.paged_engine import PagedEngine
+from codexpc.engine.paged.paged_model import PagedModel
 from codexpc.engine.scripted import ScriptedEngine, ScriptedGeneration
-from codexpc.engine.torch_engine import TorchEngine
 from codexpc.engine.weights import load_model
 from codexpc.harmony.render import RenderOptions
 from codexpc.server.app import create_app
@@ -33,20 +36,20 @@ OOM_MESSAGE = "CUDA out of memory. Tried to allocate 20.00 GiB (fault injected b
 
 
 class OomInjectingModel:
-    """Fault-injection double: the real model, except that forward call number `fail_at` raises."""
+    """Fault-injection double: the real paged model, except that step number `fail_at` raises."""
 
-    def __init__(self, model: Transformer, fail_at: int) -> None:
+    def __init__(self, model: PagedModel, fail_at: int) -> None:
         self._model = model
         self._fail_at = fail_at
         self.calls = 0
 
-    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         self.calls += 1
         if self.calls == self._fail_at:
             raise torch.cuda.OutOfMemoryError(OOM_MESSAGE)
-        return self._model(*args, **kwargs)
+        return self._model.forward(*args, **kwargs)
 
-    def __getattr__(self, name: str) -> Any:  # new_kv, config, device, parameters, buffers
+    def __getattr__(self, name: str) -> Any:  # cache, plan, config
         return getattr(self._model, name)
 
 
@@ -83,9 +86,11 @@ def events_of(reply: httpx.Response) -> list[dict[str, Any]]:
 
 async def test_an_oom_in_one_step_fails_that_request_and_the_next_one_works(
         model: Transformer, encoding: HarmonyEncoding) -> None:
-    info = EngineInfo(kind="torch", model="tiny", checkpoint="tiny", device="cpu", context_length=4096)
-    faulty = OomInjectingModel(model, fail_at=4)  # after both prompts' prefill: one sequence is decoding
-    engine = TorchEngine(faulty, info)  # type: ignore[arg-type]
+    info = EngineInfo(kind="paged", model="tiny", checkpoint="tiny", device="cpu", context_length=4096)
+    # One sequence a step, so that the step that fails holds one request (a failing step fails
+    # every sequence in it); the other waits, then runs. Step 4: the first one is decoding.
+    engine = PagedEngine(model, CacheBudget(16, 256, 1, 2048, bytes_per_block=0), info)
+    engine.runner.model = OomInjectingModel(engine.runner.model, fail_at=4)  # type: ignore[assignment]
     # The prompt holds the date, and random weights answer each prompt differently: pin it.
     runtime = Runtime(engine, encoding, render_options=RenderOptions(current_date="2026-11-25"))
     body = {"input": "hi", "stream": True, "max_output_tokens": 6, "temperature": 0}
@@ -102,7 +107,7 @@ async def test_an_oom_in_one_step_fails_that_request_and_the_next_one_works(
     assert error["code"] == "engine_out_of_memory" and "out of memory" in error["message"]
     assert after.status_code == 200 and events_of(after)[-1]["type"] == "response.incomplete"
     assert health["status"] == "ok" and health["engine"]["stats"]["running"] == 0
-    assert health["engine"]["stats"]["kv_cache_bytes"] == 0 and runtime.in_flight == 0
+    assert health["engine"]["stats"]["kv_blocks_used"] == 0 and runtime.in_flight == 0
     assert 'outcome="failed"} 1' in runtime.metrics.render(engine.stats(), 0.0)
     await engine.close()
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from codexpc.engine.api import SamplingParams
-from codexpc.engine.config import TINY
-from codexpc.engine.kv_cache import GROWTH_QUANTUM, SequenceKV
 from codexpc.engine.model import Transformer
+from codexpc.engine.model_config import TINY
 from codexpc.engine.sampling import make_generator, sample, sample_rows
+from codexpc.engine.sequence_kv import GROWTH_QUANTUM, SequenceKV
 
 # probabilities 0.5, 0.3, 0.15, 0.05 for tokens 0..3
 LOGITS = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -32,10 +33,6 @@ from codexpc.engine.kernels.fused import (  # noqa: E402
     linear,
     rope_write_kv,
     rope_write_kv_reference,
-    route,
-    route_reference,
-    router,
-    router_reference,
 )
 from codexpc.engine.kernels.moe_mxfp4 import (  # noqa: E402
     ExpertWeights,
@@ -43,6 +40,8 @@ from codexpc.engine.kernels.moe_mxfp4 import (  # noqa: E402
     moe_mxfp4_slots,
     moe_reference,
 )
+from codexpc.engine.kernels.routing import route, route_reference, router, router_reference  # noqa: E402
+from codexpc.engine.paged.kernel_plan import KernelPlan  # noqa: E402
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 # Triton's interpreter computes bf16 wrongly (numpy has no bf16): fp32 there, bf16 on GPUs.
@@ -50,12 +49,12 @@ DTYPE = torch.bfloat16 if HAS_CUDA else torch.float32
 BOUND = 2e-2 if HAS_CUDA else 1e-5  # ||out - ref|| / ||ref||
 # The MoE GEMV kernels (a few tokens) multiply in f16 by design: in fp32 that is what they lose.
 GEMV_BOUND = 2e-2 if HAS_CUDA else 1e-3
+# The engine's kernels, run one by one (no graphs to capture here, no start-up compiles).
+PLAN = KernelPlan(cuda_graphs=False, run_ahead=False, warmup_tokens=())
 
 
-def moe_bound(tokens: int) -> float:
-    from codexpc.engine.kernels.moe_mxfp4 import GEMV_MAX_TOKENS
-
-    return GEMV_BOUND if tokens <= GEMV_MAX_TOKENS else BOUND
+def moe_bound(tokens: int, plan: KernelPlan = PLAN) -> float:
+    return GEMV_BOUND if tokens <= plan.moe_gemv_max_tokens else BOUND
 
 
 def gpu_or_interpreter(test):  # type: ignore[no-untyped-def]
@@ -115,22 +114,21 @@ SHAPES = [(2880, 2880, 32, 4)] if HAS_CUDA else [(64, 96, 4, 2)]  # hidden, widt
 TOKENS = [1, 7, 64, 1000, 4200] if HAS_CUDA else [1, 5, 40]
 
 
+# "dense": the bf16-copy row blocks at every size (the engine runs them from ~4k tokens on).
+DENSE_EVERYWHERE = replace(PLAN, moe_gemv_max_tokens=0, moe_dense_min_slots_per_expert=0)
+
+
 @gpu_or_interpreter
-@pytest.mark.parametrize("variant", ["auto", "dense", "plain-e2m1"])
+@pytest.mark.parametrize("variant", ["auto", "dense"])
 @pytest.mark.parametrize("tokens", TOKENS)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_moe_mxfp4_matches_dequantize_then_matmul(
-    tokens: int, shape: tuple[int, int, int, int], variant: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from codexpc.engine.kernels import moe_mxfp4_triton
-
+def test_moe_mxfp4_matches_dequantize_then_matmul(tokens: int, shape: tuple[int, int, int, int], variant: str) -> None:
     h, i, e, k = shape
     w = random_experts(e, h, i, seed=tokens)
     ids, weights = random_routing(tokens, e, k, seed=tokens + 1)
     x = torch.randn(tokens, h, device=DEVICE).to(DTYPE)
     ref = moe_reference(x, ids, weights, w)
-    monkeypatch.setattr(moe_mxfp4_triton, "FAST_E2M1", variant != "plain-e2m1")
-    out = moe_mxfp4(x, ids, weights, w, dense=True if variant == "dense" else None)
+    out = moe_mxfp4(x, ids, weights, w, DENSE_EVERYWHERE if variant == "dense" else PLAN)
     assert out.shape == ref.shape
     assert rel_err(out, ref) < (BOUND if variant == "dense" else moe_bound(tokens))
 
@@ -138,37 +136,32 @@ def test_moe_mxfp4_matches_dequantize_then_matmul(
 @gpu_or_interpreter
 @pytest.mark.parametrize("tokens", [1, 3, 9])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_moe_slots_sum_to_the_reference(tokens: int, shape: tuple[int, int, int, int],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The GEMV kernels (up to GEMV_MAX_TOKENS) and the row blocks beyond, slots unsummed."""
-    from codexpc.engine.kernels import moe_mxfp4 as moe_module
-
-    monkeypatch.setattr(moe_module, "GEMV_MAX_TOKENS", 4)
-    assert_slots_sum_to_the_reference(tokens, shape, seed=10 + tokens)
+def test_moe_slots_sum_to_the_reference(tokens: int, shape: tuple[int, int, int, int]) -> None:
+    """The GEMV kernels (up to the plan's moe_gemv_max_tokens) and the kernels beyond, slots unsummed."""
+    assert_slots_sum_to_the_reference(tokens, shape, seed=10 + tokens, plan=replace(PLAN, moe_gemv_max_tokens=4))
 
 
-def assert_slots_sum_to_the_reference(tokens: int, shape: tuple[int, int, int, int], seed: int) -> None:
+def assert_slots_sum_to_the_reference(tokens: int, shape: tuple[int, int, int, int], seed: int,
+                                      plan: KernelPlan) -> None:
     h, i, e, k = shape
     w = random_experts(e, h, i, seed=seed)
     ids, weights = random_routing(tokens, e, k, seed=tokens)
     x = torch.randn(tokens, h, device=DEVICE).to(DTYPE)
-    slots = moe_mxfp4_slots(x, ids, weights, w)
+    slots = moe_mxfp4_slots(x, ids, weights, w, plan)
     assert slots.shape == (tokens, k, h) and slots.dtype == torch.float32
-    assert rel_err(slots.sum(dim=1), moe_reference(x, ids, weights, w)) < moe_bound(tokens)
+    assert rel_err(slots.sum(dim=1), moe_reference(x, ids, weights, w)) < moe_bound(tokens, plan)
 
 
 @gpu_or_interpreter
 @pytest.mark.parametrize("tokens", [9, 64, 700] if HAS_CUDA else [9, 30])
-@pytest.mark.parametrize("kernel", ["scaled", "rows"])
+@pytest.mark.parametrize("kernel", ["scaled", "dense_rows"])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_many_token_kernels_sum_to_the_reference(tokens: int, kernel: str, shape: tuple[int, int, int, int],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_many_token_kernels_sum_to_the_reference(tokens: int, kernel: str, shape: tuple[int, int, int, int]) -> None:
     """Past the GEMV sizes: the scaled-dot kernels (Triton's MXFP4 dot; in Triton's interpreter,
-    which has none, their exact-decode branch: the same indexing) and v4's row blocks."""
-    from codexpc.engine.kernels import moe_mxfp4 as moe_module
-
-    monkeypatch.setattr(moe_module, "MANY_TOKENS_KERNEL", kernel)
-    assert_slots_sum_to_the_reference(tokens, shape, seed=20 + tokens)
+    which has none, their exact-decode branch: the same indexing) and the bf16-copy row blocks."""
+    plan = PLAN if kernel == "scaled" else replace(PLAN, moe_dense_min_slots_per_expert=0)
+    assert plan.moe_kernel(tokens, shape[2], shape[3]) == kernel
+    assert_slots_sum_to_the_reference(tokens, shape, seed=20 + tokens, plan=plan)
 
 
 @gpu_or_interpreter
@@ -193,7 +186,7 @@ def test_add_rmsnorm_matches_the_reference(add: str) -> None:
     y = {"none": None, "tensor": torch.randn(5, h, device=DEVICE).to(DTYPE),
          "slots": torch.randn(5, 4, h, device=DEVICE)}[add]
     scale = torch.rand(h, device=DEVICE) + 0.5
-    total, normed = add_rmsnorm(x, y, scale, 1e-5)
+    total, normed = add_rmsnorm(x, y, scale, 1e-5, PLAN)
     ref_total, ref_normed = add_rmsnorm_reference(x, y, scale, 1e-5)
     if add == "slots":  # fp32 sums in another order may round to the neighbouring bf16
         assert rel_err(total, ref_total) < 1e-2
@@ -244,7 +237,7 @@ def test_one_token_linear_matches_the_layer(shape: tuple[int, int]) -> None:
     layer = torch.nn.Linear(k, n).to(DEVICE, DTYPE)
     x = torch.randn(1, k, device=DEVICE).to(DTYPE)
     with torch.no_grad():
-        assert rel_err(linear(x, layer), layer(x)) < (1e-2 if HAS_CUDA else 1e-5)
+        assert rel_err(linear(x, layer, PLAN), layer(x)) < (1e-2 if HAS_CUDA else 1e-5)
 
 
 @gpu_or_interpreter
@@ -255,7 +248,7 @@ def test_router_matches_linear_then_route(tokens: int) -> None:
     x = torch.randn(tokens, h, generator=g).to(DEVICE, DTYPE)
     weight = (torch.randn(e, h, generator=g) * h ** -0.5).to(DEVICE, DTYPE)
     bias = (torch.randn(e, generator=g) * 0.1).to(DEVICE, DTYPE)
-    ids, weights = router(x, weight, bias, 4)
+    ids, weights = router(x, weight, bias, 4, PLAN)
     ref_ids, ref_weights = router_reference(x, weight, bias, 4)
     # bf16 logits can tie, and a different summation order can then pick the other expert: allow
     # that on rare rows only, and require the same weights where the ids agree.
@@ -266,8 +259,8 @@ def test_router_matches_linear_then_route(tokens: int) -> None:
 
 @gpu_or_interpreter
 def test_rope_write_kv_matches_the_reference() -> None:
-    from codexpc.engine.config import GPT_OSS_20B, TINY
     from codexpc.engine.model import Rotary
+    from codexpc.engine.model_config import GPT_OSS_20B, TINY
 
     c = GPT_OSS_20B if HAS_CUDA else TINY
     heads, kv, d = c.num_attention_heads, c.num_key_value_heads, c.head_dim
@@ -279,7 +272,7 @@ def test_rope_write_kv_matches_the_reference() -> None:
     qkv = torch.randn(t, (heads + 2 * kv) * d, device=DEVICE).to(DTYPE)
     slots = torch.randperm(blocks * page, device=DEVICE)[:t]
     caches = [torch.zeros(blocks, page, kv, d, device=DEVICE, dtype=DTYPE) for _ in range(4)]
-    q = rope_write_kv(qkv, cos, sin, caches[0], caches[1], slots, heads)
+    q = rope_write_kv(qkv, cos, sin, caches[0], caches[1], slots, heads, PLAN)
     ref_q = rope_write_kv_reference(qkv, cos, sin, caches[2], caches[3], slots, heads)
     assert rel_err(q, ref_q) < BOUND / 4
     assert rel_err(caches[0], caches[2]) < BOUND / 4
@@ -344,16 +337,19 @@ def test_paged_model_through_the_kernels_matches_the_reference_path(tmp_path) ->
     """The whole tiny model, one mixed prefill step then two decode steps: kernels vs reference."""
     from codexpc.checkpoint import open_checkpoint, write_checkpoint
     from codexpc.engine.api import SamplingParams
-    from codexpc.engine.config import TINY
+    from codexpc.engine.model_config import TINY
     from codexpc.engine.paged.block_manager import BlockManager
     from codexpc.engine.paged.cache_sizing import CacheBudget
+    from codexpc.engine.paged.kernel_plan import REFERENCE
     from codexpc.engine.paged.model_runner import ModelRunner, build_host_step
+    from codexpc.engine.paged.paged_model import PagedModel
     from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
     from codexpc.engine.paged.sequence import Sequence
     from codexpc.engine.weights import load_model
 
     model = load_model(open_checkpoint(write_checkpoint(TINY, "original", tmp_path / "tiny")), torch.device(DEVICE))
-    runner = ModelRunner.create(model, CacheBudget(16, 64, 8, 256, bytes_per_block=0), cuda_graphs=False)
+    runner = ModelRunner.create(model, CacheBudget(16, 64, 8, 256, bytes_per_block=0), PLAN)
+    reference = PagedModel(model, runner.model.cache, REFERENCE)  # the same cache, the reference path
     sched = Scheduler(SchedulerConfig(8, 256, TINY.context_length), BlockManager(64, 16))
     prompts = [[5, 17, 200000, 3, 99, 1234, 7, 7, 42, 1000, 11, 12, 13], [3, 1, 4, 1, 5], [9] * 40]
     for i, p in enumerate(prompts):
@@ -361,9 +357,7 @@ def test_paged_model_through_the_kernels_matches_the_reference_path(tmp_path) ->
     for _ in range(3):
         out = sched.schedule()
         inputs = runner._to_device(build_host_step(out, 16))
-        runner.model.use_kernels = True
         fast = runner.model.forward(inputs)
-        runner.model.use_kernels = False
-        ref = runner.model.forward(inputs)
+        ref = reference.forward(inputs)
         assert rel_err(fast, ref) < GEMV_BOUND  # the decode steps' MoE is the f16 GEMV
         sched.update(out, {s.seq.request_id: t for s, t in zip(out.scheduled, ref.argmax(-1).tolist(), strict=True)})

@@ -14,7 +14,7 @@ pytest.importorskip("mlx.core", reason="MLX is not installed (pip install 'mlx[c
 from test_daemon import DaemonProcess, sse_events  # noqa: E402
 
 from codexpc.checkpoint import write_checkpoint  # noqa: E402
-from codexpc.engine.config import TINY  # noqa: E402
+from codexpc.engine.model_config import TINY  # noqa: E402
 
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 

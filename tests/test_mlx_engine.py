@@ -13,9 +13,9 @@ pytest.importorskip("mlx.core", reason="MLX is not installed (pip install 'mlx[c
 
 from codexpc.checkpoint import write_checkpoint  # noqa: E402
 from codexpc.engine.api import Engine, SamplingParams, TokenEvent  # noqa: E402
-from codexpc.engine.config import TINY  # noqa: E402
 from codexpc.engine.factory import create_engine, resolve_kind  # noqa: E402
 from codexpc.engine.mlx.engine import MLXEngine  # noqa: E402
+from codexpc.engine.model_config import TINY  # noqa: E402
 from codexpc.errors import ConfigError, ContextLengthError, RequestError  # noqa: E402
 
 PROMPT = [5, 17, 200000, 3, 99, 1234, 7, 7, 42, 1000, 11, 12, 13] * 3  # 39 tokens, window 8

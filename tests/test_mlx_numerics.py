@@ -16,12 +16,12 @@ import torch
 mx = pytest.importorskip("mlx.core", reason="MLX is not installed (pip install 'mlx[cpu]' on Linux)")
 
 from codexpc.checkpoint import LAYOUTS, open_checkpoint, write_checkpoint  # noqa: E402
-from codexpc.engine.config import TINY  # noqa: E402
 from codexpc.engine.mlx.kv_cache import SequenceCache  # noqa: E402
 from codexpc.engine.mlx.model import Rope, swiglu  # noqa: E402
 from codexpc.engine.mlx.weights import load_weights, to_mlx  # noqa: E402
 from codexpc.engine.model import SWIGLU_ALPHA, Rotary, apply_rotary  # noqa: E402
 from codexpc.engine.model import swiglu as swiglu_reference  # noqa: E402
+from codexpc.engine.model_config import TINY  # noqa: E402
 from codexpc.engine.mxfp4 import dequantize, quantize  # noqa: E402
 from codexpc.engine.weights import load_model  # noqa: E402
 

@@ -16,9 +16,9 @@ from codexpc.checkpoint import open_checkpoint
 from codexpc.checkpoint.hf import write_hf
 from codexpc.checkpoint.random_weights import random_tensors
 from codexpc.engine.api import SamplingParams
-from codexpc.engine.config import TINY
 from codexpc.engine.factory import create_engine
 from codexpc.engine.model import Transformer
+from codexpc.engine.model_config import TINY
 from codexpc.engine.mxfp4 import dequantize
 from codexpc.engine.weights import load_model
 
@@ -101,8 +101,8 @@ def test_bf16_logits_are_as_close_to_fp32_as_transformers_bf16(hf_dir: Path) -> 
     assert (got.argmax(-1) == exact.argmax(-1)).float().mean() > 0.8
 
 
-async def test_torch_engine_generates_on_cuda(hf_dir: Path) -> None:
-    engine = create_engine("torch", model="tiny", checkpoint=hf_dir, device="cuda")
+async def test_serving_engine_generates_on_cuda(hf_dir: Path) -> None:
+    engine = create_engine("paged", model="tiny", checkpoint=hf_dir, device="cuda")
     params = SamplingParams(temperature=0.0, max_new_tokens=8)
     events = [e async for e in engine.submit(prompt().tolist(), params, "cuda")]
     stats = engine.stats()

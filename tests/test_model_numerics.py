@@ -13,8 +13,8 @@ from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
 from codexpc.checkpoint import open_checkpoint, write_checkpoint
 from codexpc.engine import model as model_module
-from codexpc.engine.config import GPT_OSS_20B, TINY, ModelConfig
 from codexpc.engine.model import Transformer, attention_reference, swiglu, yarn_inv_freq
+from codexpc.engine.model_config import GPT_OSS_20B, TINY, ModelConfig
 from codexpc.engine.mxfp4 import FP4_VALUES, dequantize, quantize
 from codexpc.engine.weights import load_model
 from codexpc.errors import CheckpointError
@@ -227,7 +227,9 @@ def test_gathered_and_grouped_experts_agree(ours: Transformer) -> None:
     t = torch.randn(6, TINY.hidden_size, generator=torch.Generator().manual_seed(5))
     top = torch.topk(mlp.gate(t), k=TINY.experts_per_token, dim=-1)
     weights = torch.softmax(top.values, dim=-1)
-    gathered = model_module._experts_gathered(t, top.indices, weights, mlp)
-    grouped = model_module._experts_grouped(t, top.indices, weights, mlp)
+    from codexpc.engine.kernels import moe_mxfp4
+
+    gathered = moe_mxfp4._gathered(t, top.indices, weights, mlp.expert_weights())
+    grouped = moe_mxfp4._grouped(t, top.indices, weights, mlp.expert_weights())
     torch.testing.assert_close(gathered, grouped, atol=1e-5, rtol=1e-5)
     assert gathered.abs().max() > 0

@@ -1,4 +1,4 @@
-"""PagedEngine on the CPU with the reference maths: same tokens as the plain engine, prefix reuse."""
+"""PagedEngine on the CPU with the reference maths: the plain model's tokens, prefix reuse."""
 
 from __future__ import annotations
 
@@ -7,19 +7,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from plain_generation import plain_tokens
 
 from codexpc.checkpoint import open_checkpoint, write_checkpoint
 from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
-from codexpc.engine.config import TINY
 from codexpc.engine.model import Transformer
+from codexpc.engine.model_config import TINY
 from codexpc.engine.paged.block_manager import BlockManager
 from codexpc.engine.paged.cache_sizing import CacheBudget
+from codexpc.engine.paged.kernel_plan import KernelPlan
 from codexpc.engine.paged.model_runner import ModelRunner, build_host_step
 from codexpc.engine.paged.paged_engine import PagedEngine
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
 from codexpc.engine.paged.sequence import Sequence
 from codexpc.engine.sampling import make_generator
-from codexpc.engine.torch_engine import TorchEngine
 from codexpc.engine.weights import load_model
 
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=6)
@@ -43,7 +44,7 @@ def paged(model: Transformer, num_blocks: int = 64, step_tokens: int = 8, seqs: 
     return PagedEngine(model, budget, info("paged"))
 
 
-async def tokens(engine: TorchEngine | PagedEngine, prompt: list[int], params: SamplingParams,
+async def tokens(engine: PagedEngine, prompt: list[int], params: SamplingParams,
                  rid: str) -> tuple[list[int], int]:
     generation = engine.submit(prompt, params, rid)
     events: list[TokenEvent] = [e async for e in generation]
@@ -51,15 +52,13 @@ async def tokens(engine: TorchEngine | PagedEngine, prompt: list[int], params: S
     return [e.token_id for e in events if e.token_id is not None], generation.cached_tokens
 
 
-async def test_greedy_tokens_match_the_plain_engine_with_concurrent_requests(model: Transformer) -> None:
+async def test_greedy_tokens_match_the_plain_model_with_concurrent_requests(model: Transformer) -> None:
     prompts = [PROMPT, PROMPT[:5], [9] * 11, PROMPT[3:]]
-    plain = TorchEngine(model, info("torch"))
-    expected = [await tokens(plain, p, GREEDY, f"p{i}") for i, p in enumerate(prompts)]
-    await plain.close()
+    expected = [plain_tokens(model, p, GREEDY) for p in prompts]
     engine = paged(model)
     got = await asyncio.gather(*(tokens(engine, p, GREEDY, f"q{i}") for i, p in enumerate(prompts)))
     await engine.close()
-    assert [g[0] for g in got] == [e[0] for e in expected]
+    assert [g[0] for g in got] == expected
 
 
 async def test_second_turn_computes_only_new_tokens(model: Transformer) -> None:
@@ -74,9 +73,7 @@ async def test_second_turn_computes_only_new_tokens(model: Transformer) -> None:
     assert cached == 16
     assert engine.stats()["prefix_cache_hits"] - computed_before == 4
     await engine.close()
-    plain = TorchEngine(model, info("torch"))
-    assert second == (await tokens(plain, conversation, GREEDY, "check"))[0]
-    await plain.close()
+    assert second == plain_tokens(model, conversation, GREEDY)
 
 
 async def test_preemption_under_block_pressure_keeps_greedy_tokens(model: Transformer) -> None:
@@ -88,9 +85,7 @@ async def test_preemption_under_block_pressure_keeps_greedy_tokens(model: Transf
     await engine.close()
     assert stats["preemptions"] > 0
     assert stats["kv_blocks_used"] == 0
-    plain = TorchEngine(model, info("torch"))
-    assert [g[0] for g in got] == [(await tokens(plain, p, GREEDY, f"x{i}"))[0] for i, p in enumerate(prompts)]
-    await plain.close()
+    assert [g[0] for g in got] == [plain_tokens(model, p, GREEDY) for p in prompts]
 
 
 async def test_cancel_frees_blocks(model: Transformer) -> None:
@@ -106,11 +101,9 @@ async def test_cancel_frees_blocks(model: Transformer) -> None:
     await engine.close()
 
 
-async def test_seeded_sampling_matches_the_plain_engine(model: Transformer) -> None:
+async def test_seeded_sampling_matches_the_plain_model(model: Transformer) -> None:
     params = SamplingParams(temperature=0.8, top_p=0.9, seed=1234, max_new_tokens=6)
-    plain = TorchEngine(model, info("torch"))
-    expected = (await tokens(plain, PROMPT, params, "a"))[0]
-    await plain.close()
+    expected = plain_tokens(model, PROMPT, params)
     engine = paged(model)
     got, _ = await tokens(engine, PROMPT, params, "b")
     await engine.close()
@@ -148,7 +141,7 @@ def test_gpu_decode_graph_replay_matches_an_eager_step(tmp_path: Path) -> None:
     path = write_checkpoint(TINY, "original", tmp_path / "tiny", seed=0)
     model = load_model(open_checkpoint(path), torch.device("cuda"))
     runner = ModelRunner.create(model, CacheBudget(16, 64, 8, 256, bytes_per_block=0))
-    assert runner.model.use_kernels and runner.graphs is not None
+    assert runner.plan.kernels and runner.graphs is not None
     sched = Scheduler(SchedulerConfig(8, 256, TINY.context_length), BlockManager(64, 16))
     for i, prompt in enumerate([PROMPT, PROMPT[::-1], [9] * 40]):
         sched.add(Sequence(f"g{i}", list(prompt), len(prompt), GREEDY))
@@ -184,19 +177,15 @@ def _decode_run(runner: ModelRunner, steps: int) -> dict[str, list[int]]:
 
 
 @pytest.mark.gpu
-def test_gpu_running_ahead_gives_the_same_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a GPU: decode steps launched ahead (model_runner.RUN_AHEAD) are used when the scheduler
+def test_gpu_running_ahead_gives_the_same_tokens(tmp_path: Path) -> None:
+    """On a GPU: decode steps launched ahead (KernelPlan.run_ahead) are used when the scheduler
     asks for them and dropped when a sequence ends, joins or crosses a KV block; the tokens,
     greedy and seeded samples alike, are those of the runner that never runs ahead."""
-    from codexpc.engine.paged import model_runner
-
     path = write_checkpoint(TINY, "original", tmp_path / "tiny", seed=0)
     model = load_model(open_checkpoint(path), torch.device("cuda"))
     budget = CacheBudget(16, 64, 8, 256, bytes_per_block=0)
-    monkeypatch.setattr(model_runner, "RUN_AHEAD", False)
-    plain = _decode_run(ModelRunner.create(model, budget), 60)
-    monkeypatch.setattr(model_runner, "RUN_AHEAD", True)
-    runner = ModelRunner.create(model, budget)
+    plain = _decode_run(ModelRunner.create(model, budget, KernelPlan(run_ahead=False)), 60)
+    runner = ModelRunner.create(model, budget, KernelPlan(run_ahead=True))
     ahead = _decode_run(runner, 60)
     assert ahead == plain
     assert all(0 < len(t) <= n for t, n in zip(ahead.values(), (40, 9, 20, 35), strict=True))  # a stop may end one

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codexpc.engine.api import SamplingParams
-from codexpc.engine.config import GPT_OSS_20B, GPT_OSS_120B, TINY
+from codexpc.engine.model_config import GPT_OSS_20B, GPT_OSS_120B, TINY
 from codexpc.engine.paged.block_manager import BlockManager
 from codexpc.engine.paged.cache_sizing import derive_budget, kv_bytes_per_token
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig, SchedulerOutput

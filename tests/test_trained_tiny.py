@@ -32,7 +32,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    engine = create_engine("torch", model=MODEL_NAME, checkpoint=ensure_trained_tiny(), device="cpu")
+    engine = create_engine("paged", model=MODEL_NAME, checkpoint=ensure_trained_tiny(), device="cpu")
     yield engine
     asyncio.run(engine.close())
 

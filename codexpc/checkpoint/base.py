@@ -14,7 +14,7 @@ from typing import Literal
 
 import torch
 
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 
 log = logging.getLogger(__name__)
 

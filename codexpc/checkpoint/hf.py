@@ -22,7 +22,7 @@ from codexpc.checkpoint.base import Checkpoint, TensorSource
 from codexpc.checkpoint.original import sources_for
 from codexpc.checkpoint.safetensors_io import Entry, MapCache, read_header, write_safetensors
 from codexpc.checkpoint.tensors import TensorSpec, canonical_specs
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 
 log = logging.getLogger(__name__)
 

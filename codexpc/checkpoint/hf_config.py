@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from codexpc.checkpoint import validate
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 
 log = logging.getLogger(__name__)
 

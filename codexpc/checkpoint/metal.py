@@ -25,7 +25,7 @@ from codexpc.checkpoint.base import Checkpoint, TensorSource
 from codexpc.checkpoint.safetensors_io import MappedFile, tensor_bytes
 from codexpc.checkpoint.tensors import TensorSpec
 from codexpc.checkpoint.tokenizer import O200K_PATTERN, ranks
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 from codexpc.errors import CheckpointError
 
 MAX_SPECIAL = 4096

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 
 from codexpc.checkpoint.tensors import TensorSpec, block_specs
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 
 MAGIC = b"GPT-OSS v1.0" + struct.pack("<I", 0)
 MODEL_UUID = uuid.UUID("df52dc86-1789-4ed0-a295-66f10508145b").bytes

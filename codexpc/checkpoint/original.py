@@ -18,7 +18,7 @@ from codexpc.checkpoint import validate
 from codexpc.checkpoint.base import Checkpoint, TensorSource
 from codexpc.checkpoint.safetensors_io import Entry, MapCache, read_header, write_safetensors
 from codexpc.checkpoint.tensors import TensorSpec, canonical_specs
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 
 log = logging.getLogger(__name__)
 

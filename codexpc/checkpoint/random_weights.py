@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from codexpc.checkpoint.tensors import TensorSpec, canonical_specs
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 
 CHUNK = 1 << 22  # elements per independent random stream; fixed, so values never depend on threads
 # std of a uniformly random e2m1 value: sqrt(mean of squares of 0, .5, 1, 1.5, 2, 3, 4, 6) = 2.93

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 
 MXFP4_BLOCK = 32  # values per scale
 BYTES_PER_BLOCK = 16  # two e2m1 values per byte

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from codexpc import vocab
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 
 # o200k's pre-tokenisation regex (tiktoken's o200k_base pat_str), also stored in Metal's model.bin
 O200K_PATTERN = "|".join(

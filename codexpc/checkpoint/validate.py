@@ -12,7 +12,7 @@ from typing import Any
 
 from codexpc.checkpoint.safetensors_io import Entry, check_entry
 from codexpc.checkpoint.tensors import MXFP4_BLOCK, TensorSpec
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 from codexpc.errors import CheckpointError
 
 MAX_JSON_BYTES = 64 * 2**20  # config.json, dtypes.json, index.json: small files; bound what we parse

@@ -20,7 +20,7 @@ import torch
 from codexpc.checkpoint.base import LAYOUTS, Layout
 from codexpc.checkpoint.random_weights import random_tensors
 from codexpc.checkpoint.tensors import TensorSpec, canonical_specs
-from codexpc.engine.config import GPT_OSS_20B, GPT_OSS_120B, TINY, ModelConfig
+from codexpc.engine.model_config import GPT_OSS_20B, GPT_OSS_120B, TINY, ModelConfig
 from codexpc.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Any
 from codexpc import codex_config
 from codexpc.cli.output import add_json_flag, emit_json, say, warn
 from codexpc.efforts import EFFORT_NAMES
-from codexpc.engine.config import GPT_OSS_20B
+from codexpc.engine.model_config import GPT_OSS_20B
 
 
 def register(commands: Any) -> None:

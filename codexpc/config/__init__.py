@@ -24,7 +24,7 @@ A config file looks like this (every key is optional):
 
     [models."gpt-oss-20b"]
     checkpoint = "~/models/gpt-oss-20b"
-    engine = "auto"                      # "auto" (mlx on Apple Silicon, else paged) | "paged" | "mlx" | "torch" | "scripted"
+    engine = "auto"                      # "auto" (mlx on Apple Silicon, else paged) | "paged" | "mlx" | "scripted" | "vllm" ("torch" is retired: it serves as "paged")
     aliases = ["gpt-oss:20b"]            # gpt-oss-NAME always answers to gpt-oss:NAME too
 
 Bad values raise ConfigError naming the setting (`listen.port`, `models."x".engine`, ...); a

@@ -65,7 +65,7 @@ def admitted(cached_tokens: int) -> TokenEvent:
 
 @dataclass(frozen=True)
 class EngineInfo:
-    kind: str  # "paged", "mlx", "scripted", "vllm" (and "torch", the plain reference)
+    kind: str  # "paged", "mlx", "scripted", "vllm"
     model: str  # the configured model name, e.g. "gpt-oss-20b"
     checkpoint: str  # path, or a description for the scripted engine
     device: str  # "cpu", "cuda:0", ...

@@ -14,8 +14,12 @@ from codexpc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-EngineKind = Literal["auto", "torch", "paged", "mlx", "scripted", "vllm"]
-ENGINE_KINDS: tuple[EngineKind, ...] = ("auto", "torch", "paged", "mlx", "scripted", "vllm")
+EngineKind = Literal["auto", "paged", "mlx", "scripted", "vllm"]
+ENGINE_KINDS: tuple[EngineKind, ...] = ("auto", "paged", "mlx", "scripted", "vllm")
+# The plain one-sequence engine is retired: the paged engine on its reference path computes the
+# same tokens on a CPU (tests/test_engine_serving.py), and is the one engine to keep fast. A config
+# that still names it keeps working, with a warning, rather than failing after an upgrade.
+RETIRED_KINDS = {"torch": "paged"}
 
 
 def resolve_kind(kind: str) -> str:
@@ -45,6 +49,10 @@ def resolve_device(device: str) -> torch.device:
 def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str = "auto",
                   remote: RemoteEngineConfig | None = None) -> Engine:
     """`remote`: the vLLM servers of engine "vllm" (the model entry's settings); others ignore it."""
+    if kind in RETIRED_KINDS:
+        log.warning('engine "%s" is retired and serves as "%s" (the same tokens); set engine = "%s" for %s',
+                    kind, RETIRED_KINDS[kind], RETIRED_KINDS[kind], model)
+        kind = RETIRED_KINDS[kind]
     kind = resolve_kind(kind)
     if kind == "mlx":
         return _mlx(model, _need_checkpoint(kind, checkpoint), device)
@@ -54,7 +62,7 @@ def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str
         from codexpc.engine.vllm import build_vllm_engine
 
         return build_vllm_engine(model, remote or RemoteEngineConfig())
-    if kind in ("torch", "paged"):
+    if kind == "paged":
         return _load(kind, model, _need_checkpoint(kind, checkpoint), resolve_device(device))
     raise ConfigError(f"unknown engine kind {kind!r} (one of {', '.join(ENGINE_KINDS)})")
 
@@ -80,13 +88,9 @@ def _load(kind: str, model: str, checkpoint: Path, device: torch.device) -> Engi
         device=str(device),
         context_length=ckpt.config.context_length,
     )
-    if kind == "paged":
-        from codexpc.engine.paged.paged_engine import build_paged_engine
+    from codexpc.engine.paged.paged_engine import build_paged_engine
 
-        return build_paged_engine(transformer, info)
-    from codexpc.engine.torch_engine import TorchEngine
-
-    return TorchEngine(transformer, info)
+    return build_paged_engine(transformer, info)
 
 
 def _mlx(model: str, checkpoint: Path, device: str) -> Engine:

@@ -6,7 +6,9 @@ checkpoint loads by name: `embedding.weight`, `block.{n}.attn.qkv.weight`,
 
 Shapes: T = new tokens, S = keys attended, H = hidden size, V = vocabulary, D = head dim,
 KV = key/value heads, QM = query heads per key/value head, E = experts, I = expert width.
-The two maths seams a fast engine replaces are `attention_reference` and `experts_reference`.
+The two maths seams a fast engine replaces are `attention_reference` and the experts
+(kernels/moe_mxfp4.moe_reference, routed by kernels/routing.route_reference: one reference each,
+which the paged engine's reference path and the kernel tests run too).
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from codexpc.engine.config import ModelConfig
-from codexpc.engine.kv_cache import SequenceKV
+from codexpc.engine.kernels.moe_mxfp4 import SWIGLU_ALPHA, ExpertWeights, moe_reference, swiglu
+from codexpc.engine.kernels.routing import route_reference
+from codexpc.engine.model_config import ModelConfig
 from codexpc.engine.mxfp4 import BYTES_PER_BLOCK, VALUES_PER_BLOCK, dequantize
+from codexpc.engine.sequence_kv import SequenceKV
 
-SWIGLU_ALPHA = 1.702
+__all__ = ["SWIGLU_ALPHA", "swiglu"]  # the experts' maths, kept importable from here for the trainer
+
 ATTENTION_SCORE_BUDGET = 2**28  # score elements per query chunk (1 GiB in fp32)
-# (token, expert) routes up to which experts are gathered per token rather than grouped per expert;
-# 16 routes of the 20b dequantize to 0.8 GiB of bf16.
-GATHER_MAX_ROUTES = 16
 
 
 class RMSNorm(nn.Module):
@@ -174,50 +176,6 @@ class MXFP4Weight(nn.Module):
         return dequantize(self.blocks[e], self.scales[e], dtype)
 
 
-def swiglu(x: torch.Tensor, limit: float, alpha: float = SWIGLU_ALPHA) -> torch.Tensor:
-    """[T, 2I] -> [T, I]."""
-    # gpt-oss quirk: gate and up are interleaved (even, odd columns), not two halves.
-    gate, up = x[..., 0::2], x[..., 1::2]
-    # gpt-oss quirk: the gate is clamped above only, the up projection on both sides.
-    gate = gate.clamp(max=limit)
-    up = up.clamp(min=-limit, max=limit)
-    # gpt-oss quirk: sigmoid with gain alpha, and (up + 1) rather than up.
-    return gate * torch.sigmoid(alpha * gate) * (up + 1)
-
-
-def experts_reference(t: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor, mlp: MLPBlock) -> torch.Tensor:
-    """t [T, H]; indices, weights [T, k] -> [T, H]: the weighted sum of the chosen experts.
-
-    Few tokens (decoding): dequantize each token's chosen experts and use them directly, with no
-    host sync. Many tokens (prefill): dequantize each expert once and run the tokens that chose it.
-    """
-    if indices.numel() <= GATHER_MAX_ROUTES:
-        return _experts_gathered(t, indices, weights, mlp)
-    return _experts_grouped(t, indices, weights, mlp)
-
-
-def _experts_gathered(t: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor, mlp: MLPBlock) -> torch.Tensor:
-    w1 = dequantize(mlp.mlp1_weight.blocks[indices], mlp.mlp1_weight.scales[indices], t.dtype)  # [T, k, 2I, H]
-    h = torch.einsum("tkoh,th->tko", w1, t) + mlp.mlp1_bias[indices]  # [T, k, 2I]
-    h = swiglu(h, mlp.limit)  # [T, k, I]
-    w2 = dequantize(mlp.mlp2_weight.blocks[indices], mlp.mlp2_weight.scales[indices], t.dtype)  # [T, k, H, I]
-    y = torch.einsum("tkhi,tki->tkh", w2, h) + mlp.mlp2_bias[indices]  # [T, k, H]
-    return torch.einsum("tkh,tk->th", y.float(), weights.float()).to(t.dtype)
-
-
-def _experts_grouped(t: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor, mlp: MLPBlock) -> torch.Tensor:
-    out = torch.zeros_like(t, dtype=torch.float32)
-    for e in torch.unique(indices).tolist():
-        rows, slot = torch.where(indices == e)  # tokens that chose e, and in which of their k slots
-        x = t[rows]  # [n, H]
-        h = x @ mlp.mlp1_weight.expert(e, t.dtype).T + mlp.mlp1_bias[e]  # [n, 2I]
-        h = swiglu(h, mlp.limit)  # [n, I]
-        y = h @ mlp.mlp2_weight.expert(e, t.dtype).T + mlp.mlp2_bias[e]  # [n, H]
-        # index_put_ rather than index_add_: the same sum, and index_add_ is slow on CPUs.
-        out.index_put_((rows,), y.float() * weights[rows, slot, None].float(), accumulate=True)
-    return out.to(t.dtype)
-
-
 class MLPBlock(nn.Module):
     def __init__(self, config: ModelConfig, dtype: torch.dtype, device: torch.device | None) -> None:
         super().__init__()
@@ -231,13 +189,14 @@ class MLPBlock(nn.Module):
         self.mlp2_weight = MXFP4Weight(c.num_experts, c.hidden_size, c.intermediate_size, device)
         self.mlp2_bias = nn.Parameter(torch.empty(c.num_experts, c.hidden_size, device=device, dtype=dtype))
 
+    def expert_weights(self) -> ExpertWeights:
+        return ExpertWeights(self.mlp1_weight.blocks, self.mlp1_weight.scales, self.mlp1_bias,
+                             self.mlp2_weight.blocks, self.mlp2_weight.scales, self.mlp2_bias, self.limit)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, H] -> [T, H]
         t = self.norm(x)
-        logits = self.gate(t)  # [T, E]
-        top = torch.topk(logits, k=self.k, dim=-1, sorted=True)
-        # gpt-oss quirk: softmax over the k chosen logits only, not over all experts.
-        weights = torch.softmax(top.values.float(), dim=-1)  # [T, k]
-        return x + experts_reference(t, top.indices, weights, self)
+        ids, weights = route_reference(self.gate(t), self.k)  # [T, k]: gpt-oss's top-k, then softmax
+        return x + moe_reference(t, ids, weights, self.expert_weights())
 
 
 class Block(nn.Module):

@@ -1,7 +1,7 @@
 """A generation fed by an engine's worker thread and read on an asyncio loop.
 
-Both GPU-side engines (the plain TorchEngine and the PagedEngine) run the model on one worker
-thread; this is the hand-over: the worker calls `deliver_threadsafe`, the daemon iterates.
+The paged engine runs the model on one worker thread; this is the hand-over: the worker calls
+`deliver_threadsafe`, the daemon iterates.
 
 Deliveries go through the loop's inbox: the worker appends to it, and only the append that
 finds it empty wakes the loop (one call_soon_threadsafe, one write to the loop's self-pipe).

@@ -15,8 +15,8 @@ from typing import Protocol
 
 import torch
 
-from codexpc.engine.config import ModelConfig
 from codexpc.engine.model import Transformer
+from codexpc.engine.model_config import ModelConfig
 from codexpc.errors import CheckpointError
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ RECIPE = (
     "codexpc/train/codex_tools.py", "codexpc/train/completions.py", "codexpc/train/data.py",
     "codexpc/train/export.py", "codexpc/train/model.py", "codexpc/train/train.py",
     "codexpc/harmony/render.py", "codexpc/harmony/conversation.py", "codexpc/harmony/tools.py",
-    "codexpc/engine/model.py", "codexpc/engine/mxfp4.py", "codexpc/engine/config.py",
+    "codexpc/engine/model.py", "codexpc/engine/mxfp4.py", "codexpc/engine/model_config.py",
 )  # fmt: skip
 
 

@@ -19,8 +19,8 @@ import math
 import torch
 from torch import nn
 
-from codexpc.engine.config import ModelConfig
 from codexpc.engine.model import RMSNorm, Rotary, apply_rotary, swiglu
+from codexpc.engine.model_config import ModelConfig
 from codexpc.engine.mxfp4 import dequantize, quantize
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from codexpc.engine.config import TINY, ModelConfig
+from codexpc.engine.model_config import TINY, ModelConfig
 from codexpc.harmony.encoding import load_encoding
 from codexpc.train.data import Example, make_examples
 from codexpc.train.model import TrainModel

@@ -124,10 +124,10 @@ def check_answer(mode: Mode, answer: Answer) -> list[str]:
 
 
 def verify_checkpoint(checkpoint: Path, encoding: HarmonyEncoding) -> list[str]:
-    """Greedy answers to the probe requests through the torch engine on the CPU; problems found."""
+    """Greedy answers to the probe requests through the paged engine on the CPU; problems found."""
     from codexpc.engine.factory import create_engine
 
-    engine = create_engine("torch", model=MODEL_NAME, checkpoint=checkpoint, device="cpu")
+    engine = create_engine("paged", model=MODEL_NAME, checkpoint=checkpoint, device="cpu")
     try:
         probes = probe_bodies()
         answers = answer_all(engine, encoding, [body for _, body in probes])

@@ -10,10 +10,14 @@ head, D head dim; a layer's cache is k, v [num_blocks, block_size, KV, D].
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from codexpc.engine.model import attention_reference
+
+if TYPE_CHECKING:
+    from codexpc.engine.paged.kernel_plan import KernelPlan
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,17 @@ def paged_attention_reference(q: torch.Tensor, k_cache: torch.Tensor, v_cache: t
     return torch.cat(outs, dim=0)
 
 
-def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
-                    sinks: torch.Tensor, batch: PagedBatch, window: int) -> torch.Tensor:
+def paged_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, sinks: torch.Tensor,
+                    batch: PagedBatch, window: int, pdl: bool = False) -> torch.Tensor:
     """The Triton path: same function as `paged_attention_reference`."""
     from codexpc.engine.kernels.attention_triton import launch_attention  # needs triton
 
-    return launch_attention(q, k_cache, v_cache, sinks, batch, window)
+    return launch_attention(q, k_cache, v_cache, sinks, batch, window, pdl)
+
+
+def attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, sinks: torch.Tensor,
+              batch: PagedBatch, window: int, plan: KernelPlan) -> torch.Tensor:
+    """The step's attention as `plan` runs it: the kernel, or the reference."""
+    if not plan.kernels:
+        return paged_attention_reference(q, k_cache, v_cache, sinks, batch, window)
+    return paged_attention(q, k_cache, v_cache, sinks, batch, window, plan.pdl)

@@ -91,7 +91,7 @@ def _block_q(max_query_len: int, q_per_kv: int) -> int:
 
 
 def launch_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, sinks: torch.Tensor,
-                     batch: PagedBatch, window: int) -> torch.Tensor:
+                     batch: PagedBatch, window: int, pdl: bool = False) -> torch.Tensor:
     """q [T, KV * QM, D] -> [T, KV * QM * D]. The new tokens' K/V must already be in the cache."""
     t, heads, d = q.shape
     _, page, n_kv, _ = k_cache.shape
@@ -99,7 +99,7 @@ def launch_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     if batch.max_query_len == 1:
         splits = decode_splits(batch.context_lens.shape[0], n_kv)
         if splits > 1:
-            return launch_decode_split(q, k_cache, v_cache, sinks, batch, window, splits)
+            return launch_decode_split(q, k_cache, v_cache, sinks, batch, window, splits, pdl)
     out = torch.empty(t, heads * d, dtype=q.dtype, device=q.device)
     block_q = _block_q(batch.max_query_len, qm)
     grid = (batch.context_lens.shape[0], triton.cdiv(batch.max_query_len, block_q), n_kv)
@@ -197,7 +197,7 @@ def decode_splits(num_seqs: int, kv_heads: int) -> int:
 
 
 def launch_decode_split(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, sinks: torch.Tensor,
-                        batch: PagedBatch, window: int, splits: int) -> torch.Tensor:
+                        batch: PagedBatch, window: int, splits: int, pdl: bool = False) -> torch.Tensor:
     """One new token per sequence: q [B, KV * QM, D] -> [B, KV * QM * D], keys split `splits` ways."""
     t, heads, d = q.shape
     _, page, n_kv, _ = k_cache.shape
@@ -210,8 +210,8 @@ def launch_decode_split(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.T
         q, k_cache, v_cache, acc, m, l_sum, batch.query_start, batch.context_lens, batch.block_tables,
         q.stride(0), batch.block_tables.stride(0), LOG2E / math.sqrt(d),
         WINDOW=int(window), KV=n_kv, QM=heads // n_kv, D=d, PAGE=page, BLOCK_M=max(16, triton.next_power_of_2(heads // n_kv)),
-        BLOCK_N=64, SPLITS=splits, num_warps=4, num_stages=2, **launch_args(q),
+        BLOCK_N=64, SPLITS=splits, num_warps=4, num_stages=2, **launch_args(q, pdl),
     )
     _decode_merge_kernel[(b, heads)](acc, m, l_sum, sinks, out, batch.query_start, out.stride(0),
-                                     HEADS=heads, D=d, SPLITS=splits, num_warps=1, **launch_args(q))
+                                     HEADS=heads, D=d, SPLITS=splits, num_warps=1, **launch_args(q, pdl))
     return out

@@ -48,7 +48,7 @@ TILES = (4, 1024, 4)
 
 
 def launch_gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                tiles: tuple[int, int, int] | None = None) -> torch.Tensor:
+                tiles: tuple[int, int, int] | None = None, pdl: bool = False) -> torch.Tensor:
     """x [T, K] -> x @ weight.T + bias [T, N] in x's dtype (the sums in fp32, rounded once)."""
     n, k = weight.shape
     t = x.shape[0]
@@ -56,5 +56,5 @@ def launch_gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
     y = torch.empty(t, n, dtype=x.dtype, device=x.device)
     bn, bk, warps = tiles or TILES
     _gemv_kernel[(triton.cdiv(n, bn), t)](x, weight, bias, y, x.stride(0), weight.stride(0), y.stride(0), K=k, N=n,
-                                          BN=bn, BK=bk, num_warps=warps, **launch_args(x))
+                                          BN=bn, BK=bk, num_warps=warps, **launch_args(x, pdl))
     return y

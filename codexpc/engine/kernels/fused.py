@@ -1,7 +1,7 @@
-"""The small per-layer operations, fused: RMSNorm (with the residual add before it), the
-router (its matmul, top-k and softmax), and RoPE with the KV-cache write. Each has its plain PyTorch
-reference here, composed of the model's own functions; the Triton kernels are in
-fused_triton.py, and tests/test_kernels_gpu.py compares the two.
+"""The small per-layer operations, fused: RMSNorm (with the residual add before it), RoPE with the
+KV-cache write, and the projections at one token. Each has its plain PyTorch reference here, the
+one the engine's reference path runs; the Triton kernels are in fused_triton.py, and
+tests/test_kernels_gpu.py compares the two. The router is routing.py's.
 
 At batch 1 a decode step of the 20b was about 1,200 kernels, most of them these operations
 spelled as 8-15 elementwise kernels each; one kernel apiece leaves about a dozen a layer.
@@ -9,10 +9,15 @@ spelled as 8-15 elementwise kernels each; one kernel apiece leaves about a dozen
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from codexpc.engine.kernels.attention import write_kv
 from codexpc.engine.model import apply_rotary
+
+if TYPE_CHECKING:
+    from codexpc.engine.paged.kernel_plan import KernelPlan
 
 
 def add_rmsnorm_reference(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor,
@@ -27,19 +32,6 @@ def add_rmsnorm_reference(x: torch.Tensor, y: torch.Tensor | None, scale: torch.
     return s, (t * scale).to(x.dtype)
 
 
-def route_reference(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """logits [T, E] -> ids [T, k] int64 (best first), weights [T, k] fp32."""
-    top = torch.topk(logits, k=k, dim=-1, sorted=True)
-    # gpt-oss quirk: softmax over the k chosen logits only.
-    return top.indices, torch.softmax(top.values.float(), dim=-1)
-
-
-def router_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                     k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The router: x [T, H] -> logits [T, E] in x's dtype (the model's linear), then route_reference."""
-    return route_reference(torch.nn.functional.linear(x, weight, bias), k)
-
-
 def rope_write_kv_reference(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, k_cache: torch.Tensor,
                             v_cache: torch.Tensor, slots: torch.Tensor, heads: int) -> torch.Tensor:
     """qkv [T, (heads + 2 KV) * D] -> q [T, heads, D] rotated; k rotated and v into their cache slots."""
@@ -51,59 +43,41 @@ def rope_write_kv_reference(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Ten
     return qk[:, :heads]
 
 
-def add_rmsnorm(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor,
-                eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def add_rmsnorm(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor, eps: float,
+                plan: KernelPlan) -> tuple[torch.Tensor, torch.Tensor]:
+    if not plan.kernels:
+        return add_rmsnorm_reference(x, y, scale, eps)
     from codexpc.engine.kernels.fused_triton import launch_add_rmsnorm  # needs triton
 
-    total, out, _ = launch_add_rmsnorm(x, y, scale, eps)
+    total, out, _ = launch_add_rmsnorm(x, y, scale, eps, pdl=plan.pdl)
     return total, out
 
 
-def add_rmsnorm_packed(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor,
-                       eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def add_rmsnorm_packed(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor, eps: float,
+                       pdl: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """add_rmsnorm, and the norm also as the MoE GEMV's f16 pairs (moe_gemv_triton.pack_activations
-    of it, from fp32: one launch instead of a second pass over the norm)."""
+    of it, from fp32: one launch instead of a second pass over the norm). Kernels only."""
     from codexpc.engine.kernels.fused_triton import launch_add_rmsnorm  # needs triton
 
-    total, out, packed = launch_add_rmsnorm(x, y, scale, eps, pack=True)
+    total, out, packed = launch_add_rmsnorm(x, y, scale, eps, pack=True, pdl=pdl)
     assert packed is not None
     return total, out, packed
 
 
-def route(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from codexpc.engine.kernels.fused_triton import launch_route  # needs triton
-
-    return launch_route(logits, k)
-
-
-def linear(x: torch.Tensor, layer: torch.nn.Linear) -> torch.Tensor:
-    """layer(x); one token (batch-1 decode) through our GEMV (dense_gemv_triton.py), else the
-    layer itself (cuBLAS). The reference is the layer."""
-    if x.shape[0] != 1 or layer.bias is None:
+def linear(x: torch.Tensor, layer: torch.nn.Linear, plan: KernelPlan) -> torch.Tensor:
+    """layer(x); up to plan.linear_gemv_max_tokens tokens (batch-1 decode's qkv and out) through
+    our GEMV (dense_gemv_triton.py), else the layer itself (cuBLAS). The reference is the layer."""
+    if not plan.linear_gemv(x.shape[0]) or layer.bias is None:
         return layer(x)
     from codexpc.engine.kernels.dense_gemv_triton import launch_gemv  # needs triton
 
-    return launch_gemv(x, layer.weight, layer.bias)
-
-
-# Tokens up to which the router's matmul is the GEMV of dense_gemv_triton.py rather than cuBLAS's
-# (each token reads the whole gate weight, from L2 after the first: cheap for decode batches only).
-ROUTER_MAX_TOKENS = 128
-ROUTER_TILES = (2, 1024, 4)  # two logits a program: 16 programs a token at 32 experts
-
-
-def router(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """router_reference; up to ROUTER_MAX_TOKENS tokens the matmul is our GEMV (at batch 1
-    cuBLAS spent a split-K GEMV and its reduction, about 6 us a layer, on a 32 x 2880 matmul)."""
-    if x.shape[0] > ROUTER_MAX_TOKENS:
-        return route(torch.nn.functional.linear(x, weight, bias), k)
-    from codexpc.engine.kernels.dense_gemv_triton import launch_gemv  # needs triton
-
-    return route(launch_gemv(x, weight, bias, ROUTER_TILES), k)
+    return launch_gemv(x, layer.weight, layer.bias, pdl=plan.pdl)
 
 
 def rope_write_kv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, k_cache: torch.Tensor,
-                  v_cache: torch.Tensor, slots: torch.Tensor, heads: int) -> torch.Tensor:
+                  v_cache: torch.Tensor, slots: torch.Tensor, heads: int, plan: KernelPlan) -> torch.Tensor:
+    if not plan.kernels:
+        return rope_write_kv_reference(qkv, cos, sin, k_cache, v_cache, slots, heads)
     from codexpc.engine.kernels.fused_triton import launch_rope_write_kv  # needs triton
 
-    return launch_rope_write_kv(qkv, cos, sin, k_cache, v_cache, slots, heads)
+    return launch_rope_write_kv(qkv, cos, sin, k_cache, v_cache, slots, heads, plan.pdl)

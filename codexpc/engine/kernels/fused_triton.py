@@ -1,4 +1,5 @@
-"""Triton kernels of the fused small operations (see fused.py for the references)."""
+"""Triton kernels of the fused small operations (see fused.py for the references; the router's
+top-k is in routing_triton.py)."""
 
 from __future__ import annotations
 
@@ -37,28 +38,6 @@ def _add_rmsnorm_kernel(x_ptr, y_ptr, scale_ptr, sum_ptr, out_ptr, packed_ptr, s
 
 
 @triton.jit
-def _route_kernel(logits_ptr, ids_ptr, weights_ptr, stride_l, E: tl.constexpr, BLOCK_E: tl.constexpr,
-                  K: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr = False):
-    row = tl.program_id(0).to(tl.int64)
-    cols = tl.arange(0, BLOCK_E)
-    kk = tl.arange(0, BLOCK_K)
-    wait_for_inputs(PDL)
-    logit = tl.load(logits_ptr + row * stride_l + cols, mask=cols < E, other=float("-inf")).to(tl.float32)
-    best = tl.max(logit, axis=0)
-    ids = tl.zeros([BLOCK_K], dtype=tl.int64)
-    w = tl.zeros([BLOCK_K], dtype=tl.float32)
-    for j in tl.static_range(K):  # the k largest, best first; ties go to the lower expert id
-        top = tl.max(logit, axis=0)
-        idx = tl.min(tl.where(logit == top, cols, BLOCK_E), axis=0)
-        ids = tl.where(kk == j, idx.to(tl.int64), ids)
-        w = tl.where(kk == j, tl.exp(top - best), w)
-        logit = tl.where(cols == idx, float("-inf"), logit)
-    # gpt-oss quirk: softmax over the k chosen logits only.
-    tl.store(ids_ptr + row * K + kk, ids, mask=kk < K)
-    tl.store(weights_ptr + row * K + kk, w / tl.sum(w, axis=0), mask=kk < K)
-
-
-@triton.jit
 def _rope_write_kv_kernel(qkv_ptr, cos_ptr, sin_ptr, q_ptr, k_ptr, v_ptr, slots_ptr, stride_qkv, stride_cs, stride_q,
                           HEADS: tl.constexpr, KV: tl.constexpr, D: tl.constexpr, PDL: tl.constexpr = False):
     t = tl.program_id(0).to(tl.int64)
@@ -91,7 +70,7 @@ def _rope_write_kv_kernel(qkv_ptr, cos_ptr, sin_ptr, q_ptr, k_ptr, v_ptr, slots_
 # A decode step's norms are one program a token, latency-bound: at one token 16 warps take 2.15 us
 # a launch against 2.49 with 4 (H100, bench/decode_b1_probe.py); prefill rows keep 4.
 def launch_add_rmsnorm(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Tensor, eps: float,
-                       pack: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                       pack: bool = False, pdl: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """-> (x + y, the norm, and with `pack` the norm as [T, H/8, 4] int32 f16 pairs, else None)."""
     t, h = x.shape
     total = torch.empty_like(x) if y is not None else x
@@ -104,28 +83,19 @@ def launch_add_rmsnorm(x: torch.Tensor, y: torch.Tensor | None, scale: torch.Ten
     _add_rmsnorm_kernel[(t,)](x, yy, scale, total, out, packed_f16, x.stride(0), yy.stride(0),
                               yy.stride(1) if j > 1 else 0, total.stride(0), out.stride(0), packed_f16.stride(0),
                               float(eps), H=h, BLOCK=triton.next_power_of_2(h), HAS_Y=y is not None, J=j, PACK=pack,
-                              num_warps=16 if t <= 64 else 4, **launch_args(x))
+                              num_warps=16 if t <= 64 else 4, **launch_args(x, pdl))
     return total, out, packed
 
 
-def launch_route(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    t, e = logits.shape
-    ids = torch.empty(t, k, dtype=torch.int64, device=logits.device)
-    weights = torch.empty(t, k, dtype=torch.float32, device=logits.device)
-    _route_kernel[(t,)](logits, ids, weights, logits.stride(0), E=e, BLOCK_E=triton.next_power_of_2(e), K=k,
-                        BLOCK_K=triton.next_power_of_2(k), num_warps=1, **launch_args(logits))
-    return ids, weights
-
-
 def launch_rope_write_kv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, k_cache: torch.Tensor,
-                         v_cache: torch.Tensor, slots: torch.Tensor, heads: int) -> torch.Tensor:
+                         v_cache: torch.Tensor, slots: torch.Tensor, heads: int, pdl: bool = False) -> torch.Tensor:
     n = qkv.shape[0]
     kv_heads, d = k_cache.shape[-2:]
     assert qkv.stride(1) == 1 and k_cache.is_contiguous() and v_cache.is_contiguous() and cos.stride() == sin.stride()
     q = torch.empty(n, heads, d, dtype=qkv.dtype, device=qkv.device)
     _rope_write_kv_kernel[(n, heads + 2 * kv_heads)](
         qkv, cos, sin, q, k_cache, v_cache, slots, qkv.stride(0), cos.stride(0), q.stride(0),
-        HEADS=heads, KV=kv_heads, D=d, num_warps=1, **launch_args(qkv),
+        HEADS=heads, KV=kv_heads, D=d, num_warps=1, **launch_args(qkv, pdl),
     )
     return q
 

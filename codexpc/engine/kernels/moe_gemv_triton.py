@@ -237,21 +237,20 @@ def pack_activations(a: torch.Tensor) -> torch.Tensor:
     return pairs.view(torch.int32).view(t, k // 8, 4)
 
 
-# The PTX group sum where the code runs on a GPU (Triton's interpreter cannot run inline assembly).
-ASM_DECODE = True
-
 # (rows per program, K step, warps, look-ahead loads) of each launch by tokens: the best of
 # bench/moe_gemv_probe.py's sweep on an H100 (bench/results/moe_gemv_probe-v6b-h100.txt). At one
 # token the small programs all fit on the GPU at once and loading each step's weights before
 # summing the one before pays (up+down 28.4 against 31.7 us a layer); from two tokens it does not.
-UP_TILES = {1: (8, 256, 1, True), 2: (8, 512, 2, False)}
-DOWN_TILES = {1: (8, 512, 2, True), 2: (16, 256, 2, False)}
-MORE_TOKENS_TILES = (16, 512, 4, False)
+GemvTiles = tuple[int, int, int, bool]
+UP_TILES: dict[int, GemvTiles] = {1: (8, 256, 1, True), 2: (8, 512, 2, False)}
+DOWN_TILES: dict[int, GemvTiles] = {1: (8, 512, 2, True), 2: (16, 256, 2, False)}
+MORE_TOKENS_TILES: GemvTiles = (16, 512, 4, False)
 
 
-def _asm(x: torch.Tensor) -> bool:
-    """The PTX needs the fp8 conversion of sm_89 and later (Ada, Hopper, Blackwell)."""
-    return ASM_DECODE and x.is_cuda and torch.cuda.get_device_capability(x.device) >= (8, 9)
+def _asm(x: torch.Tensor, asm: bool) -> bool:
+    """The PTX group sum (KernelPlan.moe_gemv_asm) where it can run: it needs the fp8 conversion of
+    sm_89 and later (Ada, Hopper, Blackwell); Triton's interpreter cannot run inline assembly."""
+    return asm and x.is_cuda and torch.cuda.get_device_capability(x.device) >= (8, 9)
 
 
 def _words(blocks: torch.Tensor) -> torch.Tensor:
@@ -260,38 +259,40 @@ def _words(blocks: torch.Tensor) -> torch.Tensor:
 
 
 def gemv_up(x: torch.Tensor, ids: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor,
-            limit: float, alpha: float) -> torch.Tensor:
+            limit: float, alpha: float, asm: bool = True, pdl: bool = False,
+            tiles: GemvTiles | None = None) -> torch.Tensor:
     """x [T, H] (or its pack_activations form [T, H/8, 4]), ids [T, k] -> h [T * k, I/8, 4]
-    int32: slot t * k + j's SwiGLU output, packed for gemv_down."""
+    int32: slot t * k + j's SwiGLU output, packed for gemv_down. `tiles`: a bench's sweep; None,
+    UP_TILES by tokens."""
     e, n, groups, _ = blocks.shape  # n = 2I
     topk = ids.shape[1]
     act = x if x.dtype == torch.int32 else pack_activations(x)
     w = _words(blocks)
     h = torch.empty(ids.numel(), n // 16, 4, dtype=torch.int32, device=x.device)
-    bn, bk, warps, prefetch = UP_TILES.get(ids.shape[0], MORE_TOKENS_TILES)
+    bn, bk, warps, prefetch = tiles or UP_TILES.get(ids.shape[0], MORE_TOKENS_TILES)
     grid = (ids.numel(), triton.cdiv(n, bn))
     _gemv_up_kernel[grid](
         act, ids, w, scales, bias, h.view(torch.float16), act.stride(0), w.stride(0), scales.stride(0),
         scales.stride(1), bias.stride(0), h.stride(0) * 2, float(limit), float(alpha),
-        K=groups * 32, N=n, TOPK=topk, BN=bn, BK=bk, ASM=_asm(x), PREFETCH=prefetch, num_warps=warps,
-        **launch_args(x),
+        K=groups * 32, N=n, TOPK=topk, BN=bn, BK=bk, ASM=_asm(x, asm), PREFETCH=prefetch, num_warps=warps,
+        **launch_args(x, pdl),
     )
     return h
 
 
 def gemv_down(h: torch.Tensor, ids: torch.Tensor, route: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor,
-              bias: torch.Tensor) -> torch.Tensor:
+              bias: torch.Tensor, asm: bool = True, pdl: bool = False, tiles: GemvTiles | None = None) -> torch.Tensor:
     """h [T * k, I/8, 4] (gemv_up's) -> y [T, k, H] fp32: each slot's expert output times its
     routing weight."""
     e, n, groups, _ = blocks.shape  # n = H
     w = _words(blocks)
     route = route.float().contiguous()
     y = torch.empty(ids.shape[0], ids.shape[1], n, dtype=torch.float32, device=h.device)
-    bn, bk, warps, prefetch = DOWN_TILES.get(ids.shape[0], MORE_TOKENS_TILES)
+    bn, bk, warps, prefetch = tiles or DOWN_TILES.get(ids.shape[0], MORE_TOKENS_TILES)
     grid = (ids.numel(), triton.cdiv(n, bn))
     _gemv_down_kernel[grid](
         h, ids, route, w, scales, bias, y, h.stride(0), w.stride(0), scales.stride(0), scales.stride(1),
-        bias.stride(0), y.stride(1), K=groups * 32, N=n, BN=bn, BK=bk, ASM=_asm(h), PREFETCH=prefetch,
-        num_warps=warps, **launch_args(h),
+        bias.stride(0), y.stride(1), K=groups * 32, N=n, BN=bn, BK=bk, ASM=_asm(h, asm), PREFETCH=prefetch,
+        num_warps=warps, **launch_args(h, pdl),
     )
     return y

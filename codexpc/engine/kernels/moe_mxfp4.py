@@ -1,28 +1,38 @@
-"""The MoE experts with MXFP4 weights: a Triton kernel pair, and the plain reference beside it.
+"""The MoE experts with MXFP4 weights: the one plain reference, and the dispatch to the kernels.
 
-The token-slots (token t's j-th chosen expert is slot t * k + j) are sorted by expert and each
-expert's run is padded to a multiple of BLOCK_M, so one program computes BLOCK_M slots of one
-expert against a tile of that expert's weights. The weights stay MXFP4 in memory and are
-dequantized tile by tile inside the K loop: each weight byte is read once per program, and
-at batch 1 the kernel reads 4.25 bits per weight instead of the 16 that a dequantized copy
-costs. Two launches:
-- up:   h[p] = swiglu(x[token(p)] @ W1[e].T + b1[e])   (SwiGLU fused: the pairs of gate/up
-        columns sit side by side in one N tile, so the [*, 2I] product never reaches memory);
-- down: y[slot(p)] = weight(p) * (h[p] @ W2[e].T + b2[e]); then y is summed over the k slots.
+`moe_reference` is the maths of gpt-oss's experts in PyTorch: the plain model
+(codexpc.engine.model.MLPBlock), the paged engine's reference path and the kernel tests all run
+it. The kernels, picked by the step's token count (KernelPlan.moe_kernel):
+- up to ~8 tokens, a GEMV pair that reads each slot's expert straight from the router's ids
+  (moe_gemv_triton.py);
+- up to ~4k tokens, Triton's scaled dot over the slots sorted by expert (moe_scaled_triton.py;
+  the order from moe_order_triton.py);
+- beyond, row blocks over a bf16 copy of the layer's experts (moe_mxfp4_triton.py).
+Each kernel returns the k slots of a token unsummed, weighted by their routing weights: the
+model sums them inside its next add + RMSNorm.
 
-Shapes: T tokens, k experts per token, S = T * k slots, P padded slots, E experts, H hidden,
-I expert width; W1 [E, 2I, H] and W2 [E, H, I] as MXFP4 (blocks [E, rows, cols/32, 16] u8,
-scales [E, rows, cols/32] u8).
+Shapes: T tokens, k experts per token, S = T * k slots (token t's j-th expert is slot t * k + j),
+P padded slots, E experts, H hidden, I expert width; W1 [E, 2I, H] and W2 [E, H, I] as MXFP4
+(blocks [E, rows, cols/32, 16] u8, scales [E, rows, cols/32] u8).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from codexpc.engine.model import SWIGLU_ALPHA, swiglu
 from codexpc.engine.mxfp4 import dequantize
+
+if TYPE_CHECKING:
+    from codexpc.engine.kernels.moe_mxfp4_triton import Tiles
+    from codexpc.engine.paged.kernel_plan import KernelPlan
+
+SWIGLU_ALPHA = 1.702
+# (token, expert) routes up to which experts are gathered per token rather than grouped per expert;
+# 16 routes of the 20b dequantize to 0.8 GiB of bf16.
+GATHER_MAX_ROUTES = 16
 
 
 @dataclass(frozen=True)
@@ -42,16 +52,56 @@ class ExpertWeights:
         return self.w1_blocks.shape[0]
 
 
+def swiglu(x: torch.Tensor, limit: float, alpha: float = SWIGLU_ALPHA) -> torch.Tensor:
+    """[T, 2I] -> [T, I]."""
+    # gpt-oss quirk: gate and up are interleaved (even, odd columns), not two halves.
+    gate, up = x[..., 0::2], x[..., 1::2]
+    # gpt-oss quirk: the gate is clamped above only, the up projection on both sides.
+    gate = gate.clamp(max=limit)
+    up = up.clamp(min=-limit, max=limit)
+    # gpt-oss quirk: sigmoid with gain alpha, and (up + 1) rather than up.
+    return gate * torch.sigmoid(alpha * gate) * (up + 1)
+
+
 def moe_reference(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights) -> torch.Tensor:
-    """Dequantize each chosen expert, then matmul. x [T, H]; ids, weights [T, k] -> [T, H]."""
+    """x [T, H]; ids, weights [T, k] -> [T, H] in x's dtype: the weighted sum of the chosen experts.
+
+    Few routes (decoding): dequantize each token's chosen experts and use them directly, with no
+    host sync. Many (prefill): dequantize each expert once and run the tokens that chose it.
+    """
+    if ids.numel() <= GATHER_MAX_ROUTES:
+        return _gathered(x, ids, weights, w)
+    return _grouped(x, ids, weights, w)
+
+
+def _gathered(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights) -> torch.Tensor:
+    w1 = dequantize(w.w1_blocks[ids], w.w1_scales[ids], x.dtype)  # [T, k, 2I, H]
+    h = torch.einsum("tkoh,th->tko", w1, x) + w.b1[ids]  # [T, k, 2I]
+    h = swiglu(h, w.limit)  # [T, k, I]
+    w2 = dequantize(w.w2_blocks[ids], w.w2_scales[ids], x.dtype)  # [T, k, H, I]
+    y = torch.einsum("tkhi,tki->tkh", w2, h) + w.b2[ids]  # [T, k, H]
+    return torch.einsum("tkh,tk->th", y.float(), weights.float()).to(x.dtype)
+
+
+def _grouped(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights) -> torch.Tensor:
     out = torch.zeros_like(x, dtype=torch.float32)
     for e in torch.unique(ids).tolist():
         rows, slot = torch.where(ids == e)  # tokens that chose e, and in which of their k slots
         h = x[rows] @ dequantize(w.w1_blocks[e], w.w1_scales[e], x.dtype).T + w.b1[e]  # [n, 2I]
         h = swiglu(h, w.limit)  # [n, I]
         y = h @ dequantize(w.w2_blocks[e], w.w2_scales[e], x.dtype).T + w.b2[e]  # [n, H]
-        out.index_add_(0, rows, y.float() * weights[rows, slot, None].float())
+        # index_put_ rather than index_add_: the same sum, and index_add_ is slow on CPUs.
+        out.index_put_((rows,), y.float() * weights[rows, slot, None].float(), accumulate=True)
     return out.to(x.dtype)
+
+
+def experts(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights, plan: KernelPlan,
+            packed: torch.Tensor | None = None) -> torch.Tensor:
+    """The experts as `plan` runs them, for the next add + RMSNorm (which takes either form): the
+    reference's [T, H] in x's dtype, or the kernels' weighted slots [T, k, H] fp32."""
+    if not plan.kernels:
+        return moe_reference(x, ids, weights, w)
+    return moe_mxfp4_slots(x, ids, weights, w, plan, packed)
 
 
 @dataclass(frozen=True)
@@ -65,16 +115,14 @@ class ExpertOrder:
     block_m: int
 
 
-ORDER_KERNEL = True  # moe_order_triton's one launch on CUDA where it fits (bench switch)
-
-
 def order_by_expert(ids: torch.Tensor, num_experts: int, block_m: int, kernel: bool | None = None) -> ExpertOrder:
-    """`kernel` (None: on CUDA where it fits) runs moe_order_triton's one launch instead."""
+    """`kernel` (None: on CUDA where it fits) runs moe_order_triton's one launch instead of the
+    dozen PyTorch kernels below (its test compares the two)."""
     flat = ids.flatten()  # [S]
     s = flat.numel()
     capacity = -(-(s + num_experts * (block_m - 1)) // block_m) * block_m
     if kernel is None:
-        kernel = ORDER_KERNEL and ids.is_cuda
+        kernel = ids.is_cuda
     if kernel:
         from codexpc.engine.kernels.moe_order_triton import fits, launch_order  # needs triton
 
@@ -104,38 +152,29 @@ def pick_block_m(num_slots: int, num_experts: int) -> int:
     return 128
 
 
-# Slots per expert from which a bf16 copy of the layer's experts pays: each weight tile is then
-# used by several row blocks, and dequantizing it once beats dequantizing it in each of them.
-DENSE_MIN_SLOTS_PER_EXPERT = 512
-
-
-# Tokens up to which the GEMV kernels (moe_gemv_triton.py) run instead of sorted blocks: each
-# slot then reads its expert on its own, which pays only while few slots share an expert
-# (H100, one layer: v5's GEMV 43 us against the scaled dot's 70 at 1 token, 192 against 284 at 8;
-# v6's f16 GEMV is 149 at 8, so the cross-over may now sit nearer 16 tokens: not measured).
-GEMV_MAX_TOKENS = 8
-
-# The kernels for 9 tokens up to the bf16-copy size: "scaled" (moe_scaled_triton.py, Triton's
-# scaled dot) or "rows" (moe_mxfp4_triton.py's row blocks, v4's path; a bench switch).
-MANY_TOKENS_KERNEL = "scaled"
-
-
-def moe_mxfp4_slots(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights,
+def moe_mxfp4_slots(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights, plan: KernelPlan,
                     packed: torch.Tensor | None = None) -> torch.Tensor:
-    """Each slot's routing weight times its expert's output, [T, k, H] fp32, unsummed: the
-    model sums the k slots inside its next add + RMSNorm. `packed`: x as the GEMV's f16 pairs
-    (fused.add_rmsnorm_packed), used up to GEMV_MAX_TOKENS; else they are made here."""
+    """Each slot's routing weight times its expert's output, [T, k, H] fp32, unsummed, through the
+    kernel `plan` picks for T tokens. `packed`: x as the GEMV's f16 pairs
+    (fused.add_rmsnorm_packed), used by the GEMV; else they are made here."""
     t, k = ids.shape
-    if t <= GEMV_MAX_TOKENS:
+    kernel = plan.moe_kernel(t, w.num_experts, k)
+    if kernel == "gemv":
         from codexpc.engine.kernels.moe_gemv_triton import gemv_down, gemv_up  # needs triton
 
         ids = ids.contiguous()
         h = gemv_up(x if packed is None else packed, ids, w.w1_blocks, w.w1_scales, w.b1, w.limit,
-                    SWIGLU_ALPHA)  # [T * k, I/8, 4] f16 pairs
-        return gemv_down(h, ids, weights, w.w2_blocks, w.w2_scales, w.b2)
-    if MANY_TOKENS_KERNEL == "scaled" and t * k < DENSE_MIN_SLOTS_PER_EXPERT * w.num_experts:
+                    SWIGLU_ALPHA, asm=plan.moe_gemv_asm, pdl=plan.pdl)  # [T * k, I/8, 4] f16 pairs
+        return gemv_down(h, ids, weights, w.w2_blocks, w.w2_scales, w.b2, asm=plan.moe_gemv_asm, pdl=plan.pdl)
+    if kernel == "scaled":
         return _scaled(x, ids, weights, w)
-    return _row_blocks(x, ids, weights, w, None)
+    return dense_rows(x, ids, weights, w)
+
+
+def moe_mxfp4(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights,
+              plan: KernelPlan) -> torch.Tensor:
+    """The kernels' path summed: same function as `moe_reference`. x [T, H] -> [T, H]."""
+    return moe_mxfp4_slots(x, ids, weights, w, plan).sum(dim=1).to(x.dtype)
 
 
 def _scaled(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights) -> torch.Tensor:
@@ -149,29 +188,17 @@ def _scaled(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: Expert
     return y.view(t, k, -1)
 
 
-def moe_mxfp4(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights,
-              dense: bool | None = None) -> torch.Tensor:
-    """The Triton path: same function as `moe_reference`. x [T, H] bf16 -> [T, H].
-
-    `dense` None: the engine's choice by batch size (moe_mxfp4_slots); True or False: the
-    row-block kernels, with or without a bf16 copy of the layer's experts made first.
-    """
-    slots = moe_mxfp4_slots(x, ids, weights, w) if dense is None else _row_blocks(x, ids, weights, w, dense)
-    return slots.sum(dim=1).to(x.dtype)
-
-
-def _row_blocks(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights,
-                dense: bool | None) -> torch.Tensor:
-    """The row-block kernel pair -> [T, k, H] fp32, each slot weighted, not yet summed."""
+def dense_rows(x: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor, w: ExpertWeights,
+               tiles: Tiles | None = None) -> torch.Tensor:
+    """Row blocks over a bf16 copy of the layer's experts -> [T, k, H] fp32, each slot weighted, not
+    yet summed. `tiles`: the kernels' tile shape (a bench's sweep); None, the measured default."""
     from codexpc.engine.kernels.moe_mxfp4_triton import dequantize_all, launch_down, launch_up  # needs triton
 
     t, k = ids.shape
-    if dense is None:
-        dense = t * k >= DENSE_MIN_SLOTS_PER_EXPERT * w.num_experts
     order = order_by_expert(ids, w.num_experts, pick_block_m(t * k, w.num_experts))
-    w1 = dequantize_all(w.w1_blocks, w.w1_scales, x.dtype) if dense else None
-    h = launch_up(x, order, w.w1_blocks, w.w1_scales, w.b1, k, w.limit, SWIGLU_ALPHA, w1)  # [P, I]
+    w1 = dequantize_all(w.w1_blocks, w.w1_scales, x.dtype)
+    h = launch_up(x, order, w1, w.b1, k, w.limit, SWIGLU_ALPHA, tiles)  # [P, I]
     del w1  # one layer's bf16 copy at a time: W1's is freed before W2's is made
-    w2 = dequantize_all(w.w2_blocks, w.w2_scales, x.dtype) if dense else None
-    y = launch_down(h, order, w.w2_blocks, w.w2_scales, w.b2, weights.flatten().float(), t * k, w2)  # [S, H]
+    w2 = dequantize_all(w.w2_blocks, w.w2_scales, x.dtype)
+    y = launch_down(h, order, w2, w.b2, weights.flatten().float(), t * k, tiles)  # [S, H]
     return y.view(t, k, -1)

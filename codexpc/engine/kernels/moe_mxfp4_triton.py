@@ -1,6 +1,16 @@
-"""Triton kernels of the MXFP4 MoE (see moe_mxfp4.py for the layout and the reference).
+"""Triton kernels of the MoE for big steps (about 4k tokens and more): row blocks over a bf16 copy.
 
-Imported only where Triton is installed (GPU machines, or TRITON_INTERPRET=1 on a CPU).
+The token-slots are sorted by expert and each expert's run padded to a multiple of BLOCK_M
+(moe_mxfp4.order_by_expert), so one program computes BLOCK_M slots of one expert against a tile
+of that expert's weights. At these sizes every expert serves hundreds of slots: each weight tile
+is used by several row blocks, so the layer's experts are dequantized once into a bf16 copy
+(`dequantize_all`, one layer at a time) rather than decoded in every block. Two launches:
+- up:   h[p] = swiglu(x[token(p)] @ W1[e].T + b1[e])   (SwiGLU fused: the pairs of gate/up
+        columns sit side by side in one N tile, so the [*, 2I] product never reaches memory);
+- down: y[slot(p)] = weight(p) * (h[p] @ W2[e].T + b2[e]); then y is summed over the k slots.
+`_dequant_tile`, the exact e2m1 decode, also serves moe_scaled_triton.py where Triton has no
+scaled dot (its CPU interpreter). Imported only where Triton is installed (GPU machines, or
+TRITON_INTERPRET=1 on a CPU).
 """
 
 from __future__ import annotations
@@ -18,24 +28,17 @@ if TYPE_CHECKING:
 
 @triton.jit
 def _dequant_tile(codes_ptr, scales_ptr, rows, row_ok, k0, K: tl.constexpr, stride_row, stride_srow,
-                  BK: tl.constexpr, FAST_E2M1: tl.constexpr):
+                  BK: tl.constexpr):
     """MXFP4 rows[:] x [k0, k0 + BK) -> [BN, BK] fp32 (exact). Bytes hold two e2m1 codes, low nibble first."""
     kb = k0 // 2 + tl.arange(0, BK // 2)  # byte columns
     raw = tl.load(codes_ptr + rows[:, None] * stride_row + kb[None, :],
                   mask=row_ok[:, None] & (kb[None, :] < K // 2), other=0)  # [BN, BK/2] u8
     codes = tl.reshape(tl.join(raw & 0xF, raw >> 4), (raw.shape[0], BK)).to(tl.int32)  # low nibble first
-    if FAST_E2M1:
-        # The code's 3 magnitude bits (e e m) land on float32's exponent low bits and mantissa
-        # top bit; that float is the e2m1 value times 2^-126 (e == 0 gives the subnormal 2^-127
-        # for 0.5), so one multiply restores it: six integer/float ops per value, not twenty.
-        bits = ((codes & 8) << 28) | ((codes & 7) << 22)
-        val = bits.to(tl.float32, bitcast=True) * 8.507059173023462e37  # 2^126
-    else:
-        e = (codes >> 1) & 3
-        m = (codes & 1).to(tl.float32)
-        # e2m1: e == 0 is subnormal (0 or 0.5); otherwise (1 + m / 2) * 2^(e - 1).
-        mag = tl.where(e == 0, 0.5 * m, (2.0 + m) * (1 << e).to(tl.float32) * 0.25)
-        val = tl.where((codes & 8) != 0, -mag, mag)
+    # The code's 3 magnitude bits (e e m) land on float32's exponent low bits and mantissa top
+    # bit; that float is the e2m1 value times 2^-126 (e == 0 gives the subnormal 2^-127 for 0.5),
+    # so one multiply restores it: six integer/float ops per value, not twenty.
+    bits = ((codes & 8) << 28) | ((codes & 7) << 22)
+    val = bits.to(tl.float32, bitcast=True) * 8.507059173023462e37  # 2^126
     ks = k0 // 32 + tl.arange(0, BK // 32)
     s = tl.load(scales_ptr + rows[:, None] * stride_srow + ks[None, :],
                 mask=row_ok[:, None] & (ks[None, :] < K // 32), other=127).to(tl.int32)  # [BN, BK/32]
@@ -46,24 +49,19 @@ def _dequant_tile(codes_ptr, scales_ptr, rows, row_ok, k0, K: tl.constexpr, stri
 
 
 @triton.jit
-def _weight_tile(w_ptr, s_ptr, rows, row_ok, k0, K: tl.constexpr, stride_row, stride_srow,
-                 BK: tl.constexpr, DENSE: tl.constexpr, FAST_E2M1: tl.constexpr):
-    """[BN, BK] of one expert's weight: from MXFP4, or from a bf16 copy made for a big batch."""
-    if DENSE:
-        kk = k0 + tl.arange(0, BK)
-        return tl.load(w_ptr + rows[:, None].to(tl.int64) * K + kk[None, :],
-                       mask=row_ok[:, None] & (kk[None, :] < K), other=0.0)
-    else:
-        return _dequant_tile(w_ptr, s_ptr, rows, row_ok, k0, K, stride_row, stride_srow, BK, FAST_E2M1)
+def _weight_tile(w_ptr, rows, row_ok, k0, K: tl.constexpr, BK: tl.constexpr):
+    """[BN, BK] of one expert's bf16 copy."""
+    kk = k0 + tl.arange(0, BK)
+    return tl.load(w_ptr + rows[:, None].to(tl.int64) * K + kk[None, :], mask=row_ok[:, None] & (kk[None, :] < K),
+                   other=0.0)
 
 
 @triton.jit
-def _dequant_all_kernel(w_ptr, s_ptr, out_ptr, num_rows, K: tl.constexpr, BR: tl.constexpr, BK: tl.constexpr,
-                        FAST_E2M1: tl.constexpr):
+def _dequant_all_kernel(w_ptr, s_ptr, out_ptr, num_rows, K: tl.constexpr, BR: tl.constexpr, BK: tl.constexpr):
     rows = tl.program_id(0) * BR + tl.arange(0, BR)
     k0 = tl.program_id(1) * BK
     ok = rows < num_rows
-    val = _dequant_tile(w_ptr, s_ptr, rows.to(tl.int64), ok, k0, K, K // 2, K // 32, BK, FAST_E2M1)
+    val = _dequant_tile(w_ptr, s_ptr, rows.to(tl.int64), ok, k0, K, K // 2, K // 32, BK)
     kk = k0 + tl.arange(0, BK)
     tl.store(out_ptr + rows[:, None].to(tl.int64) * K + kk[None, :], val.to(out_ptr.dtype.element_ty),
              mask=ok[:, None] & (kk[None, :] < K))
@@ -86,10 +84,10 @@ def _grouped_pid(N: tl.constexpr, BN: tl.constexpr, GROUP_M: tl.constexpr):
 
 # num_slots (tokens x k) changes every step: no specialization on it (see attention_triton.py).
 @triton.jit(do_not_specialize=["num_slots"])
-def _moe_up_kernel(x_ptr, w_ptr, s_ptr, b_ptr, h_ptr, sorted_ptr, block_expert_ptr, num_padded_ptr,
-                   num_slots, K: tl.constexpr, N: tl.constexpr, stride_x, stride_we, stride_wn, stride_se, stride_sn, stride_be, stride_h,
+def _moe_up_kernel(x_ptr, w_ptr, b_ptr, h_ptr, sorted_ptr, block_expert_ptr, num_padded_ptr,
+                   num_slots, K: tl.constexpr, N: tl.constexpr, stride_x, stride_we, stride_be, stride_h,
                    limit, alpha, TOPK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                   DENSE: tl.constexpr, FAST_E2M1: tl.constexpr, GROUP_M: tl.constexpr):
+                   GROUP_M: tl.constexpr):
     pid_m, pid_n = _grouped_pid(N, BN, GROUP_M)
     if pid_m * BM >= tl.load(num_padded_ptr):
         return
@@ -104,8 +102,7 @@ def _moe_up_kernel(x_ptr, w_ptr, s_ptr, b_ptr, h_ptr, sorted_ptr, block_expert_p
     for k0 in range(0, K, BK):
         kk = k0 + tl.arange(0, BK)
         a = tl.load(x_ptr + tokens[:, None] * stride_x + kk[None, :], mask=valid[:, None] & (kk[None, :] < K), other=0.0)
-        w = _weight_tile(w_ptr + e * stride_we, s_ptr + e * stride_se, cols, col_ok, k0, K, stride_wn, stride_sn,
-                         BK, DENSE, FAST_E2M1)
+        w = _weight_tile(w_ptr + e * stride_we, cols, col_ok, k0, K, BK)
         acc = tl.dot(a, tl.trans(w.to(a.dtype)), acc)  # bf16 operands on the GPU
     acc += tl.load(b_ptr + e * stride_be + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
     # gpt-oss quirk: gate and up interleave (even, odd columns); clamp gate above, up both sides.
@@ -119,10 +116,9 @@ def _moe_up_kernel(x_ptr, w_ptr, s_ptr, b_ptr, h_ptr, sorted_ptr, block_expert_p
 
 
 @triton.jit(do_not_specialize=["num_slots"])
-def _moe_down_kernel(h_ptr, w_ptr, s_ptr, b_ptr, y_ptr, route_ptr, sorted_ptr, block_expert_ptr, num_padded_ptr,
-                     num_slots, K: tl.constexpr, N: tl.constexpr, stride_h, stride_we, stride_wn, stride_se, stride_sn, stride_be, stride_y,
-                     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, DENSE: tl.constexpr,
-                     FAST_E2M1: tl.constexpr, GROUP_M: tl.constexpr):
+def _moe_down_kernel(h_ptr, w_ptr, b_ptr, y_ptr, route_ptr, sorted_ptr, block_expert_ptr, num_padded_ptr,
+                     num_slots, K: tl.constexpr, N: tl.constexpr, stride_h, stride_we, stride_be, stride_y,
+                     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr):
     pid_m, pid_n = _grouped_pid(N, BN, GROUP_M)
     if pid_m * BM >= tl.load(num_padded_ptr):
         return
@@ -136,16 +132,12 @@ def _moe_down_kernel(h_ptr, w_ptr, s_ptr, b_ptr, y_ptr, route_ptr, sorted_ptr, b
     for k0 in range(0, K, BK):
         kk = k0 + tl.arange(0, BK)
         a = tl.load(h_ptr + rows_p[:, None].to(tl.int64) * stride_h + kk[None, :], mask=kk[None, :] < K, other=0.0)
-        w = _weight_tile(w_ptr + e * stride_we, s_ptr + e * stride_se, cols, col_ok, k0, K, stride_wn, stride_sn,
-                         BK, DENSE, FAST_E2M1)
+        w = _weight_tile(w_ptr + e * stride_we, cols, col_ok, k0, K, BK)
         acc = tl.dot(a, tl.trans(w.to(a.dtype)), acc)
     acc += tl.load(b_ptr + e * stride_be + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
     route = tl.load(route_ptr + slots, mask=valid, other=0.0)
     acc = acc * route[:, None]
     tl.store(y_ptr + slots[:, None].to(tl.int64) * stride_y + cols[None, :], acc, mask=valid[:, None] & col_ok[None, :])
-
-
-FAST_E2M1 = True  # the bit-placement decode; False selects the plain arithmetic one (tests both)
 
 
 @dataclass(frozen=True)
@@ -157,16 +149,11 @@ class Tiles:
     group_m: int = 8  # row blocks that sweep the column tiles together
 
 
-# Tiles measured best per rows-per-program (bench/fast_engine.py's sweep fills or overrides it).
-TUNED: dict[int, Tiles] = {}
-
-
 def default_tiles(block_m: int) -> Tiles:
     """Measured on an H100 (docs/fast-engine-notes.md): at 16-32 rows the shape hardly matters
     (445-509 us for 64 tokens over seven shapes: the e2m1 decode's ALU work is the limit); at 128
-    rows the bf16-copy path with wide tiles is best (4.1 ms for 8192 tokens, about 400 TFLOP/s)."""
-    if block_m in TUNED:
-        return TUNED[block_m]
+    rows the bf16-copy path with wide tiles is best (4.1 ms for 8192 tokens, about 400 TFLOP/s;
+    bench/fast_engine.py's kernels part sweeps them)."""
     if block_m <= 32:
         return Tiles(64, 64, 4, 3)
     if block_m <= 64:
@@ -181,45 +168,37 @@ def dequantize_all(blocks: torch.Tensor, scales: torch.Tensor, dtype: torch.dtyp
     out = torch.empty(e, n, k, dtype=dtype, device=blocks.device)
     br, bk = 32, 128
     grid = (triton.cdiv(e * n, br), triton.cdiv(k, bk))
-    _dequant_all_kernel[grid](blocks, scales, out, e * n, K=k, BR=br, BK=bk, FAST_E2M1=FAST_E2M1, num_warps=4)
+    _dequant_all_kernel[grid](blocks, scales, out, e * n, K=k, BR=br, BK=bk, num_warps=4)
     return out
 
 
-def launch_up(x: torch.Tensor, order: ExpertOrder, blocks: torch.Tensor, scales: torch.Tensor,
-              bias: torch.Tensor, topk: int, limit: float, alpha: float, dense: torch.Tensor | None = None,
-              tiles: Tiles | None = None) -> torch.Tensor:
-    """-> h [P, I] in x's dtype, row p for sorted slot p (padding rows hold garbage nobody reads)."""
-    e, n, groups, _ = blocks.shape  # n = 2I
-    k = groups * 32
-    w = blocks.view(e, n, groups * 16) if dense is None else dense
+def launch_up(x: torch.Tensor, order: ExpertOrder, w: torch.Tensor, bias: torch.Tensor, topk: int, limit: float,
+              alpha: float, tiles: Tiles | None = None) -> torch.Tensor:
+    """w [E, 2I, H] (dequantize_all's) -> h [P, I] in x's dtype, row p for sorted slot p (padding
+    rows hold garbage nobody reads)."""
+    e, n, k = w.shape  # n = 2I
     p = order.sorted_slots.numel()
     h = torch.empty(p, n // 2, dtype=x.dtype, device=x.device)
     t = tiles or default_tiles(order.block_m)
     grid = (p // order.block_m * triton.cdiv(n, t.bn),)
     _moe_up_kernel[grid](
-        x, w, scales, bias, h, order.sorted_slots, order.block_expert, order.num_padded,
-        x.shape[0] * topk, k, n, x.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1),
-        bias.stride(0), h.stride(0), float(limit), float(alpha),
-        TOPK=topk, BM=order.block_m, BN=t.bn, BK=t.bk, DENSE=dense is not None, FAST_E2M1=FAST_E2M1,
-        GROUP_M=t.group_m, num_warps=t.warps, num_stages=t.stages,
+        x, w, bias, h, order.sorted_slots, order.block_expert, order.num_padded,
+        x.shape[0] * topk, k, n, x.stride(0), w.stride(0), bias.stride(0), h.stride(0), float(limit), float(alpha),
+        TOPK=topk, BM=order.block_m, BN=t.bn, BK=t.bk, GROUP_M=t.group_m, num_warps=t.warps, num_stages=t.stages,
     )
     return h
 
 
-def launch_down(h: torch.Tensor, order: ExpertOrder, blocks: torch.Tensor, scales: torch.Tensor,
-                bias: torch.Tensor, route: torch.Tensor, num_slots: int, dense: torch.Tensor | None = None,
-                tiles: Tiles | None = None) -> torch.Tensor:
-    """-> y [S, H] fp32: each slot's expert output times its routing weight."""
-    e, n, groups, _ = blocks.shape  # n = H
-    k = groups * 32
-    w = blocks.view(e, n, groups * 16) if dense is None else dense
+def launch_down(h: torch.Tensor, order: ExpertOrder, w: torch.Tensor, bias: torch.Tensor, route: torch.Tensor,
+                num_slots: int, tiles: Tiles | None = None) -> torch.Tensor:
+    """w [E, H, I] (dequantize_all's) -> y [S, H] fp32: each slot's expert output times its routing weight."""
+    e, n, k = w.shape  # n = H
     y = torch.empty(num_slots, n, dtype=torch.float32, device=h.device)
     t = tiles or default_tiles(order.block_m)
     grid = (order.sorted_slots.numel() // order.block_m * triton.cdiv(n, t.bn),)
     _moe_down_kernel[grid](
-        h, w, scales, bias, y, route, order.sorted_slots, order.block_expert, order.num_padded,
-        num_slots, k, n, h.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1),
-        bias.stride(0), y.stride(0), BM=order.block_m, BN=t.bn, BK=t.bk, DENSE=dense is not None,
-        FAST_E2M1=FAST_E2M1, GROUP_M=t.group_m, num_warps=t.warps, num_stages=t.stages,
+        h, w, bias, y, route, order.sorted_slots, order.block_expert, order.num_padded,
+        num_slots, k, n, h.stride(0), w.stride(0), bias.stride(0), y.stride(0),
+        BM=order.block_m, BN=t.bn, BK=t.bk, GROUP_M=t.group_m, num_warps=t.warps, num_stages=t.stages,
     )
     return y

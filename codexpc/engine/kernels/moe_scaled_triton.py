@@ -1,20 +1,19 @@
 """Triton MoE kernels on `tl.dot_scaled`: Triton's own MXFP4 matmul, for 9 to ~4,000 tokens.
 
-The same row-block scheme as moe_mxfp4_triton.py (BM slots of one expert from
-`order_by_expert` against a tile of that expert's weights), but the product is Triton's scaled
-dot: the activations are its bf16 operand, the MXFP4 weights (bytes and E8M0 scales, as stored)
+Row blocks: BM slots of one expert (sorted by `order_by_expert`) against a tile of that expert's
+weights, the product Triton's scaled dot: the activations are its bf16 operand, the MXFP4 weights (bytes and E8M0 scales, as stored)
 its e2m1 one. On Hopper the compiler streams the weight bytes in with asynchronous copies,
 several stages deep, upcasts them with a lookup table and feeds the tensor cores from registers;
-our row blocks decode e2m1 in the weight tile with integer arithmetic, which bounded them.
-H100, one layer of gpt-oss-20b (bench/moe_scaled_dot.py): 64 tokens 305 us against 375, 512
+v4's row blocks (gone) decoded e2m1 in the weight tile with integer arithmetic, which bounded them.
+H100, one layer of gpt-oss-20b (bench/results/archive/moe_scaled_dot-v5-h100.txt): 64 tokens 305 us against 375, 512
 tokens 805 against 1,161. With the weights as the scaled dot's left operand it was about four
 times slower (1.2 ms at 64 tokens); with one slot a program it lost to the GEMV pair below 9.
 
 - up:   h[p] = swiglu(x[token(p)] @ W1[e].T + b1[e])          h [P, I] in x's dtype
 - down: y[slot(p)] = route(p) * (h[p] @ W2[e].T + b2[e])      y [S, H] fp32, slots unsummed
 
-Without `NATIVE` (Triton's CPU interpreter has no scaled dot) the tile is decoded by the
-row-block kernels' exact decode and multiplied with a plain dot: the same indexing, testable
+Without `NATIVE` (off CUDA: Triton's CPU interpreter has no scaled dot) the tile is decoded by
+moe_mxfp4_triton's exact decode and multiplied with a plain dot: the same indexing, testable
 on a CPU.
 """
 
@@ -46,7 +45,7 @@ def _mx_tile_dot(a, w_ptr, s_ptr, cols, col_ok, acc, k0, K: tl.constexpr, stride
                      mask=col_ok[:, None] & (ks[None, :] < K // 32), other=127)  # [BN, BK/32] u8
         return tl.dot_scaled(a, None, "bf16", raw_t, sc, "e2m1", acc, fast_math=True)
     else:
-        w = _dequant_tile(w_ptr, s_ptr, cols, col_ok, k0, K, stride_wn, stride_sn, BK, True)
+        w = _dequant_tile(w_ptr, s_ptr, cols, col_ok, k0, K, stride_wn, stride_sn, BK)
         return tl.dot(a, tl.trans(w.to(a.dtype)), acc)
 
 
@@ -109,9 +108,6 @@ def _scaled_down_kernel(h_ptr, w_ptr, s_ptr, b_ptr, y_ptr, route_ptr, sorted_ptr
                  mask=valid[:, None] & col_ok[None, :])
 
 
-NATIVE = True  # tl.dot_scaled on CUDA; else the exact decode and a plain dot (Triton's interpreter)
-
-
 @dataclass(frozen=True)
 class ScaledTiles:
     bn: int  # weight rows per program
@@ -120,7 +116,7 @@ class ScaledTiles:
     stages: int
 
 
-# H100, one layer of gpt-oss-20b (bench/moe_scaled_dot.py): 64 tokens 305 us with these (337 with
+# H100, one layer of gpt-oss-20b (bench/results/archive/moe_scaled_dot-v5-h100.txt): 64 tokens 305 us with these (337 with
 # (64, 256, 4, 3)); 256 and 512 tokens within 1% and 5% of the best of the ten shapes swept.
 UP_TILES = ScaledTiles(128, 64, 4, 5)
 DOWN_TILES = ScaledTiles(128, 128, 4, 3)
@@ -139,7 +135,7 @@ def scaled_up(x: torch.Tensor, order: ExpertOrder, blocks: torch.Tensor, scales:
         x, w, scales, bias, h, order.sorted_slots, order.block_expert, order.num_padded, x.shape[0] * topk,
         x.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1), bias.stride(0), h.stride(0),
         float(limit), float(alpha), K=groups * 32, N=n, TOPK=topk, BM=order.block_m, BN=t.bn, BK=t.bk,
-        NATIVE=NATIVE and x.is_cuda, num_warps=t.warps, num_stages=t.stages,
+        NATIVE=x.is_cuda, num_warps=t.warps, num_stages=t.stages,
     )
     return h
 
@@ -156,7 +152,7 @@ def scaled_down(h: torch.Tensor, order: ExpertOrder, blocks: torch.Tensor, scale
     _scaled_down_kernel[grid](
         h, w, scales, bias, y, route, order.sorted_slots, order.block_expert, order.num_padded, num_slots,
         h.stride(0), w.stride(0), w.stride(1), scales.stride(0), scales.stride(1), bias.stride(0), y.stride(0),
-        K=groups * 32, N=n, BM=order.block_m, BN=t.bn, BK=t.bk, NATIVE=NATIVE and h.is_cuda,
+        K=groups * 32, N=n, BM=order.block_m, BN=t.bn, BK=t.bk, NATIVE=h.is_cuda,
         num_warps=t.warps, num_stages=t.stages,
     )
     return y

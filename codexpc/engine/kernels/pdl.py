@@ -28,20 +28,19 @@ import torch
 import triton
 import triton.language as tl
 
-ENABLED = True  # a bench switch: bench/moe_gemv_probe.py times the step both ways
-
 
 @functools.cache
 def _supported(device: int) -> bool:
     return torch.cuda.get_device_capability(device) >= (9, 0)
 
 
-def launch_args(x: torch.Tensor) -> dict[str, bool]:
-    """The launch's extra arguments: PDL for the kernel's constexpr and Triton's launch_pdl,
-    while a CUDA graph is being captured on a GPU that has it (sm_90+); else none (the kernel's
+def launch_args(x: torch.Tensor, enabled: bool) -> dict[str, bool]:
+    """The launch's extra arguments: PDL for the kernel's constexpr and Triton's launch_pdl, when
+    the plan enables it (KernelPlan.pdl) while a CUDA graph is being captured on a GPU that has it
+    (sm_90+); else none (the kernel's
     PDL defaults to False). Launched one by one from Python, kernels wait on the host, not on
     each other, and the launch attribute only costs time there."""
-    if (ENABLED and x.is_cuda and torch.cuda.is_current_stream_capturing()
+    if (enabled and x.is_cuda and torch.cuda.is_current_stream_capturing()
             and _supported(x.device.index if x.device.index is not None else 0)):
         return {"PDL": True, "launch_pdl": True}
     return {}

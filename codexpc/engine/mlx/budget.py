@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import mlx.core as mx
 
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import mlx.core as mx
 import numpy as np
 
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 
 GROW_STEP = 256  # tokens added to a buffer when it is full (mlx-lm's KVCache grows the same way)
 

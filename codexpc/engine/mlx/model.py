@@ -19,9 +19,9 @@ from typing import Any
 import mlx.core as mx
 import mlx.nn as nn
 
-from codexpc.engine.config import ModelConfig
 from codexpc.engine.mlx.kv_cache import SequenceCache
 from codexpc.engine.model import SWIGLU_ALPHA, yarn_inv_freq
+from codexpc.engine.model_config import ModelConfig
 
 # Routes ((token, expert) pairs) from which the tokens are sorted by expert before the expert
 # matmuls: each expert's rows are then contiguous (mlx-lm sorts from the same count).

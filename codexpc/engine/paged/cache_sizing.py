@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 from codexpc.errors import EngineError
 
 # Tokens per step. The MoE sends each token to experts_per_token of num_experts experts, so

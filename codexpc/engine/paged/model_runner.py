@@ -25,31 +25,13 @@ from codexpc.engine.kernels.attention import PagedBatch
 from codexpc.engine.model import Transformer
 from codexpc.engine.paged.cache_sizing import CacheBudget
 from codexpc.engine.paged.decode_graphs import DecodeGraphs
+from codexpc.engine.paged.kernel_plan import KernelPlan, default_plan
 from codexpc.engine.paged.paged_model import PagedKVCache, PagedModel, StepInputs
 from codexpc.engine.paged.scheduler import SchedulerOutput
 from codexpc.engine.paged.sequence import Sequence
 from codexpc.engine.sampling import draw, sample_rows
 
 log = logging.getLogger(__name__)
-
-# Launch the next decode step before returning this one's tokens (a bench switch).
-RUN_AHEAD = True
-
-# One prompt length per kernel variant (MoE rows per program 16/32/64/128, the bf16-copy path,
-# the attention's query tiles): see pick_block_m, DENSE_MIN_SLOTS_PER_EXPERT and _block_q.
-WARMUP_TOKENS = (1, 40, 400, 1000, 2000, 4096)
-
-
-def kernels_available(device: torch.device) -> bool:
-    if device.type != "cuda":
-        return False
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        log.warning("triton is missing: the paged engine falls back to the reference maths")
-        return False
-    return True
-
 
 @dataclass(frozen=True)
 class HostStep:
@@ -109,6 +91,7 @@ class _Ahead:
 class ModelRunner:
     def __init__(self, model: PagedModel, budget: CacheBudget, graphs: DecodeGraphs | None = None) -> None:
         self.model = model
+        self.plan = model.plan
         self.budget = budget
         self.device = model.cache.k.device
         self.graphs = graphs
@@ -117,17 +100,20 @@ class ModelRunner:
         self._host_tokens: torch.Tensor | None = None  # pinned: the sampled tokens' way back to the host
 
     @classmethod
-    def create(cls, transformer: Transformer, budget: CacheBudget, cuda_graphs: bool = True) -> ModelRunner:
+    def create(cls, transformer: Transformer, budget: CacheBudget, plan: KernelPlan | None = None) -> ModelRunner:
+        """The runner of `transformer` with `plan`'s kernels (None: the device's default_plan)."""
         device = transformer.embedding.weight.device
         dtype = transformer.embedding.weight.dtype
         config = transformer.config
+        plan = plan if plan is not None else default_plan(device)
+        log.info("kernel plan: %s", plan)
         # One block more than the manager hands out: the scratch block of padded graph rows.
         cache = PagedKVCache(config, budget.num_blocks + 1, budget.block_size, dtype, device)
-        model = PagedModel(transformer, cache, kernels_available(device))
+        model = PagedModel(transformer, cache, plan)
         runner = cls(model, budget)
-        if model.use_kernels:
+        if plan.kernels:
             runner.warm_up()
-        if cuda_graphs and model.use_kernels:
+        if plan.cuda_graphs and plan.kernels:
             max_blocks = -(-config.context_length // budget.block_size)
             graphs = DecodeGraphs(model, budget.max_num_seqs, max_blocks, scratch_block=budget.num_blocks)
             graphs.capture()
@@ -148,14 +134,15 @@ class ModelRunner:
         """Compile every kernel variant a step can pick, before any request: a Triton compile
         in the middle of a request would add a second or more to its latency."""
         bs = self.budget.block_size
-        for n in WARMUP_TOKENS:
+        for n in self.plan.warmup_tokens:
             if n > self.budget.max_num_batched_tokens or -(-n // bs) > self.budget.num_blocks:
                 continue
             # Nothing is cached yet, so blocks 0.. may hold garbage; slot = position here.
             table = list(range(-(-n // bs)))
             host = HostStep([0] * n, list(range(n)), [0, n], [n], [table], list(range(n)), [n - 1], [])
             self.model.forward(self._to_device(host))
-        torch.cuda.synchronize(self.device)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def step(self, out: SchedulerOutput, generators: dict[str, torch.Generator]) -> dict[str, int]:
         """Run one scheduled step; returns the sampled token of every sequence that samples."""
@@ -169,7 +156,7 @@ class ModelRunner:
             self.steps_ahead_used += 1
         else:
             logits = self.graphs.run(host.tokens, host.positions, host.block_tables, host.slots)
-        if RUN_AHEAD and all((p + 1) % self.budget.block_size != 0 for p in host.positions):
+        if self.plan.run_ahead and all((p + 1) % self.budget.block_size != 0 for p in host.positions):
             return self._sample_running_ahead(out, host, logits, generators)
         return self._sample(host, logits, generators)
 

@@ -21,12 +21,13 @@ from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
 from codexpc.engine.model import Transformer
 from codexpc.engine.paged.block_manager import BlockManager
 from codexpc.engine.paged.cache_sizing import CacheBudget, budget_for
+from codexpc.engine.paged.kernel_plan import KernelPlan
 from codexpc.engine.paged.model_runner import ModelRunner
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
 from codexpc.engine.paged.sequence import Sequence as Seq
 from codexpc.engine.sampling import make_generator
 from codexpc.engine.threaded_generation import ThreadedGeneration, one_wakeup
-from codexpc.errors import ContextLengthError, RequestError
+from codexpc.errors import ContextLengthError, EngineError, RequestError
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +35,16 @@ IDLE_POLL_S = 0.5
 
 
 class PagedEngine:
-    def __init__(self, model: Transformer, budget: CacheBudget, info: EngineInfo, cuda_graphs: bool = True) -> None:
+    def __init__(self, model: Transformer, budget: CacheBudget, info: EngineInfo,
+                 plan: KernelPlan | None = None) -> None:
         self.info = info
         self.config = model.config
         self.budget = budget
         self.blocks = BlockManager(budget.num_blocks, budget.block_size)
         sched = SchedulerConfig(budget.max_num_seqs, budget.max_num_batched_tokens, info.context_length)
         self.scheduler = Scheduler(sched, self.blocks)
-        self.runner = ModelRunner.create(model, budget, cuda_graphs)
+        self.runner = ModelRunner.create(model, budget, plan)
+        self._weight_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
         self._incoming: queue.Queue[tuple[Seq, ThreadedGeneration]] = queue.Queue()
         self._cancels: queue.Queue[str] = queue.Queue()
         self._live: dict[str, tuple[Seq, ThreadedGeneration, torch.Generator]] = {}
@@ -53,6 +56,8 @@ class PagedEngine:
 
     # ----- the daemon's side (event loop thread) -----
     def submit(self, prompt: Sequence[int], params: SamplingParams, request_id: str) -> ThreadedGeneration:
+        if self._closing:
+            raise EngineError("the engine is closed")
         self._check_prompt(prompt)
         generation = ThreadedGeneration(request_id, len(prompt), asyncio.get_running_loop(),
                                         on_cancel=lambda: self._cancels.put(request_id))
@@ -76,8 +81,16 @@ class PagedEngine:
             "prefix_cache_queries": bm.prefix_queries,
             "prefix_cache_hits": bm.prefix_hits,
             "preemptions": self.scheduler.num_preemptions,
+            "device_memory_bytes": self._memory_bytes(),
             "device": self.info.device,
         }
+
+    def _memory_bytes(self) -> int:
+        """On a GPU, what the allocator holds for tensors; on the CPU, the weights and the KV cache."""
+        if self.runner.device.type == "cuda":
+            return torch.cuda.memory_allocated(self.runner.device)
+        cache = self.runner.model.cache
+        return self._weight_bytes + 2 * cache.k.numel() * cache.k.element_size()
 
     async def close(self) -> None:
         self._closing = True
@@ -159,11 +172,13 @@ class PagedEngine:
                     self._cancels.put(rid)
 
 
-def build_paged_engine(model: Transformer, info: EngineInfo, block_size: int = 16) -> PagedEngine:
-    """The factory's entry: size the cache from what is free once the weights are loaded."""
+def build_paged_engine(model: Transformer, info: EngineInfo, block_size: int = 16,
+                       plan: KernelPlan | None = None) -> PagedEngine:
+    """The factory's entry: size the cache from what is free once the weights are loaded; the
+    kernels are `plan`'s (None: the device's default_plan, built once in ModelRunner.create)."""
     dtype_bytes = model.embedding.weight.element_size()
     budget = budget_for(model.config, model.device, block_size, dtype_bytes)
     log.info("paged engine: %d KV blocks of %d tokens (%.1f GiB), %d sequences, %d tokens per step",
              budget.num_blocks, block_size, budget.kv_bytes / 2**30, budget.max_num_seqs,
              budget.max_num_batched_tokens)
-    return PagedEngine(model, budget, info)
+    return PagedEngine(model, budget, info, plan)

@@ -1,8 +1,10 @@
-"""TorchEngine on the CPU with a tiny random-weight checkpoint: the daemon's view of generation."""
+"""The serving engine (PagedEngine, on the CPU its reference path) with a tiny random-weight
+checkpoint: the daemon's view of generation, and its tokens against the plain model's."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -14,10 +16,11 @@ import torch
 
 from codexpc.checkpoint import open_checkpoint, write_checkpoint
 from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
-from codexpc.engine.config import TINY
 from codexpc.engine.factory import create_engine, resolve_device
 from codexpc.engine.model import Transformer
-from codexpc.engine.torch_engine import TorchEngine
+from codexpc.engine.model_config import TINY
+from codexpc.engine.paged.cache_sizing import CacheBudget
+from codexpc.engine.paged.paged_engine import PagedEngine
 from codexpc.engine.weights import load_model
 from codexpc.errors import ConfigError, ContextLengthError, EngineError, RequestError
 
@@ -34,12 +37,13 @@ def model(checkpoint: Path) -> Transformer:
     return load_model(open_checkpoint(checkpoint), torch.device("cpu"))
 
 
-def make_engine(model: Transformer, context_length: int = TINY.context_length) -> TorchEngine:
-    info = EngineInfo(kind="torch", model="tiny", checkpoint="random", device="cpu", context_length=context_length)
-    return TorchEngine(model, info)
+def make_engine(model: Transformer, context_length: int = TINY.context_length) -> PagedEngine:
+    info = EngineInfo(kind="paged", model="tiny", checkpoint="random", device="cpu", context_length=context_length)
+    # A small cache, set here: the one sized from free memory is for serving.
+    return PagedEngine(model, CacheBudget(16, 64, 4, 256, bytes_per_block=0), info)
 
 
-async def collect(engine: TorchEngine, prompt: list[int], params: SamplingParams, rid: str = "r") -> list[TokenEvent]:
+async def collect(engine: PagedEngine, prompt: list[int], params: SamplingParams, rid: str = "r") -> list[TokenEvent]:
     return [event async for event in engine.submit(prompt, params, rid)]
 
 
@@ -129,22 +133,23 @@ async def test_cancel_ends_iteration_and_frees_the_sequence(model: Transformer) 
     stats = engine.stats()
     await engine.close()
     assert seen[-1] == TokenEvent(None, "cancelled")
-    assert stats["running"] == 0 and stats["kv_cache_bytes"] == 0
+    assert stats["running"] == 0 and stats["kv_blocks_used"] == 0
 
 
 async def test_worker_error_ends_one_generation_not_the_engine(
     model: Transformer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = make_engine(model)
-    real_forward = model.forward
+    paged_model = engine.runner.model
+    real_forward = paged_model.forward
 
-    def failing_forward(tokens: torch.Tensor, kv: object = None, all_logits: bool = False) -> torch.Tensor:
+    def failing_forward(inputs: object) -> torch.Tensor:
         # Fault injection: stands in for a CUDA out-of-memory error, which a CPU cannot produce.
         raise RuntimeError("CUDA out of memory (injected)")
 
-    monkeypatch.setattr(model, "forward", failing_forward)
+    monkeypatch.setattr(paged_model, "forward", failing_forward)
     failed = await collect(engine, PROMPT, GREEDY)
-    monkeypatch.setattr(model, "forward", real_forward)
+    monkeypatch.setattr(paged_model, "forward", real_forward)
     after = await collect(engine, PROMPT, GREEDY)
     await engine.close()
     assert failed[-1].finish_reason == "error" and "out of memory" in (failed[-1].error or "")
@@ -160,12 +165,18 @@ async def test_stats_count_generated_tokens(model: Transformer) -> None:
     assert stats["device"] == "cpu" and stats["device_memory_bytes"] > 100_000_000  # the fp32 embeddings alone: 103 MB
 
 
-async def test_create_engine_torch_loads_the_checkpoint_on_the_cpu(checkpoint: Path) -> None:
-    engine = create_engine("torch", model="tiny", checkpoint=checkpoint, device="cpu")
+async def test_create_engine_torch_is_the_paged_engine_with_a_warning(
+    checkpoint: Path, model: Transformer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The retired kind "torch" still loads (a config from before keeps working) and says so."""
+    with caplog.at_level(logging.WARNING, logger="codexpc.engine.factory"):
+        engine = create_engine("torch", model="tiny", checkpoint=checkpoint, device="cpu")
     events = [e async for e in engine.submit(PROMPT, GREEDY, "factory")]
     await engine.close()
-    assert engine.info.kind == "torch" and engine.info.device == "cpu"
+    assert any('engine "torch" is retired' in r.getMessage() and '"paged"' in r.getMessage() for r in caplog.records)
+    assert engine.info.kind == "paged" and engine.info.device == "cpu"
     assert engine.info.context_length == TINY.context_length
+    assert [e.token_id for e in events] == greedy_by_recompute(model, PROMPT, 8)
     assert len(events) == 8 and events[-1].finish_reason == "length"
 
 

@@ -1,4 +1,7 @@
-"""The model's shape: one frozen dataclass, built once from a checkpoint's config."""
+"""The model's shape: one frozen dataclass, built once from a checkpoint's config.json.
+
+Not the daemon's configuration (listeners, models, limits): that is `codexpc.config`.
+"""
 
 from __future__ import annotations
 

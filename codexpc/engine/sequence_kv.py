@@ -1,4 +1,5 @@
-"""The KV cache of one sequence: every layer's keys and values, grown as the sequence grows.
+"""The plain model's KV cache of one sequence: every layer's keys and values in one contiguous
+tensor, grown as the sequence grows (the paged engine's block cache is paged/paged_model.py's).
 
 Every layer keeps every position, the sliding-window layers included: attention reads only the
 window's tail of them, and keeping all of them lets a later turn reuse the whole prefix.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from codexpc.engine.config import ModelConfig
+from codexpc.engine.model_config import ModelConfig
 
 GROWTH_QUANTUM = 256  # tokens; capacity is a multiple of this
 
