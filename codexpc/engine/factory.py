@@ -34,7 +34,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str = "auto",
-                  remote: RemoteEngineConfig | None = None) -> Engine:
+                  remote: RemoteEngineConfig | None = None, constrained_decoding: bool = True) -> Engine:
     """`remote`: the vLLM servers of engine "vllm" (the model entry's settings); others ignore it."""
     if kind == "scripted":
         return _scripted(model, checkpoint)
@@ -43,7 +43,7 @@ def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str
 
         return build_vllm_engine(model, remote or RemoteEngineConfig())
     if kind in ("torch", "paged"):
-        return _load(kind, model, _need_checkpoint(kind, checkpoint), resolve_device(device))
+        return _load(kind, model, _need_checkpoint(kind, checkpoint), resolve_device(device), constrained_decoding)
     raise ConfigError(f"unknown engine kind {kind!r} (one of {', '.join(ENGINE_KINDS)})")
 
 
@@ -53,7 +53,7 @@ def _need_checkpoint(kind: str, checkpoint: Path | None) -> Path:
     return checkpoint
 
 
-def _load(kind: str, model: str, checkpoint: Path, device: torch.device) -> Engine:
+def _load(kind: str, model: str, checkpoint: Path, device: torch.device, constrained_decoding: bool) -> Engine:
     # Imported here so that the scripted engine works without the checkpoint package's readers.
     from codexpc.checkpoint import open_checkpoint
     from codexpc.engine.weights import load_model
@@ -67,6 +67,7 @@ def _load(kind: str, model: str, checkpoint: Path, device: torch.device) -> Engi
         checkpoint=str(checkpoint),
         device=str(device),
         context_length=ckpt.config.context_length,
+        constrained_decoding=constrained_decoding,
     )
     if kind == "paged":
         from codexpc.engine.paged.paged_engine import build_paged_engine

@@ -13,16 +13,20 @@ import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from codexpc.constrain.matcher import constraint_stats
 from codexpc.engine.api import EngineInfo, FinishReason, SamplingParams, TokenEvent
 from codexpc.engine.kv_cache import SequenceKV
 from codexpc.engine.model import Transformer
 from codexpc.engine.sampling import make_generator, sample
 from codexpc.engine.threaded_generation import ThreadedGeneration
 from codexpc.errors import ContextLengthError, EngineError, RequestError
+
+if TYPE_CHECKING:
+    from codexpc.constrain.matcher import SequenceMatcher
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,7 @@ class _Sequence:
     cancelled: bool = False  # set from the loop thread
     # Held by the worker while it steps this sequence; cancel frees the KV at once when it is free.
     lock: threading.Lock = field(default_factory=threading.Lock)
+    matcher: SequenceMatcher | None = None  # params.constraint's state for this sequence
 
 
 class TorchEngine:
@@ -88,6 +93,7 @@ class TorchEngine:
             "kv_cache_bytes": kv_bytes,
             "device_memory_bytes": memory,
             "device": str(device),
+            **constraint_stats(self.info),
         }
 
     async def close(self) -> None:
@@ -173,7 +179,11 @@ class TorchEngine:
                 return
         else:
             logits = self.model(torch.tensor(seq.output[-1:], dtype=torch.long), seq.kv)
-        token = sample(logits[-1], seq.params, seq.generator)
+        if seq.matcher is None and seq.params.constraint is not None:
+            seq.matcher = seq.params.constraint.start()
+        token = sample(logits[-1], seq.params, seq.generator, seq.matcher)
+        if seq.matcher is not None:
+            seq.matcher.consume(token)
         seq.output.append(token)
         self._tokens_generated += 1
         reason = self._finish_reason(seq, token)
