@@ -24,7 +24,7 @@ from codexpc.engine.paged.paged_engine import PagedEngine
 from codexpc.engine.torch_engine import TorchEngine
 from codexpc.engine.weights import load_model
 from codexpc.harmony.decoder import stop_token_ids
-from codexpc.harmony.render import RenderOptions, RenderedPrompt, render_responses
+from codexpc.harmony.render import RenderedPrompt, RenderOptions, render_responses
 
 MAX_NEW = 48
 

@@ -65,6 +65,10 @@ class SequenceMatcher:
     def is_accepting(self) -> bool:
         return self._matcher.is_accepting()
 
+    def finished(self) -> bool:
+        """The grammar is complete (the turn's <|call|> or <|return|> is consumed)."""
+        return self._matcher.is_stopped()
+
     def consume(self, token: int) -> bool:
         """Advance past the sampled token; False (and switched off) if the grammar refused it."""
         if not self.active:
@@ -102,9 +106,9 @@ def fill_bitmask(matchers: Sequence[SequenceMatcher | None], bitmask: torch.Tens
         m.unsafe_compute_mask_ptr(bitmask.data_ptr() + i * row_bytes, row_bytes)
     elif jobs:
         _pool().unsafe_compute_mask_ptr(jobs, bitmask.data_ptr(), row_bytes, bitmask.shape[0])
-    for i, m in enumerate(matchers):
-        if m is not None and m.active and m._matcher.is_error():
-            m._switch_off("llguidance failed computing its mask")
+    for i, seq in enumerate(matchers):
+        if seq is not None and seq.active and seq._matcher.is_error():
+            seq._switch_off("llguidance failed computing its mask")
             bitmask[i].fill_(-1)
 
 

@@ -117,7 +117,7 @@ def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Genera
 
 # ----- constrained rows -----
 
-_BITS = {}  # device -> uint8 [8]: 1, 2, 4, ... 128
+_BITS: dict[torch.device, torch.Tensor] = {}  # device -> uint8 [8]: 1, 2, 4, ... 128
 
 
 def constraint_bitmask(matchers: Sequence[SequenceMatcher | None], vocab_size: int) -> torch.Tensor | None:

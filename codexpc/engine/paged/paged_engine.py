@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from codexpc.constrain.matcher import consume_all, constraint_stats
+from codexpc.constrain.matcher import constraint_stats, consume_all
 from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
 from codexpc.engine.model import Transformer
 from codexpc.engine.paged.block_manager import BlockManager
