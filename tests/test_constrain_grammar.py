@@ -134,3 +134,18 @@ def test_a_json_final_format_constrains_only_the_final_answer(encoding: HarmonyE
     assert accepts(encoding, '<|channel|>analysis<|message|>free text<|end|><|start|>assistant<|channel|>final'
                    '<|message|>{"n": 3}<|return|>', final=final)
     assert not accepts(encoding, "<|channel|>final<|message|>three<|return|>", final=final)
+
+
+def test_a_custom_tool_from_the_registry_is_constrained_by_its_lark_grammar(encoding: HarmonyEncoding) -> None:
+    from pathlib import Path
+
+    from codexpc.harmony.tools import registry_from_responses
+
+    lark = (Path(__file__).parent / "fixtures" / "codex-apply-patch" / "tool_apply_patch.lark").read_text()
+    registry, _ = registry_from_responses([{"type": "custom", "name": "apply_patch", "description": "edit files",
+                                            "format": {"type": "grammar", "syntax": "lark", "definition": lark}}])
+    good = ("<|channel|>commentary to=functions.apply_patch code<|message|>*** Begin Patch\n*** Add File: a.txt\n"
+            "+hello\n*** End Patch\n<|call|>")
+    assert accepts(encoding, good, registry)
+    assert not accepts(encoding, good.replace("*** Add File", "*** Make File"), registry)
+    assert not accepts(encoding, good.replace(" code", " <|constrain|>json"), registry)
