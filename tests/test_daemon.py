@@ -123,7 +123,7 @@ class DaemonProcess:
 
     def unix_client(self, **kwargs: object) -> httpx.Client:
         transport = httpx.HTTPTransport(uds=str(self.socket_path))
-        return httpx.Client(transport=transport, base_url="http://codexpc", timeout=30, **kwargs)  # type: ignore[arg-type]
+        return httpx.Client(transport=transport, base_url="http://codexpc", **{"timeout": 30, **kwargs})  # type: ignore[arg-type]
 
     def tcp_client(self, with_token: bool = True) -> httpx.Client:
         headers = {"authorization": f"Bearer {self.token}"} if self.token and with_token else {}

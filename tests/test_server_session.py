@@ -28,7 +28,7 @@ from codexpc.server.session import Session, merge_deltas
 STRICT: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
 LINES = [
     r"request=(resp_\w+) harmony append tokens=\d+ user_parts=1 messages=\d+ dropped_reasoning=0",
-    r"request=(resp_\w+) decoder start tools=0",
+    r"request=(resp_\w+) decoder start tools=0 constrained=no",
     r"request=(resp_\w+) stream start temperature=0.7 top_p=1.0 max_tokens=\d+ prompt_tokens=\d+ cached_tokens=0",
     r"request=(resp_\w+) first token id=200005 ms=[\d.]+",
     r"request=(resp_\w+) first delta len=\d+ kind=reasoning",

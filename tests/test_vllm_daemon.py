@@ -50,14 +50,14 @@ def paged(tiny_checkpoint: Path) -> Iterator[Engine]:
 
 
 class VllmDaemon:
-    def __init__(self, backend_url: str) -> None:
+    def __init__(self, backend_url: str, *more_backends: str) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="cxv-"))  # short: socket paths are limited
         self.log_path = self.folder / "daemon.log"
         config = self.folder / "config.toml"
         config.write_text(
             f'default_model = "gpt-oss-120b"\n[listen]\nport = 0\nhosts = ["127.0.0.1"]\n'
             f'socket = "{self.folder / "run" / "codexpc.sock"}"\n'
-            f'[models."gpt-oss-120b"]\nengine = "vllm"\nbackends = ["{backend_url}"]\n'
+            f'[models."gpt-oss-120b"]\nengine = "vllm"\nbackends = {json.dumps([backend_url, *more_backends])}\n'
             f"retry_initial_s = 0.2\nread_timeout_s = 10\n")
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(config)], stdout=log,
@@ -155,3 +155,26 @@ def test_daemon_with_engine_vllm_serves_the_local_engines_answer_and_survives_th
             assert health.json()["engine"]["stats"]["backends"][0]["state"] == "down"
     finally:
         daemon.stop()
+
+
+@pytest.mark.slow
+def test_one_conversation_stays_on_one_backend_by_its_prompt_cache_key(paged: Engine) -> None:
+    """Codex's prompt_cache_key reaches the vLLM engine as the routing key: every turn of one
+    conversation goes to the back end that holds its prefix; other conversations spread."""
+    first, _f1, record1 = create_standin(paged, max_model_len=8192)
+    second, _f2, record2 = create_standin(paged, max_model_len=8192)
+    with serve_in_thread(first) as url1, serve_in_thread(second) as url2:
+        daemon = VllmDaemon(url1, url2)
+        try:
+            with daemon.client() as http:
+                for conversation in ("conv-a", "conv-b", "conv-c", "conv-d", "conv-e", "conv-f"):
+                    before = (len(record1.requests), len(record2.requests))
+                    for _turn in range(3):
+                        reply = http.post("/v1/responses", json={**BODY, "model": "gpt-oss-120b",
+                                                                 "prompt_cache_key": conversation})
+                        assert reply.status_code == 200, reply.text
+                    grew = (len(record1.requests) - before[0], len(record2.requests) - before[1])
+                    assert sorted(grew) == [0, 3], (conversation, grew)  # all three turns on one back end
+            assert record1.requests and record2.requests  # six conversations used both
+        finally:
+            daemon.stop()

@@ -49,6 +49,10 @@ def show(info: dict[str, Any], socket_path: str) -> None:
     say(f"  model       {info.get('model')} (engine {engine.get('kind')}, {engine.get('state')}, device {info.get('device')})")
     say(f"  checkpoint  {info.get('checkpoint')}")
     say(f"  context     {engine.get('context_length')} tokens")
+    stats = engine.get("stats") or {}
+    if "constrained_decoding" in stats:
+        state = "on" if stats["constrained_decoding"] else "off (validation only)"
+        say(f"  constrained decoding {state}; {stats.get('constraint_failures', 0)} sequences fell back")
     say(f"  uptime      {format_duration(float(info.get('uptime_s', 0)))}; in flight {info.get('in_flight', 0)}; reloads {info.get('reloads', 0)}")
     memory = info.get("memory", {})
     if memory:

@@ -106,7 +106,8 @@ def _model(name: str, value: Any, problems: Problems) -> ModelEntry | None:
     if not isinstance(value, Mapping):
         problems.add(f'models."{name}" must be a table')
         return None
-    t = Table(value, where, allowed={"engine", "checkpoint", "aliases"} | _REMOTE_KEYS, problems=problems)
+    allowed = {"engine", "checkpoint", "aliases", "constrained_decoding"} | _REMOTE_KEYS
+    t = Table(value, where, allowed=allowed, problems=problems)
     aliases = t.strings("aliases")
     engine = cast(EngineKind, t.choice("engine", ENGINE_KINDS, "auto"))
     given = sorted(_REMOTE_KEYS & set(value))
@@ -117,6 +118,7 @@ def _model(name: str, value: Any, problems: Problems) -> ModelEntry | None:
         engine=engine,
         checkpoint=t.path("checkpoint"),
         aliases=with_colon_alias(name, aliases),
+        constrained_decoding=t.boolean("constrained_decoding", True),
         remote=_remote(t) if engine == "vllm" else None,
     )
 

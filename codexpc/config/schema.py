@@ -45,6 +45,9 @@ class ModelEntry:
     checkpoint: Path | None = None  # a folder or file; the scripted engine needs none
     aliases: tuple[str, ...] = ()
     remote: RemoteEngineConfig | None = None  # engine "vllm" only
+    # Grammar-constrained decoding (codexpc/constrain/): the model's output cannot break Harmony
+    # and tool arguments follow their schemas. On by default; `false` leaves only validation.
+    constrained_decoding: bool = True
 
     @property
     def names(self) -> tuple[str, ...]:

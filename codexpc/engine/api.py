@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from codexpc.constrain.matcher import Constraint
 
 # Why a generation ended:
 # - "stop": a token from `stop_token_ids` was sampled (and was yielded as the last token);
@@ -29,6 +32,9 @@ class SamplingParams:
     # Which conversation this is (Codex's prompt_cache_key): an engine with several back ends
     # sends one conversation to the same one, where its prefix is cached. Local engines ignore it.
     routing_key: str | None = None
+    # Grammar-constrained decoding (codexpc/constrain/): each sequence gets its own matcher from
+    # it and samples only tokens its grammar allows. None: unconstrained, at no cost.
+    constraint: Constraint | None = None
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -70,6 +76,9 @@ class EngineInfo:
     checkpoint: str  # path, or a description for the scripted engine
     device: str  # "cpu", "cuda:0", ...
     context_length: int
+    # The logits' width when the engine applies SamplingParams.constraint's token masks (the
+    # paged engine); None: it takes none, and the daemon builds no constraints for it.
+    mask_vocab_size: int | None = None
 
 
 class Generation(Protocol):

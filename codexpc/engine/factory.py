@@ -87,6 +87,7 @@ def _load(kind: str, model: str, checkpoint: Path, device: torch.device) -> Engi
         checkpoint=str(checkpoint),
         device=str(device),
         context_length=ckpt.config.context_length,
+        mask_vocab_size=ckpt.config.vocab_size,  # the paged engine masks its logits (constrain/)
     )
     from codexpc.engine.paged.paged_engine import build_paged_engine
 

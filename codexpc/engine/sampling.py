@@ -7,16 +7,27 @@ cumulative distribution (in float64, so that the choice does not hang on the ord
 On a GPU that is one small transfer a step instead of the whole distribution (201k floats) a
 token, and the chosen tokens stay on the device, where the next decode step can start from them
 before the host has seen them (paged/model_runner.py runs steps ahead).
+
+Constrained rows (SamplingParams.constraint, codexpc/constrain/) arrive with a bitmask row
+each: int32 [B, ceil(V / 32)], filled on the CPU (constraint_bitmask) while the device runs the
+step, copied over with the other settings, and expanded there into -inf on the tokens that
+would break the row's grammar, for greedy and sampled rows alike. A batch without constrained
+rows builds no mask and pays nothing.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from codexpc.engine.api import SamplingParams
+
+if TYPE_CHECKING:
+    from codexpc.constrain.matcher import SequenceMatcher
 
 
 def make_generator(seed: int | None) -> torch.Generator:
@@ -34,7 +45,8 @@ def draw(params: SamplingParams, generator: torch.Generator | None) -> float:
     return float(torch.rand((), generator=generator, dtype=torch.float64))
 
 
-def sample_rows(logits: torch.Tensor, params: Sequence[SamplingParams], uniforms: Sequence[float]) -> torch.Tensor:
+def sample_rows(logits: torch.Tensor, params: Sequence[SamplingParams], uniforms: Sequence[float],
+                bitmask: torch.Tensor | None = None) -> torch.Tensor:
     """logits [B, V] -> one token id a row, int64 [B] on logits' device. Row b is greedy if its
     temperature is 0, else drawn with uniforms[b] from softmax(logits / temperature) cut to the
     top-p nucleus: the smallest set of the most likely tokens whose mass reaches top_p (the most
@@ -43,8 +55,12 @@ def sample_rows(logits: torch.Tensor, params: Sequence[SamplingParams], uniforms
     Nothing here waits for the GPU: the settings go over through pinned memory (a plain copy
     from a Python list would first drain the stream), and the distribution is left unnormalized
     (exp(x - max), then its cumulative sum: torch's softmax over one 201k row is one thread
-    block, 49 us on an H100, bench/results/sampling_probe-h100.txt)."""
+    block, 49 us on an H100, bench/results/sampling_probe-h100.txt).
+
+    `bitmask` (CPU int32 [B, W], from constraint_bitmask): the tokens each row may pick."""
     dev = logits.device
+    if bitmask is not None:
+        logits = apply_bitmask(logits, bitmask)
     if all(p.temperature == 0 for p in params):
         return logits.argmax(dim=-1)
     temps = [p.temperature if p.temperature > 0 else 1.0 for p in params]
@@ -92,6 +108,41 @@ def _on(dev: torch.device, values: list[float] | list[bool], dtype: torch.dtype)
     return t.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else t
 
 
-def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:
-    """logits [V] (any device) -> one token id."""
-    return int(sample_rows(logits[None], [params], [draw(params, generator)])[0].item())
+def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator,
+           matcher: SequenceMatcher | None = None) -> int:
+    """logits [V] (any device) -> one token id (under the matcher's mask when given)."""
+    bitmask = constraint_bitmask([matcher], logits.shape[-1])
+    return int(sample_rows(logits[None], [params], [draw(params, generator)], bitmask)[0].item())
+
+
+# ----- constrained rows -----
+
+_BITS: dict[torch.device, torch.Tensor] = {}  # device -> uint8 [8]: 1, 2, 4, ... 128
+
+
+def constraint_bitmask(matchers: Sequence[SequenceMatcher | None], vocab_size: int) -> torch.Tensor | None:
+    """The rows' masks on the CPU (int32 [B, ceil(V / 32)], pinned), or None when no row is
+    constrained. llguidance fills the rows in parallel, outside the GIL."""
+    if all(m is None or not m.active for m in matchers):
+        return None
+    from codexpc.constrain.matcher import fill_bitmask, new_bitmask  # llguidance only when used
+
+    bitmask = new_bitmask(len(matchers), vocab_size)
+    fill_bitmask(matchers, bitmask)
+    return bitmask
+
+
+def apply_bitmask(logits: torch.Tensor, bitmask: torch.Tensor) -> torch.Tensor:
+    """logits [B, V] with -inf where the row's bit is clear; the mask goes over as 1/32 of the
+    logits' size and is expanded on the device, a byte at a time (8x less scratch than int32)."""
+    dev = logits.device
+    b, v = logits.shape
+    if dev.type == "cpu":  # numpy unpacks bits several times faster than the tensor ops below
+        bits8 = np.unpackbits(bitmask.numpy().view(np.uint8), axis=-1, count=v, bitorder="little")
+        return logits.masked_fill(torch.from_numpy(bits8) == 0, float("-inf"))
+    words = bitmask.to(dev, non_blocking=True)
+    bits = _BITS.get(dev)
+    if bits is None:
+        bits = _BITS[dev] = torch.tensor([1 << i for i in range(8)], dtype=torch.uint8, device=dev)
+    allowed = (words.view(torch.uint8)[:, :, None] & bits) != 0  # [B, W * 4, 8]: bit i of byte j is token 8j + i
+    return logits.masked_fill(~allowed.view(b, -1)[:, :v], float("-inf"))

@@ -48,6 +48,7 @@ class ToolSpec:
     # A custom tool's input format: "lark" or "regex" with its definition; None: free text.
     syntax: str | None = None
     definition: str | None = None
+    strict: bool = False  # the client asked for `strict`: constrained decoding must hold (constrain/)
 
     @property
     def recipient(self) -> str:
@@ -234,7 +235,7 @@ def _function(tool: Mapping[str, Any], namespace: str, where: str) -> ToolSpec:
     parameters = tool.get("parameters")
     if parameters is not None and not isinstance(parameters, Mapping):
         raise RequestError("tool parameters must be a JSON schema object", param=f"{where}.parameters")
-    return ToolSpec(namespace, name, description, parameters)
+    return ToolSpec(namespace, name, description, parameters, strict=tool.get("strict") is True)
 
 
 def _custom(tool: Mapping[str, Any], namespace: str, where: str) -> ToolSpec:

@@ -61,7 +61,7 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None,
         body = await anyio.to_thread.run_sync(resolve_previous, store, req.body)
         session = Session(runtime, "responses", new_id("resp"))
         await session.start(lambda: render_responses(body, runtime.encoding, runtime.render_options),
-                            req.sampling)
+                            req.sampling, req.shape)
         meta = ResponseMeta(id=session.request_id, model=model.name, max_output_tokens=req.echo.max_output_tokens,
                             temperature=req.echo.temperature, top_p=req.echo.top_p, tools=req.echo.tools,
                             tool_choice=req.echo.tool_choice, parallel_tool_calls=req.echo.parallel_tool_calls,
@@ -82,7 +82,8 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None,
         req = parse_chat(await request.body(), runtime.limits)
         model = runtime.resolve_model(req.model)
         session = Session(runtime, "chat", new_id("chatcmpl"))
-        await session.start(lambda: render_chat(req.body, runtime.encoding, runtime.render_options), req.sampling)
+        await session.start(lambda: render_chat(req.body, runtime.encoding, runtime.render_options), req.sampling,
+                            req.shape)
         chat = ChatStream(id=session.request_id, model=model.name)
         return await _respond(request, session, ChatTranslator(chat, req.include_usage), req.stream)
 
@@ -97,7 +98,7 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None,
     @app.get("/health")
     async def health() -> dict[str, Any]:
         info = runtime.engine.info
-        stats = runtime.engine.stats()
+        stats = {**runtime.engine.stats(), "constrained_decoding": runtime.constrainer is not None}
         return {"status": "ok", "model": info.model, "checkpoint": info.checkpoint, "device": info.device,
                 "engine": {"kind": info.kind, "state": "ready", "context_length": info.context_length,
                            "loaded_at": runtime.loaded_at(), "stats": stats},

@@ -31,6 +31,7 @@ from typing import Any
 import uvicorn
 
 from codexpc.config import DaemonConfig, ModelEntry, load_config
+from codexpc.constrain.turn import Constrainer
 from codexpc.efforts import level_of
 from codexpc.engine.api import Engine
 from codexpc.errors import CodexpcError
@@ -211,11 +212,12 @@ class Daemon:
 
     async def _build_runtime(self, config: DaemonConfig) -> rt.Runtime:
         entry = config.require_servable()
-        engine = await self._load_engine(config, entry)
+        engine, constrainer = await self._load_engine(config, entry)
         encoding = load_encoding(explicit=config.vocab, checkpoint=entry.checkpoint)
         return rt.Runtime(
             engine,
             encoding,
+            constrainer=constrainer,
             models=[_runtime_model(entry, engine)],
             render_options=RenderOptions(default_effort=level_of(config.default_reasoning_effort,
                                                              "default_reasoning_effort")),
@@ -223,7 +225,7 @@ class Daemon:
             limits=RequestLimits.from_config(config.limits),
         )
 
-    async def _load_engine(self, config: DaemonConfig, entry: ModelEntry) -> Engine:
+    async def _load_engine(self, config: DaemonConfig, entry: ModelEntry) -> tuple[Engine, Constrainer | None]:
         started = time.monotonic()
         log.info("loading model=%s engine=%s checkpoint=%s device=%s", entry.name, entry.engine, entry.checkpoint,
                  config.device)
@@ -235,7 +237,13 @@ class Daemon:
         info = engine.info
         log.info("loaded model=%s engine=%s device=%s context=%d in %.1fs", info.model, info.kind, info.device,
                  info.context_length, time.monotonic() - started)
-        return engine
+        try:
+            constrainer = await asyncio.to_thread(Constrainer.for_engine, info, entry.constrained_decoding,
+                                                  vocab=config.vocab, checkpoint=entry.checkpoint)
+        except BaseException:
+            await engine.close()  # a vocabulary that cannot be read fails the load, and frees the engine
+            raise
+        return engine, constrainer
 
     async def reload(self) -> Mapping[str, Any]:
         """Re-read the config file and load the default model again; running requests finish
@@ -246,8 +254,8 @@ class Daemon:
             if config.listen != self.config.listen:
                 log.warning("reload: listen settings changed; they apply at the next restart")
             entry = config.require_servable()
-            engine = await self._load_engine(config, entry)
-            await self.runtime.reload(engine, models=[_runtime_model(entry, engine)])
+            engine, constrainer = await self._load_engine(config, entry)
+            await self.runtime.reload(engine, models=[_runtime_model(entry, engine)], constrainer=constrainer)
             self.config = config
             return {"model": engine.info.model, "engine": engine.info.kind, "checkpoint": engine.info.checkpoint}
 

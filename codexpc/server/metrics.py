@@ -50,6 +50,9 @@ class Metrics:
     in_flight: int = 0
     ttft: Histogram = field(default_factory=lambda: Histogram(TTFT_BUCKETS))
     decode_tokens_per_s: float = 0.0  # of the last finished request
+    # Output that broke Harmony or a tool's schema although its request was constrained
+    # (codexpc/constrain/): the decoder's validation caught what the grammar let through. Must stay 0.
+    constraint_violations: int = 0
 
     def request_started(self) -> None:
         self.in_flight += 1
@@ -67,6 +70,10 @@ class Metrics:
         if completion > 1 and decode_s > 0:
             self.decode_tokens_per_s = (completion - 1) / decode_s
 
+    def constraint_violation(self) -> None:
+        """A constrained request's decoder reported a DecodeError or an invalid tool call."""
+        self.constraint_violations += 1
+
     def render(self, engine_stats: Mapping[str, Any], uptime_s: float) -> str:
         lines = ["# TYPE codexpc_requests_total counter"]
         for (route, outcome), n in sorted(self.requests.items()):
@@ -75,6 +82,7 @@ class Metrics:
         lines += _counter("codexpc_cached_prompt_tokens_total", self.cached_tokens)
         lines += _counter("codexpc_completion_tokens_total", self.completion_tokens)
         lines += _counter("codexpc_reasoning_tokens_total", self.reasoning_tokens)
+        lines += _counter("codexpc_constraint_violations_total", self.constraint_violations)
         lines += _gauge("codexpc_requests_in_flight", self.in_flight)
         lines += _gauge("codexpc_decode_tokens_per_second", self.decode_tokens_per_s)
         lines += _gauge("codexpc_uptime_seconds", uptime_s)

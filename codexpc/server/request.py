@@ -70,6 +70,17 @@ class TextFormat:
 
 
 @dataclass(frozen=True)
+class OutputShape:
+    """What constrains the model's turn and where it runs: the final answer's format, which
+    tools it may call (tool_choice), and the conversation's key (Codex's prompt_cache_key), by
+    which an engine with several back ends keeps one conversation on one of them."""
+
+    text_format: TextFormat = TextFormat()
+    tool_choice: Any = "auto"
+    routing_key: str | None = None
+
+
+@dataclass(frozen=True)
 class ResponsesEcho:
     """What the Response object repeats from the request, as the request gave it."""
 
@@ -98,6 +109,10 @@ class ResponsesRequest:
     text_format: TextFormat
     echo: ResponsesEcho
 
+    @property
+    def shape(self) -> OutputShape:
+        return OutputShape(self.text_format, self.echo.tool_choice, self.echo.prompt_cache_key)
+
 
 @dataclass(frozen=True)
 class ChatRequest:
@@ -108,6 +123,12 @@ class ChatRequest:
     effort: Level | None
     include_usage: bool  # stream_options.include_usage
     text_format: TextFormat
+    tool_choice: Any = "auto"  # in the Responses API's shapes ("auto", ..., {"type", "name"})
+    prompt_cache_key: str | None = None
+
+    @property
+    def shape(self) -> OutputShape:
+        return OutputShape(self.text_format, self.tool_choice, self.prompt_cache_key)
 
 
 def parse_responses(raw: bytes, limits: RequestLimits) -> ResponsesRequest:
@@ -144,7 +165,23 @@ def parse_chat(raw: bytes, limits: RequestLimits) -> ChatRequest:
                        sampling=_sampling(body, limits, "max_tokens", "max_completion_tokens"),
                        effort=level_of(effort, "reasoning_effort") if effort is not None else None,
                        include_usage=_flag(options, "include_usage", False, "stream_options.include_usage"),
-                       text_format=_chat_format(body.get("response_format")))
+                       text_format=_chat_format(body.get("response_format")),
+                       tool_choice=_chat_tool_choice(body.get("tool_choice")),
+                       prompt_cache_key=_optional(body, "prompt_cache_key", str, "a string"))
+
+
+def _chat_tool_choice(choice: Any) -> Any:
+    """Chat's {"type": "function", "function": {"name"}} as the Responses API's {"type", "name"}."""
+    if choice is None:
+        return "auto"
+    if isinstance(choice, Mapping) and isinstance(choice.get("function"), Mapping):
+        name = choice["function"].get("name")
+        if not isinstance(name, str) or not name:
+            raise RequestError("tool_choice.function.name must be a string", param="tool_choice.function.name")
+        return {"type": "function", "name": name}
+    if choice not in ("auto", "none", "required") and not isinstance(choice, Mapping):
+        raise RequestError('tool_choice must be "auto", "none", "required" or a function', param="tool_choice")
+    return choice
 
 
 # -- the parts -------------------------------------------------------------------------------

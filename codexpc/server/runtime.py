@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openai_harmony import HarmonyEncoding
 
@@ -21,6 +21,9 @@ from codexpc.harmony.render import RenderOptions
 from codexpc.server.admission import Admission, AdmissionLimits
 from codexpc.server.metrics import Metrics
 from codexpc.server.request import RequestLimits
+
+if TYPE_CHECKING:  # llguidance is loaded only where constrained decoding is on
+    from codexpc.constrain.turn import Constrainer
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ class _Slot:
     """One engine and the number of requests still using it."""
 
     engine: Engine
+    constrainer: Constrainer | None = None  # the engine's constrained decoding; None: off
     in_flight: int = 0
     retired: bool = False
     closed: bool = False
@@ -63,6 +67,7 @@ class Lease:
         self._slot = slot
         self._released = False
         self.engine = slot.engine
+        self.constrainer = slot.constrainer
 
     async def release(self) -> None:
         if not self._released:
@@ -75,8 +80,9 @@ class Runtime:
 
     def __init__(self, engine: Engine, encoding: HarmonyEncoding, *, models: Sequence[ModelEntry] = (),
                  render_options: RenderOptions | None = None, config: Any = None,
-                 limits: RequestLimits | None = None, max_output_tokens: int | None = None) -> None:
-        self._slot = _Slot(engine)
+                 limits: RequestLimits | None = None, max_output_tokens: int | None = None,
+                 constrainer: Constrainer | None = None) -> None:
+        self._slot = _Slot(engine, constrainer)
         self.encoding = encoding
         # Without a configured list, serve the engine's model under its own name.
         self.models: tuple[ModelEntry, ...] = tuple(models) or (
@@ -99,6 +105,11 @@ class Runtime:
     def engine(self) -> Engine:
         """The engine new requests go to."""
         return self._slot.engine
+
+    @property
+    def constrainer(self) -> Constrainer | None:
+        """The current engine's constrained decoding (None: off, or the engine takes no masks)."""
+        return self._slot.constrainer
 
     @property
     def in_flight(self) -> int:
@@ -127,10 +138,11 @@ class Runtime:
         if slot.retired and slot.in_flight == 0:
             await self._close(slot)
 
-    async def reload(self, new_engine: Engine, models: Sequence[ModelEntry] | None = None) -> None:
+    async def reload(self, new_engine: Engine, models: Sequence[ModelEntry] | None = None,
+                     constrainer: Constrainer | None = None) -> None:
         """Send new requests to `new_engine`; the old one closes once its requests end."""
         old = self._slot
-        self._slot = _Slot(new_engine)
+        self._slot = _Slot(new_engine, constrainer)
         if models:
             self.models = tuple(models)
         self.reloads += 1

@@ -6,7 +6,7 @@ decoder events into the API's events, for the Responses API and Chat Completions
 
 The log lines are a stable, greppable contract (logger "codexpc.session"), one per step:
   request=ID harmony append tokens=N user_parts=M messages=K dropped_reasoning=D
-  request=ID decoder start tools=T
+  request=ID decoder start tools=T constrained=yes|no
   request=ID stream start temperature=F top_p=F max_tokens=N prompt_tokens=N cached_tokens=N
   request=ID first token id=N ms=F
   request=ID first delta len=N kind=K
@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -27,6 +28,8 @@ from codexpc.engine.api import FinishReason, Generation, SamplingParams, TokenEv
 from codexpc.errors import CodexpcError
 from codexpc.harmony.decoder import HarmonyDecoder, stop_token_ids
 from codexpc.harmony.events import (
+    CustomToolInputDone,
+    DecodeError,
     Event,
     MessageDone,
     MessageKind,
@@ -34,12 +37,16 @@ from codexpc.harmony.events import (
     Stop,
     TextDelta,
     ToolArgumentsDelta,
+    ToolArgumentsDone,
 )
 from codexpc.harmony.render import RenderedPrompt
-from codexpc.server.request import Sampling
+from codexpc.server.request import OutputShape, Sampling
 from codexpc.server.runtime import Lease, Runtime
 from codexpc.server.translators import Translator
 from codexpc.server.usage import StreamEnd, Usage
+
+if TYPE_CHECKING:  # llguidance is loaded only where constrained decoding is on
+    from codexpc.constrain.matcher import Constraint
 
 log = logging.getLogger("codexpc.session")
 
@@ -83,13 +90,24 @@ class Session:
         self._closed = False
         runtime.metrics.request_started()
 
-    async def start(self, render: Callable[[], RenderedPrompt], sampling: Sampling) -> None:
-        """Render and submit; a refusal here is an HTTP error, before any stream begins."""
+    async def start(self, render: Callable[[], RenderedPrompt], sampling: Sampling,
+                    shape: OutputShape | None = None) -> None:
+        """Render, constrain and submit; a refusal here is an HTTP error, before any stream begins."""
         try:
+            self._lease = self.runtime.acquire()
+            constrainer, shape = self._lease.constrainer, shape or OutputShape()
+
+            def prepare() -> tuple[RenderedPrompt, Constraint | None]:
+                rendered = render()
+                if constrainer is None:
+                    return rendered, None
+                return rendered, constrainer.constraint(rendered.registry, shape.text_format, shape.tool_choice)
+
             # In a worker thread: a Codex turn renders ~40 KB of tools and instructions (tens of
-            # ms), and the loop must keep streaming other requests' tokens meanwhile.
-            rendered = await anyio.to_thread.run_sync(render)
-            self.submit(rendered, sampling)
+            # ms), its grammar compiles the first time (tens of ms), and the loop must keep
+            # streaming other requests' tokens meanwhile.
+            rendered, constraint = await anyio.to_thread.run_sync(prepare)
+            self.submit(rendered, sampling, constraint, shape.routing_key)
         except CodexpcError as exc:
             await self.close(exc.code)
             raise
@@ -97,22 +115,26 @@ class Session:
             await self.close("error")
             raise
 
-    def submit(self, rendered: RenderedPrompt, sampling: Sampling) -> None:
+    def submit(self, rendered: RenderedPrompt, sampling: Sampling, constraint: Constraint | None = None,
+               routing_key: str | None = None) -> None:
         """Submit the prompt. Raises (ContextLengthError, ...) before anything is streamed."""
         rid = self.request_id
         log.info("request=%s harmony append tokens=%d user_parts=%d messages=%d dropped_reasoning=%d", rid,
                  len(rendered.tokens), rendered.user_parts, rendered.messages, rendered.dropped_reasoning)
         if rendered.skipped_tools:
             log.info("request=%s tools skipped=%s", rid, ",".join(rendered.skipped_tools))
-        self._lease = self.runtime.acquire()
+        if self._lease is None:
+            self._lease = self.runtime.acquire()
         engine = self._lease.engine
         self._decoder = HarmonyDecoder(self.runtime.encoding, rendered.registry)
-        log.info("request=%s decoder start tools=%d", rid, len(rendered.registry.names()))
+        log.info("request=%s decoder start tools=%d constrained=%s", rid, len(rendered.registry.names()),
+                 "yes" if constraint is not None else "no")
         room = engine.info.context_length - len(rendered.tokens)
         caps = [n for n in (sampling.max_output_tokens, room) if n is not None]
         self._params = SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed,
                                       max_new_tokens=max(0, min(caps)),
-                                      stop_token_ids=stop_token_ids(self.runtime.encoding))
+                                      stop_token_ids=stop_token_ids(self.runtime.encoding),
+                                      routing_key=routing_key, constraint=constraint)
         self._generation = engine.submit(rendered.tokens, self._params, rid)
 
     # -- the one stream driver ------------------------------------------------------------------
@@ -204,6 +226,16 @@ class Session:
                 self._on_event(event)
         return events
 
+    def _check_constrained(self, event: Event) -> None:
+        """A constrained turn's output that the decoder still refused: the grammar let it
+        through (a bug of ours, or a matcher that switched itself off). Counted; must stay 0."""
+        if self._params is None or self._params.constraint is None:
+            return
+        if isinstance(event, DecodeError) or (isinstance(event, ToolArgumentsDone | CustomToolInputDone)
+                                              and event.error is not None):
+            self.runtime.metrics.constraint_violation()
+            log.warning("request=%s constrained output refused by the decoder: %s", self.request_id, event)
+
     def _admitted(self, cached_tokens: int) -> None:
         self.cached_tokens = cached_tokens
         p, generation = self._params, self._generation
@@ -229,6 +261,8 @@ class Session:
             log.info("request=%s first delta len=%d kind=%s", self.request_id, len(event.text), event.kind)
         elif isinstance(event, Stop):
             self.stop_reason = event.reason
+        elif isinstance(event, DecodeError | ToolArgumentsDone | CustomToolInputDone):
+            self._check_constrained(event)
 
     def usage(self) -> Usage:
         generation = self._generation

@@ -29,7 +29,7 @@ from codexpc.engine.paged.kernel_plan import KernelPlan, default_plan
 from codexpc.engine.paged.paged_model import PagedKVCache, PagedModel, StepInputs
 from codexpc.engine.paged.scheduler import SchedulerOutput
 from codexpc.engine.paged.sequence import Sequence
-from codexpc.engine.sampling import draw, sample_rows
+from codexpc.engine.sampling import constraint_bitmask, draw, sample_rows
 
 log = logging.getLogger(__name__)
 
@@ -210,4 +210,8 @@ class ModelRunner:
     @staticmethod
     def _sample_on_device(host: HostStep, logits: torch.Tensor, generators: dict[str, torch.Generator]) -> torch.Tensor:
         uniforms = [draw(seq.params, generators.get(seq.request_id)) for seq in host.samplers]
-        return sample_rows(logits, [seq.params for seq in host.samplers], uniforms)
+        # Constrained decoding: the masks are filled here, on the CPU, while the device still runs
+        # the step (its logits are not ready yet). A step run ahead needs nothing more: its tokens
+        # are sampled in the next step(), after the host has consumed this step's tokens.
+        bitmask = constraint_bitmask([seq.matcher for seq in host.samplers], logits.shape[-1])
+        return sample_rows(logits, [seq.params for seq in host.samplers], uniforms, bitmask)

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from codexpc.constrain.matcher import constraint_stats, consume_all
 from codexpc.engine.api import EngineInfo, SamplingParams, TokenEvent
 from codexpc.engine.model import Transformer
 from codexpc.engine.paged.block_manager import BlockManager
@@ -83,6 +84,7 @@ class PagedEngine:
             "preemptions": self.scheduler.num_preemptions,
             "device_memory_bytes": self._memory_bytes(),
             "device": self.info.device,
+            **constraint_stats(),
         }
 
     def _memory_bytes(self) -> int:
@@ -127,6 +129,8 @@ class PagedEngine:
                     self._cancelled_early.discard(seq.request_id)
                     continue
                 self._live[seq.request_id] = (seq, generation, make_generator(seq.params.seed))
+                if seq.params.constraint is not None:
+                    seq.matcher = seq.params.constraint.start()
                 self.scheduler.add(seq)
         except queue.Empty:
             return
@@ -158,6 +162,9 @@ class PagedEngine:
             return
         generators = {rid: entry[2] for rid, entry in self._live.items()}
         sampled = self.runner.step(out, generators)
+        constrained = [(m, t) for rid, t in sampled.items() if (m := self._live[rid][0].matcher) is not None]
+        if constrained:
+            consume_all(constrained)
         finished = {seq.request_id for seq in self.scheduler.update(out, sampled)}
         with one_wakeup():  # the step's tokens reach the event loop together, in one wake-up
             for s in out.scheduled:  # the first time only: what the prefix cache served, before any token

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from codexpc.engine.api import FinishReason, SamplingParams
+
+if TYPE_CHECKING:
+    from codexpc.constrain.matcher import SequenceMatcher
 
 
 class SeqStatus(enum.Enum):
@@ -37,6 +41,7 @@ class Sequence:
     num_registered_blocks: int = 0  # leading blocks of block_table already offered to the cache
     finish_reason: FinishReason | None = None
     num_preemptions: int = 0
+    matcher: SequenceMatcher | None = None  # params.constraint's state (constrained decoding)
 
     @property
     def num_tokens(self) -> int:
