@@ -35,6 +35,7 @@ from codexpc.engine.model_config import GPT_OSS_20B, TINY, ModelConfig  # noqa: 
 from codexpc.engine.paged import model_runner  # noqa: E402
 from codexpc.engine.paged.block_manager import BlockManager  # noqa: E402
 from codexpc.engine.paged.cache_sizing import CacheBudget, derive_budget, free_bytes  # noqa: E402
+from codexpc.engine.paged.kernel_plan import default_plan  # noqa: E402
 from codexpc.engine.paged.model_runner import ModelRunner  # noqa: E402
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig  # noqa: E402
 from codexpc.engine.paged.sequence import Sequence  # noqa: E402
@@ -157,7 +158,7 @@ def main() -> int:
         budget = derive_budget(config, free_bytes(dev), block_size=16)
     else:
         budget = CacheBudget(16, (len(rendered.tokens) // 16 + 64) * 2, max(batches), 4096, bytes_per_block=0)
-    runner = ModelRunner.create(model, budget, cuda_graphs=dev.type == "cuda")
+    runner = ModelRunner.create(model, budget, default_plan(dev))
     timer = HostTimer()
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.processor() or 'cpu'})"
     print(f"{args.size} on {name}, {steps} timed steps a run")
