@@ -54,18 +54,20 @@ def daemon() -> Iterator[CodexDaemon]:
 
 
 class Tui:
-    """One Codex TUI in a tmux session of its own."""
+    """One Codex TUI in a tmux server of its own (`-L`): no race with a server that is exiting
+    after the last test's session, and nothing shared with anyone else's tmux."""
 
     def __init__(self, version: str, home: Path, work: Path, prompt: str) -> None:
         self.session = f"codexpc-tui-{time.monotonic_ns()}"
+        self._tmux = ["tmux", "-L", self.session]
         env = " ".join(f"{k}='{v}'" for k, v in codex_env(home).items())
         command = f"cd {work} && env -i {env} TERM=xterm-256color {codex_path(version)} -p codexpc '{prompt}'"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.session, "-x", "160", "-y", "50", command],
+        subprocess.run([*self._tmux, "new-session", "-d", "-s", self.session, "-x", "160", "-y", "50", command],
                        check=True)
         self.seen: list[str] = []  # every status row drawn while the turn ran
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.session], capture_output=True, text=True,
+        return subprocess.run([*self._tmux, "capture-pane", "-p", "-t", self.session], capture_output=True, text=True,
                               check=False).stdout
 
     def wait(self, done: Callable[[str], bool], timeout: float = 60) -> str:
@@ -80,10 +82,12 @@ class Tui:
         raise AssertionError(f"the TUI did not get there in {timeout} s:\n{screen}")
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.session, *keys], check=True)
+        subprocess.run([*self._tmux, "send-keys", "-t", self.session, *keys], check=True)
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.session], check=False, capture_output=True)
+        subprocess.run([*self._tmux, "kill-server"], check=False, capture_output=True)
+        socket = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / self.session
+        socket.unlink(missing_ok=True)  # tmux leaves its socket file behind
 
 
 def _home(tmp_path: Path, daemon: CodexDaemon, edit: Edit | None) -> tuple[Path, Path]:
