@@ -26,7 +26,7 @@ BENCH_ARGS ?=
 # The daemon's TCP port as codexpc's own config sees it (file, CODEXPC_PORT, default 8787).
 PORT = $(shell $(BIN)/python -c "from codexpc.config import load_config; print(load_config().listen.port)")
 
-.PHONY: train-tiny setup test check lint types pytest smoke codex-cli serve install link uninstall health logs reload \
+.PHONY: tmux train-tiny setup test check lint types pytest smoke codex-cli serve install link uninstall health logs reload \
 	warmup codex-config codex-test bench
 
 # The first run's output is one line per step; pip's full log (its warnings, setuptools'
@@ -58,7 +58,13 @@ $(CODEX):
 	mkdir -p .cache/codex-$*
 	npm install --silent --no-audit --no-fund --prefix .cache/codex-$* @openai/codex@$*
 
-codex-cli: $(CODEX) $(CODEX_MATRIX)
+codex-cli: $(CODEX) $(CODEX_MATRIX) tmux
+
+# The Codex TUI test drives the real TUI under tmux; a fresh machine may lack it (Debian's package).
+tmux:
+	@command -v tmux >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -q tmux >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q tmux >/dev/null)); } \
+	  || echo "tmux is missing and could not be installed: the Codex TUI test will fail under CI"
 
 lint: setup
 	$(BIN)/ruff check codexpc tests bench $(wildcard scripts)

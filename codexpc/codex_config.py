@@ -40,8 +40,16 @@ ENV_CODEX_HOME = "CODEX_HOME"
 PROVIDER = "codexpc"
 PROFILE = "codexpc"
 CATALOG_FILE = "codexpc-models.json"
-# The reasoning as Codex shows it: codexpc streams it as a summary when one is asked for.
+# The reasoning as Codex shows it: codexpc streams it as a summary when one is asked for
+# (docs/codex-reasoning.md says where each Codex version draws it).
 REASONING_SUMMARY = "detailed"
+PROFILE_HEADER = (
+    "Codex profile for codexpc (`codex -p codexpc`), written by `codexpc codex-config`.",
+    "Edit freely: codexpc only updates the keys it wrote.",
+    "gpt-oss's reasoning streams as a summary: Codex shows it in the status row while the model",
+    "thinks and in the transcript (Ctrl+T). For the raw text instead: model_reasoning_summary = \"none\"",
+    "and show_raw_agent_reasoning = true.",
+)
 # Codex gives up on a stream idle this long; a first prompt of 10k+ tokens on a cold GPU can
 # take a while before its first token.
 STREAM_IDLE_TIMEOUT_MS = 600_000
@@ -147,8 +155,8 @@ def update_config(doc: TOMLDocument, target: CodexTarget, where: Path) -> tuple[
 
 def update_profile(doc: TOMLDocument, target: CodexTarget, catalog_file: Path | None = None) -> None:
     if not doc.body:
-        doc.add(tomlkit.comment("Codex profile for codexpc (`codex -p codexpc`), written by `codexpc codex-config`."))
-        doc.add(tomlkit.comment("Edit freely: codexpc only updates the keys it wrote."))
+        for line in PROFILE_HEADER:
+            doc.add(tomlkit.comment(line))
     _set(
         doc,
         {

@@ -15,6 +15,9 @@ ENV_RUNTIME_DIR = "CODEXPC_RUNTIME_DIR"
 ENV_CONFIG = "CODEXPC_CONFIG"
 ENV_DEVICE = "CODEXPC_DEVICE"  # "cuda", "cpu" or "auto"
 ENV_PORT = "CODEXPC_PORT"
+# Triton's own variable: where it keeps compiled kernels. codexpc sets it (unless the user did)
+# so that a restarted daemon loads its kernels from disk instead of compiling them again.
+ENV_TRITON_CACHE = "TRITON_CACHE_DIR"
 
 DEFAULT_PORT = 8787
 
@@ -33,6 +36,21 @@ def cache_dir() -> Path:
     """Where rebuilt vocabularies and built checkpoints are kept."""
     explicit = env(ENV_CACHE_DIR)
     return Path(explicit) if explicit else _xdg("XDG_CACHE_HOME", ".cache") / "codexpc"
+
+
+def kernel_cache_dir() -> Path:
+    """Where compiled GPU kernels are kept across restarts: Triton's cache, under ours."""
+    explicit = env(ENV_TRITON_CACHE)
+    return Path(explicit) if explicit else cache_dir() / "triton"
+
+
+def use_kernel_cache() -> Path:
+    """Point Triton at kernel_cache_dir() for this process and its children (before Triton
+    compiles anything: it reads the variable when it first caches a kernel), and make it."""
+    folder = kernel_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ[ENV_TRITON_CACHE] = str(folder)
+    return folder
 
 
 def state_dir() -> Path:

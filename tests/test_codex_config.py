@@ -145,3 +145,11 @@ def test_real_codex_accepts_the_profile(tmp_path: Path) -> None:
                    capture_output=True)
     after = codex_loads()
     assert after.returncode == 0, after.stderr
+
+
+def test_profile_asks_for_the_reasoning_summary_and_says_how_to_see_the_raw_text(tmp_path: Path) -> None:
+    target = codex_config.CodexTarget("http://127.0.0.1:8787/v1", catalog_names=("gpt-oss-20b",))
+    codex_config.apply(target, tmp_path)
+    text = (tmp_path / "codexpc.config.toml").read_text()
+    assert _parse(tmp_path / "codexpc.config.toml")["model_reasoning_summary"] == "detailed"
+    assert "show_raw_agent_reasoning = true" in text  # in the header comment: Codex reads the key from a profile

@@ -80,3 +80,12 @@ def test_titles() -> None:
     titler = SummaryTitler()
     assert titler.feed("Hmm") == "" and titler.flush() == "**Hmm**\n\nHmm"
     assert SummaryTitler().flush() == "**Thinking**"
+
+
+def test_a_json_schema_format_is_echoed_under_its_published_key() -> None:
+    # Codex's --output-schema and its thread-title request send text.format json_schema; the
+    # SDK's model names the field `schema_` (alias `schema`), and the wire must say `schema`.
+    fmt = {"type": "json_schema", "name": "codex_output_schema", "schema": {"type": "object"}, "strict": True}
+    created = ResponsesStream(ResponseMeta(id="resp_1", model="gpt-oss-20b", text={"format": fmt})).start()[0]
+    echoed = json.loads(sse._json(created))["response"]["text"]["format"]
+    assert echoed["schema"] == {"type": "object"} and "schema_" not in echoed

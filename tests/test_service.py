@@ -173,3 +173,13 @@ def test_install_leaves_a_command_that_is_not_its_link(tmp_path: Path) -> None:
     result = _codexpc(env, "install", "--command-only")
     assert result.returncode == 1 and "is not a link" in result.stderr
     assert other.read_text() == "#!/bin/sh\n"
+
+
+def test_unit_restarts_a_crash_within_a_second_and_reads_back() -> None:
+    spec = ServiceSpec(program=("/usr/bin/python3", "-m", "codexpc", "serve", "--checkpoint", "/m/gpt oss 100%"),
+                       environment={"CODEXPC_CACHE_DIR": "/c/$HOME dir", "PATH": "/usr/bin"})
+    unit = systemd.read_unit(systemd.render_unit(spec))
+    assert unit.argv == spec.program and unit.environment == dict(spec.environment)  # the quoting reads back
+    assert (unit.restart, unit.restart_sec) == ("on-failure", 1)
+    assert unit.restarts_after(-9) and unit.restarts_after(1)  # kill -9, a crash
+    assert not unit.restarts_after(0) and not unit.restarts_after(3)  # a clean stop; a bad config

@@ -16,6 +16,7 @@ from codexpc.errors import RequestError, UnsupportedContentError
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
 # Part types a text-only model cannot take, from both APIs.
 NON_TEXT_PARTS = ("input_image", "input_file", "input_audio", "image_url", "file", "image")
+IMAGE_PARTS = ("input_image", "image_url", "image")
 
 
 def as_mapping(value: Any, param: str) -> Mapping[str, Any]:
@@ -30,8 +31,10 @@ def as_str(value: Any, param: str) -> str:
     return value
 
 
-def text_parts(content: Any, param: str, accepted: Sequence[str] = TEXT_PARTS) -> list[str]:
-    """The texts of a content field: a plain string, or a list of typed parts."""
+def text_parts(content: Any, param: str, accepted: Sequence[str] = TEXT_PARTS,
+               image_placeholder: str | None = None) -> list[str]:
+    """The texts of a content field: a plain string, or a list of typed parts. An image part
+    becomes `image_placeholder` where one is given, else it is refused."""
     if isinstance(content, str):
         return [content]
     if not isinstance(content, list):
@@ -40,6 +43,9 @@ def text_parts(content: Any, param: str, accepted: Sequence[str] = TEXT_PARTS) -
     for i, part in enumerate(content):
         where = f"{param}[{i}]"
         kind = as_mapping(part, where).get("type")
+        if kind in IMAGE_PARTS and image_placeholder is not None:
+            texts.append(image_placeholder)
+            continue
         if kind in NON_TEXT_PARTS:
             raise UnsupportedContentError(
                 f"content parts of type {kind!r} are not supported: this model reads text only", param=where

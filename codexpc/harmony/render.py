@@ -26,6 +26,7 @@ from codexpc.efforts import level_of
 from codexpc.errors import RequestError
 from codexpc.harmony import conversation as conv
 from codexpc.harmony.content import as_mapping, as_str, text_parts
+from codexpc.harmony.images import refuse_images_of_this_turn
 from codexpc.harmony.tools import FUNCTIONS, ToolRegistry, registry_from_chat, registry_from_responses
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def render_responses(body: Mapping[str, Any], encoding: HarmonyEncoding, options
     if isinstance(items, str):
         transcript.user([items])
     elif isinstance(items, list):
+        refuse_images_of_this_turn(items)  # the user must hear it; older images become placeholders
         for i, item in enumerate(items):
             _responses_item(transcript, as_mapping(item, f"input[{i}]"), f"input[{i}]", dropped)
     else:
@@ -139,7 +141,7 @@ def _responses_item(t: conv.Transcript, item: Mapping[str, Any], where: str, dro
 
 def _message_item(t: conv.Transcript, item: Mapping[str, Any], where: str) -> None:
     role = item.get("role")
-    parts = text_parts(item.get("content"), f"{where}.content")
+    parts = text_parts(item.get("content"), f"{where}.content", image_placeholder=IMAGE_PLACEHOLDER)
     if role in ("developer", "system"):
         t.instruction("\n".join(parts))
     elif role == "user":

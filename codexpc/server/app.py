@@ -73,7 +73,7 @@ def create_app(runtime: Runtime, reload_hook: ReloadHook | None = None,
         reply = await _respond(request, session, translator, req.stream)
         # TODO(lead): for a stream, call this in session.stream()'s end, before the terminal frame.
         if store is not None and meta.store and translator.stream.final is not None:
-            final = translator.stream.final.model_dump(mode="json", exclude_unset=True, warnings=False)
+            final = translator.stream.final.model_dump(mode="json", exclude_unset=True, by_alias=True, warnings=False)
             await anyio.to_thread.run_sync(store.put, final, req.body.get("input"))
         return reply
 

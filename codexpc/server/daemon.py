@@ -30,6 +30,7 @@ from typing import Any
 
 import uvicorn
 
+from codexpc import settings
 from codexpc.config import DaemonConfig, ModelEntry, load_config
 from codexpc.constrain.turn import Constrainer
 from codexpc.efforts import level_of
@@ -78,6 +79,10 @@ def serve(config: DaemonConfig, *, engine_factory: EngineFactory | None = None) 
     except CodexpcError as exc:
         log.error("cannot start: %s", exc)
         return exc.exit_code
+    try:
+        log.info("kernel cache %s", settings.use_kernel_cache())  # a restart compiles nothing again
+    except OSError as exc:  # a read-only cache folder costs compile time, not the daemon
+        log.warning("no kernel cache (%s): every start compiles the GPU kernels again", exc)
     if engine_factory is None:
         # Imported only now: torch takes seconds to import, and "already running" should not.
         from codexpc.engine.factory import create_engine

@@ -1,11 +1,11 @@
-"""gpt-oss's reasoning as a reasoning summary that Codex's TUI shows.
+"""gpt-oss's reasoning as a reasoning summary, in the shape Codex's TUI shows.
 
-gpt-oss writes raw chain of thought and no summary. Codex's TUI displays reasoning only from
-summary text (`response.reasoning_summary_text.delta`, or raw reasoning when
-`show_raw_agent_reasoning` is on), and then only in the shape OpenAI's summaries have: a
-`**Title**` first, whose text becomes the status line while the model thinks, then the body,
-shown as a "thinking" block in the history. A summary without a bold title is kept for the
-transcript view alone (Ctrl+T), which is why nothing of gpt-oss's reasoning was visible.
+gpt-oss writes raw chain of thought and no summary. Codex's TUI shows reasoning from summary text
+(`response.reasoning_summary_text.delta`; raw `reasoning_text` only with
+`show_raw_agent_reasoning`) in the shape OpenAI's summaries have: a `**Title**` first, then the
+body. 0.140 puts the title in the status row while the model thinks and keeps the body in the
+history; 0.155+ show the title and then the line being written in the status row, and the body
+in the transcript (Ctrl+T). docs/codex-reasoning.md has the details.
 
 So the summary streamed here is `**<first sentence>**\n\n<the reasoning as written>`: the first
 sentence (or its first ~60 characters) is held back until it ends, then goes out as the title.

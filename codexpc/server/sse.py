@@ -41,7 +41,7 @@ def _json(payload: BaseModel | dict[str, Any] | Delta) -> str:
     if isinstance(payload, BaseModel):
         # exclude_unset keeps optional fields the API leaves out absent, as the real API does;
         # warnings=False because some codes (e.g. context_length_exceeded) are outside the SDK's literals.
-        return payload.model_dump_json(exclude_unset=True, warnings=False)
+        return payload.model_dump_json(exclude_unset=True, by_alias=True, warnings=False)  # `schema`, not `schema_`
     return json.dumps(payload, separators=(",", ":"))
 
 

@@ -78,7 +78,7 @@ class ResponsesTranslator:
         final = self.stream.final
         assert final is not None, "finish() first"
         # A failed or incomplete response is still a 200: its status says what happened.
-        return 200, final.model_dump(mode="json", exclude_unset=True, warnings=False)
+        return 200, final.model_dump(mode="json", exclude_unset=True, by_alias=True, warnings=False)
 
 
 class ChatTranslator:

@@ -27,6 +27,8 @@ def render_plist(spec: ServiceSpec) -> bytes:
         "RunAtLoad": True,
         # Restart after a crash, not after a clean exit (systemd's Restart=on-failure).
         "KeepAlive": {"SuccessfulExit": False},
+        # At most one spawn per 5 s: a daemon that crashes after running a while is respawned at
+        # once (launchd delays only a job that dies within 5 s of its start).
         "ThrottleInterval": 5,
         "ProcessType": "Interactive",  # not throttled as a background job: it serves a user
         "StandardOutPath": log,
