@@ -25,6 +25,8 @@ from codexpc.engine.paged.model_runner import ModelRunner
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
 from codexpc.engine.paged.sequence import Sequence as Seq
 from codexpc.engine.sampling import make_generator
+from codexpc.engine.speculative.config import SpeculativeConfig
+from codexpc.engine.speculative.policy import Speculator
 from codexpc.engine.threaded_generation import ThreadedGeneration, one_wakeup
 from codexpc.errors import ContextLengthError, RequestError
 
@@ -34,13 +36,15 @@ IDLE_POLL_S = 0.5
 
 
 class PagedEngine:
-    def __init__(self, model: Transformer, budget: CacheBudget, info: EngineInfo, cuda_graphs: bool = True) -> None:
+    def __init__(self, model: Transformer, budget: CacheBudget, info: EngineInfo, cuda_graphs: bool = True,
+                 speculative: SpeculativeConfig | None = None) -> None:
         self.info = info
         self.config = model.config
         self.budget = budget
         self.blocks = BlockManager(budget.num_blocks, budget.block_size)
         sched = SchedulerConfig(budget.max_num_seqs, budget.max_num_batched_tokens, info.context_length)
-        self.scheduler = Scheduler(sched, self.blocks)
+        self.speculator = Speculator(speculative) if speculative is not None and speculative.enabled else None
+        self.scheduler = Scheduler(sched, self.blocks, self.speculator)
         self.runner = ModelRunner.create(model, budget, cuda_graphs)
         self._incoming: queue.Queue[tuple[Seq, ThreadedGeneration]] = queue.Queue()
         self._cancels: queue.Queue[str] = queue.Queue()
@@ -76,6 +80,8 @@ class PagedEngine:
             "prefix_cache_queries": bm.prefix_queries,
             "prefix_cache_hits": bm.prefix_hits,
             "preemptions": self.scheduler.num_preemptions,
+            "spec_drafted_tokens": self.speculator.drafted if self.speculator else 0,
+            "spec_accepted_tokens": self.speculator.accepted if self.speculator else 0,
             "device": self.info.device,
         }
 
@@ -144,26 +150,34 @@ class PagedEngine:
         if out.is_empty:
             return
         generators = {rid: entry[2] for rid, entry in self._live.items()}
-        sampled = self.runner.step(out, generators)
-        finished = {seq.request_id for seq in self.scheduler.update(out, sampled)}
+        if out.num_drafted:  # speculative: some sequences verify drafted tokens
+            sampled, verified = self.runner.verify(out, generators)
+        else:
+            sampled, verified = self.runner.step(out, generators), {}
+        finished = {seq.request_id for seq in self.scheduler.update(out, sampled, verified)}
+        emitted = {rid: [token] for rid, token in sampled.items()} | verified  # verified: as kept
         with one_wakeup():  # the step's tokens reach the event loop together, in one wake-up
             for s in out.scheduled:  # the first time only: what the prefix cache served, before any token
                 self._live[s.seq.request_id][1].admit_threadsafe(s.seq.num_cached_tokens)
-            for rid, token in sampled.items():
+            for rid, tokens in emitted.items():
                 seq, generation, _ = self._live[rid]
-                self._tokens_generated += 1
-                event = TokenEvent(token, seq.finish_reason if rid in finished else None)
+                self._tokens_generated += len(tokens)
                 if rid in finished:
                     del self._live[rid]
-                if not generation.deliver_threadsafe(event) and rid not in finished:
+                delivered = True
+                for i, token in enumerate(tokens):
+                    last = rid in finished and i == len(tokens) - 1
+                    delivered = generation.deliver_threadsafe(TokenEvent(token, seq.finish_reason if last else None))
+                if not delivered and rid not in finished:
                     self._cancels.put(rid)
 
 
-def build_paged_engine(model: Transformer, info: EngineInfo, block_size: int = 16) -> PagedEngine:
+def build_paged_engine(model: Transformer, info: EngineInfo, block_size: int = 16,
+                       speculative: SpeculativeConfig | None = None) -> PagedEngine:
     """The factory's entry: size the cache from what is free once the weights are loaded."""
     dtype_bytes = model.embedding.weight.element_size()
     budget = derive_budget(model.config, free_bytes(model.device), block_size, dtype_bytes)
     log.info("paged engine: %d KV blocks of %d tokens (%.1f GiB), %d sequences, %d tokens per step",
              budget.num_blocks, block_size, budget.kv_bytes / 2**30, budget.max_num_seqs,
              budget.max_num_batched_tokens)
-    return PagedEngine(model, budget, info)
+    return PagedEngine(model, budget, info, speculative=speculative)

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 
 from codexpc.engine.api import FinishReason, SamplingParams
+from codexpc.engine.speculative.policy import DraftState
 
 
 class SeqStatus(enum.Enum):
@@ -37,6 +38,7 @@ class Sequence:
     num_registered_blocks: int = 0  # leading blocks of block_table already offered to the cache
     finish_reason: FinishReason | None = None
     num_preemptions: int = 0
+    draft_state: DraftState | None = None  # speculative decoding's per-sequence state, when it is on
 
     @property
     def num_tokens(self) -> int:
