@@ -49,6 +49,7 @@ from codexpc.config.schema import (
     ListenConfig,
     ModelEntry,
     RemoteEngineConfig,
+    SpeculativeSettings,
 )
 
 __all__ = [
@@ -65,5 +66,6 @@ __all__ = [
     "ListenConfig",
     "ModelEntry",
     "RemoteEngineConfig",
+    "SpeculativeSettings",
     "load_config",
 ]

@@ -25,6 +25,7 @@ from codexpc.config.schema import (
     ListenConfig,
     ModelEntry,
     RemoteEngineConfig,
+    SpeculativeSettings,
 )
 from codexpc.config.table import Table
 from codexpc.errors import ConfigError
@@ -102,7 +103,7 @@ def _model(name: str, value: Any) -> ModelEntry:
     where = f'models."{name}".'
     if not isinstance(value, Mapping):
         raise ConfigError(f'models."{name}" must be a table')
-    t = Table(value, where, allowed={"engine", "checkpoint", "aliases"} | _REMOTE_KEYS)
+    t = Table(value, where, allowed={"engine", "checkpoint", "aliases", "speculative"} | _REMOTE_KEYS)
     aliases = t.strings("aliases")
     engine = cast(EngineKind, t.choice("engine", ENGINE_KINDS, "paged"))
     given = sorted(_REMOTE_KEYS & set(value))
@@ -114,6 +115,7 @@ def _model(name: str, value: Any) -> ModelEntry:
         checkpoint=t.path("checkpoint"),
         aliases=with_colon_alias(name, aliases),
         remote=_remote(t) if engine == "vllm" else None,
+        speculative=_speculative(t.table("speculative"), where + "speculative."),
     )
 
 
@@ -137,6 +139,13 @@ def _remote(t: Table) -> RemoteEngineConfig:
         retry_max_s=t.positive("retry_max_s", base.retry_max_s),
         api_key_file=t.path("api_key_file"),
     )
+
+
+def _speculative(raw: Mapping[str, Any], where: str) -> SpeculativeSettings:
+    t = Table(raw, where, allowed=_names(SpeculativeSettings))
+    default = SpeculativeSettings()
+    return SpeculativeSettings(t.boolean("enabled", default.enabled), t.positive("k", default.k),
+                               t.positive("min_match", default.min_match))
 
 
 def _names(cls: type) -> set[str]:

@@ -37,6 +37,16 @@ class RemoteEngineConfig:
 
 
 @dataclass(frozen=True)
+class SpeculativeSettings:
+    """`[models."x".speculative]`: drafting from the conversation (docs/speculative-decoding.md).
+    Off by default until its speedup is measured on a GPU (bench/speculative.py)."""
+
+    enabled: bool = False
+    k: int = 4  # most tokens drafted a step
+    min_match: int = 3  # shortest recurring suffix that drafts
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """One servable model: the name clients send, where its weights are, which engine runs it."""
 
@@ -45,6 +55,7 @@ class ModelEntry:
     checkpoint: Path | None = None  # a folder or file; the scripted engine needs none
     aliases: tuple[str, ...] = ()
     remote: RemoteEngineConfig | None = None  # engine "vllm" only
+    speculative: SpeculativeSettings = field(default_factory=SpeculativeSettings)
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import torch
 
 from codexpc.config.schema import RemoteEngineConfig
 from codexpc.engine.api import Engine, EngineInfo
+from codexpc.engine.speculative.config import SpeculativeConfig
 from codexpc.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ def resolve_device(device: str) -> torch.device:
 
 
 def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str = "auto",
-                  remote: RemoteEngineConfig | None = None) -> Engine:
-    """`remote`: the vLLM servers of engine "vllm" (the model entry's settings); others ignore it."""
+                  remote: RemoteEngineConfig | None = None, speculative: SpeculativeConfig | None = None) -> Engine:
+    """`remote`: the vLLM servers of engine "vllm" (the model entry's settings); others ignore it.
+    `speculative` applies to the paged engine only (the others ignore it)."""
     if kind == "scripted":
         return _scripted(model, checkpoint)
     if kind == "vllm":
@@ -43,7 +45,7 @@ def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str
 
         return build_vllm_engine(model, remote or RemoteEngineConfig())
     if kind in ("torch", "paged"):
-        return _load(kind, model, _need_checkpoint(kind, checkpoint), resolve_device(device))
+        return _load(kind, model, _need_checkpoint(kind, checkpoint), resolve_device(device), speculative)
     raise ConfigError(f"unknown engine kind {kind!r} (one of {', '.join(ENGINE_KINDS)})")
 
 
@@ -53,7 +55,8 @@ def _need_checkpoint(kind: str, checkpoint: Path | None) -> Path:
     return checkpoint
 
 
-def _load(kind: str, model: str, checkpoint: Path, device: torch.device) -> Engine:
+def _load(kind: str, model: str, checkpoint: Path, device: torch.device,
+          speculative: SpeculativeConfig | None = None) -> Engine:
     # Imported here so that the scripted engine works without the checkpoint package's readers.
     from codexpc.checkpoint import open_checkpoint
     from codexpc.engine.weights import load_model
@@ -71,7 +74,7 @@ def _load(kind: str, model: str, checkpoint: Path, device: torch.device) -> Engi
     if kind == "paged":
         from codexpc.engine.paged.paged_engine import build_paged_engine
 
-        return build_paged_engine(transformer, info)
+        return build_paged_engine(transformer, info, speculative=speculative)
     from codexpc.engine.torch_engine import TorchEngine
 
     return TorchEngine(transformer, info)
