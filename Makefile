@@ -13,7 +13,7 @@ TYPED := codexpc/harmony codexpc/vocab.py codexpc/settings.py codexpc/errors.py 
 	codexpc/server codexpc/checkpoint codexpc/engine/model.py codexpc/engine/mxfp4.py codexpc/engine/kv_cache.py \
 	codexpc/engine/sampling.py codexpc/engine/torch_engine.py codexpc/engine/weights.py codexpc/engine/factory.py \
 	codexpc/engine/threaded_generation.py \
-	codexpc/engine/paged codexpc/engine/kernels codexpc/codex_catalog.py codexpc/engine/vllm
+	codexpc/engine/paged codexpc/engine/kernels codexpc/codex_catalog.py codexpc/engine/vllm codexpc/engine/speculative
 
 # The CLI as the venv runs it (works before and after the `codexpc` script is installed).
 CODEXPC := $(BIN)/python -m codexpc

@@ -113,7 +113,7 @@ async def test_the_prefix_cache_after_rollbacks_serves_a_second_turn(model: Tran
     spec, plain = engine(model, SPEC), engine(model, None)
     first, _ = await run(spec, LOOPING, params, "t1")
     assert first == (await run(plain, LOOPING, params, "p1"))[0]
-    for blocks, runner in ((spec.blocks, spec.runner), (plain.blocks, plain.runner)):
+    for blocks in (spec.blocks, plain.blocks):
         assert blocks.num_used == 0 and blocks.num_cached == (len(LOOPING) + 21 - 1) // BS
     spec_blocks = {b.hash: i for i, b in enumerate(spec.blocks._blocks) if b.hash is not None}
     plain_blocks = {b.hash: i for i, b in enumerate(plain.blocks._blocks) if b.hash is not None}

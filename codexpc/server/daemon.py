@@ -31,9 +31,9 @@ from typing import Any
 import uvicorn
 
 from codexpc.config import DaemonConfig, ModelEntry, load_config
-from codexpc.engine.speculative.config import SpeculativeConfig
 from codexpc.efforts import level_of
 from codexpc.engine.api import Engine
+from codexpc.engine.speculative.config import SpeculativeConfig
 from codexpc.errors import CodexpcError
 from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.render import RenderOptions

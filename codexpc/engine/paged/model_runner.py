@@ -64,7 +64,7 @@ class HostStep:
     slots: list[int]
     sample_rows: list[int]
     samplers: list[Sequence]  # the sequences that sample, in sample_rows order
-    # Speculative: each sampler's drafted tokens (it has 1 + d rows in sample_rows); empty: none.
+    # Speculative: each sampler's drafted tokens (it has 1 + d rows in sample_rows).
     drafts: list[list[int]] = field(default_factory=list)
 
 
@@ -92,8 +92,7 @@ def build_host_step(out: SchedulerOutput, block_size: int) -> HostStep:
             sample_rows.extend(range(query_start[-1] - 1 - len(s.draft), query_start[-1]))
             samplers.append(seq)
             drafts.append(s.draft)
-    return HostStep(tokens, positions, query_start, context_lens, tables, slots, sample_rows, samplers,
-                    drafts if out.num_drafted else [])
+    return HostStep(tokens, positions, query_start, context_lens, tables, slots, sample_rows, samplers, drafts)
 
 
 @dataclass(frozen=True)
