@@ -14,7 +14,7 @@ TYPED := codexpc/harmony codexpc/vocab.py codexpc/settings.py codexpc/errors.py 
 	codexpc/engine/sampling.py codexpc/engine/weights.py codexpc/engine/factory.py \
 	codexpc/engine/threaded_generation.py codexpc/engine/model_config.py \
 	codexpc/engine/paged codexpc/engine/kernels codexpc/codex_catalog.py codexpc/engine/vllm codexpc/engine/mlx \
-	codexpc/store codexpc/constrain
+	codexpc/store codexpc/constrain codexpc/engine/speculative
 
 # The CLI as the venv runs it (works before and after the `codexpc` script is installed).
 CODEXPC := $(BIN)/python -m codexpc

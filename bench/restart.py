@@ -217,7 +217,7 @@ def run(checkpoint: Path, device: str, restarts: int, scratch: Path) -> Report:
 def _checkpoint(args: argparse.Namespace, scratch: Path) -> Path:
     if args.checkpoint:
         return Path(args.checkpoint)
-    from codexpc.engine.config import GPT_OSS_20B, TINY
+    from codexpc.engine.model_config import GPT_OSS_20B, TINY
 
     from codexpc.checkpoint import write_checkpoint
 

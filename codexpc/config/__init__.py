@@ -52,6 +52,7 @@ from codexpc.config.schema import (
     ListenConfig,
     ModelEntry,
     RemoteEngineConfig,
+    SpeculativeSettings,
 )
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "ListenConfig",
     "ModelEntry",
     "RemoteEngineConfig",
+    "SpeculativeSettings",
     "client_socket",
     "load_config",
 ]

@@ -25,6 +25,7 @@ from codexpc.config.schema import (
     ListenConfig,
     ModelEntry,
     RemoteEngineConfig,
+    SpeculativeSettings,
 )
 from codexpc.config.table import Problems, Table
 from codexpc.errors import ConfigError
@@ -106,7 +107,7 @@ def _model(name: str, value: Any, problems: Problems) -> ModelEntry | None:
     if not isinstance(value, Mapping):
         problems.add(f'models."{name}" must be a table')
         return None
-    allowed = {"engine", "checkpoint", "aliases", "constrained_decoding"} | _REMOTE_KEYS
+    allowed = {"engine", "checkpoint", "aliases", "constrained_decoding", "speculative"} | _REMOTE_KEYS
     t = Table(value, where, allowed=allowed, problems=problems)
     aliases = t.strings("aliases")
     engine = cast(EngineKind, t.choice("engine", ENGINE_KINDS, "auto"))
@@ -120,6 +121,7 @@ def _model(name: str, value: Any, problems: Problems) -> ModelEntry | None:
         aliases=with_colon_alias(name, aliases),
         constrained_decoding=t.boolean("constrained_decoding", True),
         remote=_remote(t) if engine == "vllm" else None,
+        speculative=_speculative(t.table("speculative"), where + "speculative.", problems),
     )
 
 
@@ -143,6 +145,13 @@ def _remote(t: Table) -> RemoteEngineConfig:
         retry_max_s=t.positive("retry_max_s", base.retry_max_s),
         api_key_file=t.path("api_key_file"),
     )
+
+
+def _speculative(raw: Mapping[str, Any], where: str, problems: Problems) -> SpeculativeSettings:
+    t = Table(raw, where, allowed=_names(SpeculativeSettings), problems=problems)
+    default = SpeculativeSettings()
+    return SpeculativeSettings(t.boolean("enabled", default.enabled), t.positive("k", default.k),
+                               t.positive("min_match", default.min_match))
 
 
 def _names(cls: type) -> set[str]:

@@ -37,6 +37,16 @@ class RemoteEngineConfig:
 
 
 @dataclass(frozen=True)
+class SpeculativeSettings:
+    """`[models."x".speculative]`: drafting from the conversation (docs/speculative-decoding.md).
+    Off by default until its speedup is measured on a GPU (bench/speculative.py)."""
+
+    enabled: bool = False
+    k: int = 4  # most tokens drafted a step
+    min_match: int = 3  # shortest recurring suffix that drafts
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """One servable model: the name clients send, where its weights are, which engine runs it."""
 
@@ -48,6 +58,7 @@ class ModelEntry:
     # Grammar-constrained decoding (codexpc/constrain/): the model's output cannot break Harmony
     # and tool arguments follow their schemas. On by default; `false` leaves only validation.
     constrained_decoding: bool = True
+    speculative: SpeculativeSettings = field(default_factory=SpeculativeSettings)
 
     @property
     def names(self) -> tuple[str, ...]:

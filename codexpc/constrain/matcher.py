@@ -76,6 +76,30 @@ class SequenceMatcher:
         self._switch_off(f"token {token} was refused")
         return False
 
+    def valid_prefix(self, tokens: Sequence[int]) -> int:
+        """How many of `tokens` the grammar allows in a row from here (speculative drafts are
+        cut there: a drafted token the mask would refuse can never be accepted)."""
+        return self._matcher.validate_tokens(list(tokens)) if self.active else len(tokens)
+
+    def masks_along(self, draft: Sequence[int], vocab_size: int) -> torch.Tensor | None:
+        """A verify step's masks: row j allows what may follow draft[:j] (d + 1 rows); the
+        matcher ends where it began. None when switched off (every row allows everything)."""
+        if not self.active:
+            return None
+        bitmask = new_bitmask(len(draft) + 1, vocab_size)
+        row_bytes = bitmask.shape[1] * 4
+        consumed = 0
+        for j in range(len(draft) + 1):
+            self._matcher.unsafe_compute_mask_ptr(bitmask.data_ptr() + j * row_bytes, row_bytes)
+            if j == len(draft) or not self._matcher.consume_token(draft[j]):
+                break  # drafts are cut to valid_prefix first, so only the end stops here
+            consumed += 1
+        self._matcher.rollback(consumed)
+        if self._matcher.is_error():
+            self._switch_off("llguidance failed along a draft")
+            return None
+        return bitmask
+
     def allows(self, token: int) -> bool:
         """Whether `token` may come next (for tests; the engine uses fill_bitmask)."""
         return self._matcher.validate_tokens([token]) == 1

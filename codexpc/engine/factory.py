@@ -10,6 +10,7 @@ import torch
 
 from codexpc.config.schema import RemoteEngineConfig
 from codexpc.engine.api import Engine, EngineInfo
+from codexpc.engine.speculative.config import SpeculativeConfig
 from codexpc.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,9 @@ def resolve_device(device: str) -> torch.device:
 
 
 def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str = "auto",
-                  remote: RemoteEngineConfig | None = None) -> Engine:
-    """`remote`: the vLLM servers of engine "vllm" (the model entry's settings); others ignore it."""
+                  remote: RemoteEngineConfig | None = None, speculative: SpeculativeConfig | None = None) -> Engine:
+    """`remote`: the vLLM servers of engine "vllm" (the model entry's settings); others ignore it.
+    `speculative` applies to the paged engine only (the others ignore it)."""
     if kind in RETIRED_KINDS:
         log.warning('engine "%s" is retired and serves as "%s" (the same tokens); set engine = "%s" for %s',
                     kind, RETIRED_KINDS[kind], RETIRED_KINDS[kind], model)
@@ -63,7 +65,7 @@ def create_engine(kind: str, *, model: str, checkpoint: Path | None, device: str
 
         return build_vllm_engine(model, remote or RemoteEngineConfig())
     if kind == "paged":
-        return _load(kind, model, _need_checkpoint(kind, checkpoint), resolve_device(device))
+        return _load(kind, model, _need_checkpoint(kind, checkpoint), resolve_device(device), speculative)
     raise ConfigError(f"unknown engine kind {kind!r} (one of {', '.join(ENGINE_KINDS)})")
 
 
@@ -73,7 +75,8 @@ def _need_checkpoint(kind: str, checkpoint: Path | None) -> Path:
     return checkpoint
 
 
-def _load(kind: str, model: str, checkpoint: Path, device: torch.device) -> Engine:
+def _load(kind: str, model: str, checkpoint: Path, device: torch.device,
+          speculative: SpeculativeConfig | None = None) -> Engine:
     # Imported here so that the scripted engine works without the checkpoint package's readers.
     from codexpc.checkpoint import open_checkpoint
     from codexpc.engine.weights import load_model
@@ -91,7 +94,7 @@ def _load(kind: str, model: str, checkpoint: Path, device: torch.device) -> Engi
     )
     from codexpc.engine.paged.paged_engine import build_paged_engine
 
-    return build_paged_engine(transformer, info)
+    return build_paged_engine(transformer, info, speculative=speculative)
 
 
 def _mlx(model: str, checkpoint: Path, device: str) -> Engine:

@@ -35,6 +35,7 @@ from codexpc.config import DaemonConfig, ModelEntry, load_config
 from codexpc.constrain.turn import Constrainer
 from codexpc.efforts import level_of
 from codexpc.engine.api import Engine
+from codexpc.engine.speculative.config import SpeculativeConfig
 from codexpc.errors import CodexpcError
 from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.render import RenderOptions
@@ -237,8 +238,12 @@ class Daemon:
         # Only engine "vllm" takes its servers, so factories without the keyword still work.
         remote = {"remote": entry.remote} if entry.engine == "vllm" else {}
         # In a thread: loading takes seconds to minutes, and signals must still be heard.
+        spec = entry.speculative
+        # Passed only when on, so that a factory without the keyword (tests') still serves.
+        extra = ({"speculative": SpeculativeConfig(enabled=True, k=spec.k, min_match=spec.min_match,
+                                                  max_match=max(32, spec.min_match))} if spec.enabled else {})
         engine = await asyncio.to_thread(self.engine_factory, entry.engine, model=entry.name,
-                                         checkpoint=entry.checkpoint, device=config.device, **remote)
+                                         checkpoint=entry.checkpoint, device=config.device, **remote, **extra)
         info = engine.info
         log.info("loaded model=%s engine=%s device=%s context=%d in %.1fs", info.model, info.kind, info.device,
                  info.context_length, time.monotonic() - started)

@@ -167,6 +167,19 @@ class BlockManager:
         seq.block_table = []
         seq.num_registered_blocks = 0
 
+    def truncate(self, seq: Sequence, num_tokens: int) -> None:
+        """Release `seq`'s blocks wholly past its first `num_tokens` tokens (speculative decoding:
+        blocks that held only rejected drafts). They were allocated for this sequence alone and
+        never registered (registration stops at num_computed_tokens), so they go back free."""
+        keep = self.blocks_for(num_tokens)
+        while len(seq.block_table) > keep:
+            bid = seq.block_table.pop()
+            block = self._blocks[bid]
+            assert block.ref_count == 1 and block.hash is None, f"block {bid} is shared or cached"
+            block.ref_count = 0
+            self._free.append(bid)
+        seq.num_registered_blocks = min(seq.num_registered_blocks, len(seq.block_table))
+
     def reset_prefix_cache(self) -> None:
         """Forget every cached block that no sequence uses (for tests and reloads)."""
         for bid in list(self._evictable):

@@ -17,7 +17,7 @@ partial block, which the real step rewrites or nobody reads.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -30,6 +30,7 @@ from codexpc.engine.paged.paged_model import PagedKVCache, PagedModel, StepInput
 from codexpc.engine.paged.scheduler import SchedulerOutput
 from codexpc.engine.paged.sequence import Sequence
 from codexpc.engine.sampling import constraint_bitmask, draw, sample_rows
+from codexpc.engine.speculative.verify import split_verify_logits
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class HostStep:
     slots: list[int]
     sample_rows: list[int]
     samplers: list[Sequence]  # the sequences that sample, in sample_rows order
+    # Speculative: each sampler's drafted tokens (it has 1 + d rows in sample_rows).
+    drafts: list[list[int]] = field(default_factory=list)
 
 
 def build_host_step(out: SchedulerOutput, block_size: int) -> HostStep:
@@ -56,19 +59,22 @@ def build_host_step(out: SchedulerOutput, block_size: int) -> HostStep:
     slots: list[int] = []
     sample_rows: list[int] = []
     samplers: list[Sequence] = []
+    drafts: list[list[int]] = []
     for s in out.scheduled:
         seq, start = s.seq, s.seq.num_computed_tokens
         end = start + s.num_new_tokens
-        tokens += seq.token_ids[start:end]
+        tokens += seq.token_ids[start : end - len(s.draft)]
+        tokens += s.draft  # speculative: drafted tokens follow the last real one
         positions += range(start, end)
         slots += [seq.block_table[p // block_size] * block_size + p % block_size for p in range(start, end)]
         query_start.append(query_start[-1] + s.num_new_tokens)
         context_lens.append(end)
         tables.append(seq.block_table)
         if s.samples:
-            sample_rows.append(query_start[-1] - 1)
+            sample_rows.extend(range(query_start[-1] - 1 - len(s.draft), query_start[-1]))
             samplers.append(seq)
-    return HostStep(tokens, positions, query_start, context_lens, tables, slots, sample_rows, samplers)
+            drafts.append(s.draft)
+    return HostStep(tokens, positions, query_start, context_lens, tables, slots, sample_rows, samplers, drafts)
 
 
 @dataclass(frozen=True)
@@ -156,9 +162,20 @@ class ModelRunner:
             self.steps_ahead_used += 1
         else:
             logits = self.graphs.run(host.tokens, host.positions, host.block_tables, host.slots)
-        if self.plan.run_ahead and all((p + 1) % self.budget.block_size != 0 for p in host.positions):
+        if self.plan.run_ahead and not out.may_draft_next and all((p + 1) % self.budget.block_size != 0 for p in host.positions):
             return self._sample_running_ahead(out, host, logits, generators)
         return self._sample(host, logits, generators)
+
+    def verify(self, out: SchedulerOutput, generators: dict[str, torch.Generator]
+               ) -> tuple[dict[str, int], dict[str, list[int]]]:
+        """A step in which some sequences verify drafted tokens (speculative/verify.py): run
+        eagerly, never from a graph, never run ahead (its outcome decides the next step's
+        inputs). A step run ahead before it is dropped (see the module's docstring).
+        -> (sampled tokens of sequences without a draft, verified tokens of those with one)."""
+        self._ahead = None
+        host = build_host_step(out, self.budget.block_size)
+        logits = self.model.forward(self._to_device(host))  # [rows, V]
+        return split_verify_logits(logits, host.samplers, host.drafts, generators)
 
     def _sample_running_ahead(self, out: SchedulerOutput, host: HostStep, logits: torch.Tensor,
                               generators: dict[str, torch.Generator]) -> dict[str, int]:

@@ -27,6 +27,8 @@ from codexpc.engine.paged.model_runner import ModelRunner
 from codexpc.engine.paged.scheduler import Scheduler, SchedulerConfig
 from codexpc.engine.paged.sequence import Sequence as Seq
 from codexpc.engine.sampling import make_generator
+from codexpc.engine.speculative.config import SpeculativeConfig
+from codexpc.engine.speculative.policy import Speculator
 from codexpc.engine.threaded_generation import ThreadedGeneration, one_wakeup
 from codexpc.errors import ContextLengthError, EngineError, RequestError
 
@@ -37,13 +39,14 @@ IDLE_POLL_S = 0.5
 
 class PagedEngine:
     def __init__(self, model: Transformer, budget: CacheBudget, info: EngineInfo,
-                 plan: KernelPlan | None = None) -> None:
+                 plan: KernelPlan | None = None, speculative: SpeculativeConfig | None = None) -> None:
         self.info = info
         self.config = model.config
         self.budget = budget
         self.blocks = BlockManager(budget.num_blocks, budget.block_size)
         sched = SchedulerConfig(budget.max_num_seqs, budget.max_num_batched_tokens, info.context_length)
-        self.scheduler = Scheduler(sched, self.blocks)
+        self.speculator = Speculator(speculative) if speculative is not None and speculative.enabled else None
+        self.scheduler = Scheduler(sched, self.blocks, self.speculator)
         self.runner = ModelRunner.create(model, budget, plan)
         self._weight_bytes = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
         self._incoming: queue.Queue[tuple[Seq, ThreadedGeneration]] = queue.Queue()
@@ -83,6 +86,8 @@ class PagedEngine:
             "prefix_cache_hits": bm.prefix_hits,
             "preemptions": self.scheduler.num_preemptions,
             "device_memory_bytes": self._memory_bytes(),
+            "spec_drafted_tokens": self.speculator.drafted if self.speculator else 0,
+            "spec_accepted_tokens": self.speculator.accepted if self.speculator else 0,
             "device": self.info.device,
             **constraint_stats(),
         }
@@ -161,26 +166,43 @@ class PagedEngine:
         if out.is_empty:
             return
         generators = {rid: entry[2] for rid, entry in self._live.items()}
-        sampled = self.runner.step(out, generators)
-        constrained = [(m, t) for rid, t in sampled.items() if (m := self._live[rid][0].matcher) is not None]
-        if constrained:
-            consume_all(constrained)
-        finished = {seq.request_id for seq in self.scheduler.update(out, sampled)}
+        if out.num_drafted:  # speculative: some sequences verify drafted tokens
+            sampled, verified = self.runner.verify(out, generators)
+        else:
+            sampled, verified = self.runner.step(out, generators), {}
+        finished = {seq.request_id for seq in self.scheduler.update(out, sampled, verified)}
+        self._consume_constrained(sampled, verified)  # after update: it cuts `verified` at a stop
+        emitted = {rid: [token] for rid, token in sampled.items()} | verified  # verified: as kept
         with one_wakeup():  # the step's tokens reach the event loop together, in one wake-up
             for s in out.scheduled:  # the first time only: what the prefix cache served, before any token
                 self._live[s.seq.request_id][1].admit_threadsafe(s.seq.num_cached_tokens)
-            for rid, token in sampled.items():
+            for rid, tokens in emitted.items():
                 seq, generation, _ = self._live[rid]
-                self._tokens_generated += 1
-                event = TokenEvent(token, seq.finish_reason if rid in finished else None)
+                self._tokens_generated += len(tokens)
                 if rid in finished:
                     del self._live[rid]
-                if not generation.deliver_threadsafe(event) and rid not in finished:
+                delivered = True
+                for i, token in enumerate(tokens):
+                    last = rid in finished and i == len(tokens) - 1
+                    delivered = generation.deliver_threadsafe(TokenEvent(token, seq.finish_reason if last else None))
+                if not delivered and rid not in finished:
                     self._cancels.put(rid)
 
 
+    def _consume_constrained(self, sampled: dict[str, int], verified: dict[str, list[int]]) -> None:
+        """Constrained sequences' matchers move past the tokens the step gave them."""
+        pairs = [(m, t) for rid, t in sampled.items() if (m := self._live[rid][0].matcher) is not None]
+        if pairs:
+            consume_all(pairs)
+        for rid, tokens in verified.items():
+            matcher = self._live[rid][0].matcher
+            if matcher is not None:
+                for token in tokens:
+                    matcher.consume(token)
+
+
 def build_paged_engine(model: Transformer, info: EngineInfo, block_size: int = 16,
-                       plan: KernelPlan | None = None) -> PagedEngine:
+                       plan: KernelPlan | None = None, speculative: SpeculativeConfig | None = None) -> PagedEngine:
     """The factory's entry: size the cache from what is free once the weights are loaded; the
     kernels are `plan`'s (None: the device's default_plan, built once in ModelRunner.create)."""
     dtype_bytes = model.embedding.weight.element_size()
@@ -188,4 +210,4 @@ def build_paged_engine(model: Transformer, info: EngineInfo, block_size: int = 1
     log.info("paged engine: %d KV blocks of %d tokens (%.1f GiB), %d sequences, %d tokens per step",
              budget.num_blocks, block_size, budget.kv_bytes / 2**30, budget.max_num_seqs,
              budget.max_num_batched_tokens)
-    return PagedEngine(model, budget, info, plan)
+    return PagedEngine(model, budget, info, plan, speculative)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from codexpc.engine.api import FinishReason, SamplingParams
+from codexpc.engine.speculative.policy import DraftState
 
 if TYPE_CHECKING:
     from codexpc.constrain.matcher import SequenceMatcher
@@ -42,6 +43,7 @@ class Sequence:
     finish_reason: FinishReason | None = None
     num_preemptions: int = 0
     matcher: SequenceMatcher | None = None  # params.constraint's state (constrained decoding)
+    draft_state: DraftState | None = None  # speculative decoding's per-sequence state, when it is on
 
     @property
     def num_tokens(self) -> int:

@@ -1,0 +1,1 @@
+"""Speculative decoding from the conversation itself: no draft model (docs/speculative-decoding.md)."""
