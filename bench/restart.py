@@ -217,9 +217,8 @@ def run(checkpoint: Path, device: str, restarts: int, scratch: Path) -> Report:
 def _checkpoint(args: argparse.Namespace, scratch: Path) -> Path:
     if args.checkpoint:
         return Path(args.checkpoint)
-    from codexpc.engine.model_config import GPT_OSS_20B, TINY
-
     from codexpc.checkpoint import write_checkpoint
+    from codexpc.engine.model_config import GPT_OSS_20B, TINY
 
     config = {"tiny": TINY, "20b": GPT_OSS_20B}[args.size]
     return Path(write_checkpoint(config, "original", scratch / f"random-{args.size}", seed=0))
