@@ -41,7 +41,8 @@ from codexpc.harmony.decoder import HarmonyDecoder, stop_token_ids
 from codexpc.harmony.encoding import load_encoding
 from codexpc.harmony.tools import ToolRegistry
 from codexpc.server import sse
-from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
+from codexpc.server.response_object import ResponseMeta
+from codexpc.server.responses_stream import ResponsesStream
 from codexpc.server.usage import Usage
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "codex-0.169" / "responses-request-turn1.json"

@@ -20,7 +20,8 @@ from codexpc.harmony.events import (
     ToolCallError,
 )
 from codexpc.server import sse
-from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
+from codexpc.server.response_object import ResponseMeta
+from codexpc.server.responses_stream import ResponsesStream
 from codexpc.server.usage import Usage
 
 STRICT = TypeAdapter(ResponseStreamEvent)

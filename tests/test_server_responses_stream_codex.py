@@ -16,7 +16,8 @@ from codexpc.harmony.events import CustomToolInputDelta, CustomToolInputDone
 from codexpc.harmony.tools import registry_from_responses
 from codexpc.server import sse
 from codexpc.server.reasoning_summary import SummaryTitler, title_of
-from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
+from codexpc.server.response_object import ResponseMeta
+from codexpc.server.responses_stream import ResponsesStream
 from codexpc.server.session import Usage
 
 PATCH = "*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch\n"

@@ -21,7 +21,8 @@ from codexpc.harmony.events import Event, Stop, TextDelta, ToolArgumentsDelta
 from codexpc.harmony.render import RenderOptions, render_responses
 from codexpc.server.app import create_app
 from codexpc.server.request import RequestLimits, Sampling, parse_chat, parse_responses
-from codexpc.server.responses_stream import ResponseMeta, ResponsesStream
+from codexpc.server.response_object import ResponseMeta
+from codexpc.server.responses_stream import ResponsesStream
 from codexpc.server.runtime import Runtime
 from codexpc.server.session import Session, merge_deltas
 

@@ -33,7 +33,8 @@ from codexpc.server.lmstudio_routes import lmstudio_router, model_cards
 from codexpc.server.ollama_routes import ollama_router
 from codexpc.server.openapi import openapi_document
 from codexpc.server.request import parse_chat, parse_responses
-from codexpc.server.responses_stream import DEFAULT_TEXT, ResponseMeta, ResponsesStream
+from codexpc.server.response_object import DEFAULT_TEXT, ResponseMeta
+from codexpc.server.responses_stream import ResponsesStream
 from codexpc.server.runtime import Runtime
 from codexpc.server.session import Session
 from codexpc.server.stored_routes import stored_router
