@@ -17,14 +17,14 @@ from pydantic import TypeAdapter
 from codexpc.engine.api import SamplingParams, TokenEvent
 from codexpc.engine.scripted import ScriptedEngine, ScriptedGeneration, fixed_scripts
 from codexpc.errors import RequestError
-from codexpc.harmony.events import Event, Stop, TextDelta, ToolArgumentsDelta
+from codexpc.harmony.events import Event, Stop, TextDelta, ToolArgumentsDelta, merge_deltas
 from codexpc.harmony.render import RenderOptions, render_responses
 from codexpc.server.app import create_app
 from codexpc.server.request import RequestLimits, Sampling, parse_chat, parse_responses
 from codexpc.server.response_object import ResponseMeta
 from codexpc.server.responses_stream import ResponsesStream
 from codexpc.server.runtime import Runtime
-from codexpc.server.session import Session, merge_deltas
+from codexpc.server.session import Session
 
 STRICT: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
 LINES = [

@@ -123,3 +123,18 @@ Event = (
     MessageStarted | TextDelta | ToolArgumentsDelta | ToolArgumentsDone | CustomToolInputDelta | CustomToolInputDone
     | MessageDone | DecodeError | Stop
 )
+
+
+def merge_deltas(events: list[Event]) -> list[Event]:
+    """Consecutive deltas of one message as one delta."""
+    merged: list[Event] = []
+    for event in events:
+        last = merged[-1] if merged else None
+        if type(event) is TextDelta and type(last) is TextDelta and last.kind == event.kind:
+            merged[-1] = TextDelta(event.kind, event.channel, last.text + event.text)
+        elif (type(event) is ToolArgumentsDelta and type(last) is ToolArgumentsDelta
+              and last.recipient == event.recipient):
+            merged[-1] = ToolArgumentsDelta(event.recipient, last.text + event.text)
+        else:
+            merged.append(event)
+    return merged

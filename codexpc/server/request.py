@@ -10,7 +10,6 @@ naming the parameter, before anything is rendered or queued.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from codexpc.efforts import Level, level_of
 from codexpc.errors import RequestError
 from codexpc.server.body import parse_body
 from codexpc.server.request_checks import check_responses_body
+from codexpc.server.request_fields import count, flag, number, optional
 
 # What a torch.Generator takes (a signed or unsigned 64-bit integer); a bigger seed overflows it.
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
@@ -139,18 +139,18 @@ def parse_responses(raw: bytes, limits: RequestLimits) -> ResponsesRequest:
     _check_counts(body, "input", limits)
     sampling = _sampling(body, limits, "max_output_tokens")
     reasoning = _reasoning(body)
-    text = _optional(body, "text", dict, "an object")
+    text = optional(body, "text", dict, "an object")
     text_format = _text_format((text or {}).get("format"), "text.format")
     echo = ResponsesEcho(
         tools=body.get("tools") or [], tool_choice=body["tool_choice"] if body.get("tool_choice") is not None
-        else "auto", parallel_tool_calls=_flag(body, "parallel_tool_calls", True), reasoning=reasoning,
+        else "auto", parallel_tool_calls=flag(body, "parallel_tool_calls", True), reasoning=reasoning,
         metadata=_metadata(body), max_output_tokens=body.get("max_output_tokens"),
         temperature=sampling.temperature, top_p=sampling.top_p,
-        instructions=_optional(body, "instructions", str, "a string"), text=text,
-        store=_flag(body, "store", True), previous_response_id=body.get("previous_response_id"),
-        prompt_cache_key=_optional(body, "prompt_cache_key", str, "a string"))
+        instructions=optional(body, "instructions", str, "a string"), text=text,
+        store=flag(body, "store", True), previous_response_id=body.get("previous_response_id"),
+        prompt_cache_key=optional(body, "prompt_cache_key", str, "a string"))
     effort = reasoning.get("effort") if reasoning else None
-    return ResponsesRequest(body=body, model=_model(body), stream=_flag(body, "stream", False), sampling=sampling,
+    return ResponsesRequest(body=body, model=_model(body), stream=flag(body, "stream", False), sampling=sampling,
                             effort=level_of(effort) if effort is not None else None,
                             text_format=text_format, echo=echo)
 
@@ -159,15 +159,15 @@ def parse_chat(raw: bytes, limits: RequestLimits) -> ChatRequest:
     """POST /v1/chat/completions's body, checked."""
     body = _object(raw, limits)
     _check_counts(body, "messages", limits)
-    options = _optional(body, "stream_options", dict, "an object") or {}
+    options = optional(body, "stream_options", dict, "an object") or {}
     effort = body.get("reasoning_effort")
-    return ChatRequest(body=body, model=_model(body), stream=_flag(body, "stream", False),
+    return ChatRequest(body=body, model=_model(body), stream=flag(body, "stream", False),
                        sampling=_sampling(body, limits, "max_tokens", "max_completion_tokens"),
                        effort=level_of(effort, "reasoning_effort") if effort is not None else None,
-                       include_usage=_flag(options, "include_usage", False, "stream_options.include_usage"),
+                       include_usage=flag(options, "include_usage", False, "stream_options.include_usage"),
                        text_format=_chat_format(body.get("response_format")),
                        tool_choice=_chat_tool_choice(body.get("tool_choice")),
-                       prompt_cache_key=_optional(body, "prompt_cache_key", str, "a string"))
+                       prompt_cache_key=optional(body, "prompt_cache_key", str, "a string"))
 
 
 def _chat_tool_choice(choice: Any) -> Any:
@@ -192,47 +192,14 @@ def _object(raw: bytes, limits: RequestLimits) -> dict[str, Any]:
 
 
 def _model(body: Mapping[str, Any]) -> str | None:
-    return _optional(body, "model", str, "a string")
-
-
-def _optional(body: Mapping[str, Any], key: str, kind: type, what: str, param: str | None = None) -> Any:
-    # null is "not given", as in OpenAI's API (its SDKs send it for unset options).
-    value = body.get(key)
-    if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is not bool):
-        raise RequestError(f"{param or key} must be {what}", param=param or key)
-    return value
-
-
-def _flag(body: Mapping[str, Any], key: str, default: bool, param: str | None = None) -> bool:
-    value = _optional(body, key, bool, "a boolean", param)
-    return default if value is None else bool(value)
-
-
-def _number(body: Mapping[str, Any], key: str, low: float, high: float, default: float) -> float:
-    value = body.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RequestError(f"{key} must be a number", param=key)
-    if not low <= value <= high:
-        raise RequestError(f"{key} must be between {low} and {high}", param=key)
-    return float(value)
-
-
-def _count(body: Mapping[str, Any], key: str) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RequestError(f"{key} must be a positive integer", param=key)
-    return value
+    return optional(body, "model", str, "a string")
 
 
 def _sampling(body: Mapping[str, Any], limits: RequestLimits, *max_keys: str) -> Sampling:
     """Sampling options of a Responses (`max_output_tokens`) or Chat (`max_tokens`...) body."""
     caps = []
     for key in max_keys:
-        requested = _count(body, key)
+        requested = count(body, key)
         if requested is not None:
             if limits.max_output_tokens is not None and requested > limits.max_output_tokens:
                 raise RequestError(f"{key} must be at most {limits.max_output_tokens}", param=key)
@@ -242,11 +209,11 @@ def _sampling(body: Mapping[str, Any], limits: RequestLimits, *max_keys: str) ->
         raise RequestError("seed must be an integer", param="seed")
     if seed is not None and not SEED_MIN <= seed <= SEED_MAX:
         raise RequestError(f"seed must be between {SEED_MIN} and {SEED_MAX}", param="seed")
-    top_p = _number(body, "top_p", 0.0, 1.0, 1.0)
+    top_p = number(body, "top_p", 0.0, 1.0, 1.0)
     if top_p == 0:
         raise RequestError("top_p must be greater than 0", param="top_p")
     return Sampling(max_output_tokens=min(caps) if caps else limits.default_max_output_tokens,
-                    temperature=_number(body, "temperature", 0.0, 2.0, 1.0), top_p=top_p, seed=seed)
+                    temperature=number(body, "temperature", 0.0, 2.0, 1.0), top_p=top_p, seed=seed)
 
 
 def _check_counts(body: Mapping[str, Any], items_key: str, limits: RequestLimits) -> None:
@@ -269,19 +236,20 @@ def _check_counts(body: Mapping[str, Any], items_key: str, limits: RequestLimits
 
 
 def _refuse_stored_state(body: Mapping[str, Any]) -> None:
-    # Nothing is stored here yet (Codex sends store: false and the whole conversation each turn);
-    # silently ignoring these would answer a different question than the one asked.
-    for key in ("conversation",):  # previous_response_id: codexpc.store resolves it (app.py)
+    # Conversations (the Conversations API's objects) are not kept, only responses (codexpc.store
+    # resolves previous_response_id in app.py); ignoring these would answer another question.
+    for key in ("conversation",):
         if body.get(key) is not None:
-            raise RequestError(f"{key} is not supported: this server stores no responses; send the whole "
-                               "conversation in input", param=key, code="unsupported_parameter")
+            raise RequestError(f"{key} is not supported: this server keeps no conversations; continue one "
+                               "with previous_response_id or send it whole in input", param=key,
+                               code="unsupported_parameter")
     if body.get("background"):
         raise RequestError("background responses are not supported", param="background",
                            code="unsupported_parameter")
 
 
 def _reasoning(body: Mapping[str, Any]) -> dict[str, Any] | None:
-    reasoning = _optional(body, "reasoning", dict, "an object")
+    reasoning = optional(body, "reasoning", dict, "an object")
     if reasoning is None:
         return None
     effort = reasoning.get("effort")
@@ -313,8 +281,8 @@ def _text_format(value: Any, param: str) -> TextFormat:
     schema = value.get("schema")
     if not isinstance(schema, dict):
         raise RequestError(f"{param}.schema must be a JSON schema object", param=f"{param}.schema")
-    name = _optional(value, "name", str, "a string", f"{param}.name")
-    return TextFormat("json_schema", name, schema, _flag(value, "strict", False, f"{param}.strict"))
+    name = optional(value, "name", str, "a string", f"{param}.name")
+    return TextFormat("json_schema", name, schema, flag(value, "strict", False, f"{param}.strict"))
 
 
 def _chat_format(value: Any) -> TextFormat:

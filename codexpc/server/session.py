@@ -36,8 +36,8 @@ from codexpc.harmony.events import (
     MessageStarted,
     Stop,
     TextDelta,
-    ToolArgumentsDelta,
     ToolArgumentsDone,
+    merge_deltas,
 )
 from codexpc.harmony.render import RenderedPrompt
 from codexpc.server.request import OutputShape, Sampling
@@ -49,21 +49,6 @@ if TYPE_CHECKING:  # llguidance is loaded only where constrained decoding is on
     from codexpc.constrain.matcher import Constraint
 
 log = logging.getLogger("codexpc.session")
-
-
-def merge_deltas(events: list[Event]) -> list[Event]:
-    """Consecutive deltas of one message as one delta."""
-    merged: list[Event] = []
-    for event in events:
-        last = merged[-1] if merged else None
-        if type(event) is TextDelta and type(last) is TextDelta and last.kind == event.kind:
-            merged[-1] = TextDelta(event.kind, event.channel, last.text + event.text)
-        elif (type(event) is ToolArgumentsDelta and type(last) is ToolArgumentsDelta
-              and last.recipient == event.recipient):
-            merged[-1] = ToolArgumentsDelta(event.recipient, last.text + event.text)
-        else:
-            merged.append(event)
-    return merged
 
 
 class Session:
